@@ -1,0 +1,216 @@
+import KlevrCore
+
+// The agent side of the API: enrollment and the sync exchange.
+//
+// The sync exchange is shaped for relaying: a request carries reports for a batch of agents and the
+// answer carries runs and cancels for several agents, so a zone primary can later carry the whole
+// zone's traffic in one long-poll. Today every agent reports for itself.
+
+/// Facts an agent reports about its host.
+public struct HostFacts: Codable, Sendable, Equatable {
+    public var hostname: String
+    public var os: String
+    public var version: String
+    public var addresses: [String]
+    public init(hostname: String, os: String, version: String, addresses: [String]) {
+        self.hostname = hostname
+        self.os = os
+        self.version = version
+        self.addresses = addresses
+    }
+}
+
+/// `POST /api/v1/agent/enroll`: the only agent call without a credential; it needs a zone key.
+public struct EnrollRequest: Codable, Sendable {
+    public var zone: String
+    public var enrollKey: String
+    /// The agent's Ed25519 public key, base64 (32 bytes).
+    public var publicKey: String
+    public var facts: HostFacts
+    public init(zone: String, enrollKey: String, publicKey: String, facts: HostFacts) {
+        self.zone = zone
+        self.enrollKey = enrollKey
+        self.publicKey = publicKey
+        self.facts = facts
+    }
+}
+
+/// The agent's identity, returned once.
+public struct EnrollResponse: Codable, Sendable {
+    public var agentId: String
+    public var credential: String
+    public var zone: String
+    public var heartbeatSeconds: Int
+    public init(agentId: String, credential: String, zone: String, heartbeatSeconds: Int) {
+        self.agentId = agentId
+        self.credential = credential
+        self.zone = zone
+        self.heartbeatSeconds = heartbeatSeconds
+    }
+}
+
+/// An agent recorded the start of a run.
+public struct RunStarted: Codable, Sendable, Equatable {
+    public var runId: String
+    public var at: Int64
+    public init(runId: String, at: Int64) {
+        self.runId = runId
+        self.at = at
+    }
+}
+
+/// A piece of a run's output; `seq` numbers the chunks of one run from 1 without gaps.
+public struct LogChunk: Codable, Sendable, Equatable {
+    public var runId: String
+    public var seq: Int64
+    public var stream: String
+    public var data: String
+    public var at: Int64
+    public init(runId: String, seq: Int64, stream: String, data: String, at: Int64) {
+        self.runId = runId
+        self.seq = seq
+        self.stream = stream
+        self.data = data
+        self.at = at
+    }
+}
+
+/// A run's final outcome.
+public struct RunResult: Codable, Sendable, Equatable {
+    public var runId: String
+    public var outcome: RunOutcome
+    public var exitCode: Int?
+    public var reason: String?
+    /// What the last step wrote to `$KLEVR_RESULT_FILE` (at most 64 KiB).
+    public var result: String?
+    public var finishedAt: Int64
+    public init(runId: String, outcome: RunOutcome, exitCode: Int?, reason: String?, result: String?, finishedAt: Int64) {
+        self.runId = runId
+        self.outcome = outcome
+        self.exitCode = exitCode
+        self.reason = reason
+        self.result = result
+        self.finishedAt = finishedAt
+    }
+}
+
+/// What one agent reports in a sync.
+public struct AgentReport: Codable, Sendable {
+    public var agentId: String
+    public var facts: HostFacts?
+    public var started: [RunStarted]
+    public var logs: [LogChunk]
+    public var results: [RunResult]
+    public init(agentId: String, facts: HostFacts? = nil, started: [RunStarted] = [], logs: [LogChunk] = [], results: [RunResult] = []) {
+        self.agentId = agentId
+        self.facts = facts
+        self.started = started
+        self.logs = logs
+        self.results = results
+    }
+
+    /// Whether the report carries anything besides the heartbeat.
+    public var isEmpty: Bool { started.isEmpty && logs.isEmpty && results.isEmpty }
+}
+
+/// `POST /api/v1/agent/sync`.
+public struct SyncRequest: Codable, Sendable {
+    /// Hold the answer (up to the manager's long-poll limit) until a run or cancel is ready.
+    public var wait: Bool
+    public var reports: [AgentReport]
+    public init(wait: Bool, reports: [AgentReport]) {
+        self.wait = wait
+        self.reports = reports
+    }
+}
+
+/// A run handed to an agent: everything it needs to execute it.
+public struct RunEnvelope: Codable, Sendable, Equatable {
+    public var runId: String
+    public var taskId: String
+    public var agentId: String
+    public var zone: String
+    public var steps: [StepSpec]
+    public var params: [String: String]
+    public var timeoutSeconds: Int
+    public var issuedAt: Int64
+    public init(
+        runId: String, taskId: String, agentId: String, zone: String, steps: [StepSpec], params: [String: String],
+        timeoutSeconds: Int, issuedAt: Int64
+    ) {
+        self.runId = runId
+        self.taskId = taskId
+        self.agentId = agentId
+        self.zone = zone
+        self.steps = steps
+        self.params = params
+        self.timeoutSeconds = timeoutSeconds
+        self.issuedAt = issuedAt
+    }
+}
+
+/// An order to stop a run.
+public struct CancelOrder: Codable, Sendable, Equatable {
+    public var agentId: String
+    public var runId: String
+    public init(agentId: String, runId: String) {
+        self.agentId = agentId
+        self.runId = runId
+    }
+}
+
+/// What the manager has durably stored from a report; the agent may drop these from its outbox.
+public struct SyncAcks: Codable, Sendable, Equatable {
+    public var started: [String]
+    /// Per run, the highest log `seq` stored (all lower ones are stored too).
+    public var logs: [String: Int64]
+    public var results: [String]
+    /// Reports the manager refused for good (unknown run, illegal transition) with the reason; the
+    /// agent drops them too, they can never be accepted.
+    public var rejected: [String: String]
+    public init(started: [String] = [], logs: [String: Int64] = [:], results: [String] = [], rejected: [String: String] = [:]) {
+        self.started = started
+        self.logs = logs
+        self.results = results
+        self.rejected = rejected
+    }
+}
+
+/// The answer to a sync.
+public struct SyncResponse: Codable, Sendable {
+    public var acks: SyncAcks
+    public var runs: [RunEnvelope]
+    public var cancels: [CancelOrder]
+    public var heartbeatSeconds: Int
+    public init(acks: SyncAcks, runs: [RunEnvelope], cancels: [CancelOrder], heartbeatSeconds: Int) {
+        self.acks = acks
+        self.runs = runs
+        self.cancels = cancels
+        self.heartbeatSeconds = heartbeatSeconds
+    }
+}
+
+/// An RFC 9457 problem document, as every error of the API is returned.
+public struct ProblemDocument: Codable, Sendable, Error {
+    /// One invalid field.
+    public struct FieldError: Codable, Sendable, Equatable {
+        public var field: String
+        public var message: String
+        public init(field: String, message: String) {
+            self.field = field
+            self.message = message
+        }
+    }
+    public var type: String
+    public var title: String
+    public var status: Int
+    public var detail: String
+    public var errors: [FieldError]?
+    public init(type: String, title: String, status: Int, detail: String, errors: [FieldError]? = nil) {
+        self.type = type
+        self.title = title
+        self.status = status
+        self.detail = detail
+        self.errors = errors
+    }
+}

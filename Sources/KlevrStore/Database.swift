@@ -1,0 +1,106 @@
+import Logging
+import NIOCore
+import PostgresKit
+import PostgresNIO
+import SQLKit
+import SQLiteKit
+import SQLiteNIO
+import ServiceLifecycle
+
+/// The manager's connection to SQLite or PostgreSQL, with one code path for both through SQLKit.
+///
+/// Run it as a `Service`: for PostgreSQL it runs the connection pool, for SQLite it closes the
+/// connection at shutdown. Every statement goes through ``read(_:)`` or ``transaction(_:)``.
+public final class Database: Service, Sendable {
+    enum Backend: Sendable {
+        case sqlite(SQLiteConnection, AsyncLock)
+        case postgres(PostgresClient)
+    }
+
+    let backend: Backend
+    let logger: Logger
+
+    init(backend: Backend, logger: Logger) {
+        self.backend = backend
+        self.logger = logger
+    }
+
+    /// Opens the database. SQLite files are created (with their directory) and put in WAL mode.
+    public static func open(_ url: DatabaseURL, logger: Logger) async throws -> Database {
+        switch url {
+        case .sqlite(let path):
+            let connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+            let db = connection.sql(queryLogLevel: nil)
+            for pragma in ["PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON", "PRAGMA busy_timeout=5000"] {
+                try await db.raw(SQLQueryString(pragma)).run()
+            }
+            return Database(backend: .sqlite(connection, AsyncLock()), logger: logger)
+        case .postgres(let host, let port, let username, let password, let database):
+            var configuration = PostgresClient.Configuration(
+                host: host, port: port, username: username, password: password, database: database, tls: .disable)
+            configuration.options.maximumConnections = 20
+            let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+            return Database(backend: .postgres(client), logger: logger)
+        }
+    }
+
+    /// Whether this is the PostgreSQL engine (for the few statements whose SQL differs).
+    public var isPostgres: Bool {
+        if case .postgres = backend { return true }
+        return false
+    }
+
+    public func run() async throws {
+        switch backend {
+        case .postgres(let client):
+            await client.run()
+        case .sqlite:
+            try? await gracefulShutdown()
+            await close()
+        }
+    }
+
+    /// Closes an SQLite connection (PostgreSQL pools close when their `run()` ends).
+    public func close() async {
+        if case .sqlite(let connection, let lock) = backend {
+            await lock.lock()
+            try? await connection.close()
+            await lock.unlock()
+        }
+    }
+
+    /// Runs statements that need no atomicity across them.
+    public func read<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+        switch backend {
+        case .sqlite(let connection, let lock):
+            await lock.lock()
+            do {
+                let value = try await body(connection.sql(queryLogLevel: nil))
+                await lock.unlock()
+                return value
+            } catch {
+                await lock.unlock()
+                throw error
+            }
+        case .postgres(let client):
+            return try await client.withConnection { connection in
+                try await body(connection.sql(queryLogLevel: nil))
+            }
+        }
+    }
+
+    /// Runs `body` in one transaction: all of its statements are applied, or none.
+    public func transaction<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+        try await read { db in
+            try await db.raw("BEGIN").run()
+            do {
+                let value = try await body(db)
+                try await db.raw("COMMIT").run()
+                return value
+            } catch {
+                try? await db.raw("ROLLBACK").run()
+                throw error
+            }
+        }
+    }
+}

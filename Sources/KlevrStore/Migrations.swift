@@ -1,0 +1,90 @@
+import KlevrCore
+import SQLKit
+
+/// The numbered schema migrations. A migration is never edited after it has landed; changes are new
+/// migrations. Types are the common subset of SQLite and PostgreSQL: TEXT, BIGINT, INTEGER; times are
+/// epoch milliseconds; JSON is TEXT.
+enum Migrations {
+    static let all: [(version: Int, statements: [String])] = [
+        (1, [
+            """
+            CREATE TABLE users (
+                id TEXT PRIMARY KEY, username TEXT NOT NULL UNIQUE, password_hash TEXT NOT NULL,
+                role TEXT NOT NULL, created_at BIGINT NOT NULL)
+            """,
+            """
+            CREATE TABLE sessions (
+                token_hash TEXT PRIMARY KEY, user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                csrf TEXT NOT NULL, created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL)
+            """,
+            """
+            CREATE TABLE api_tokens (
+                id TEXT PRIMARY KEY, user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE, name TEXT NOT NULL,
+                token_hash TEXT NOT NULL UNIQUE, created_at BIGINT NOT NULL, last_used_at BIGINT)
+            """,
+            """
+            CREATE TABLE zones (
+                id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, description TEXT NOT NULL, created_at BIGINT NOT NULL)
+            """,
+            """
+            CREATE TABLE enroll_keys (
+                id TEXT PRIMARY KEY, zone_id TEXT NOT NULL REFERENCES zones(id) ON DELETE CASCADE,
+                key_hash TEXT NOT NULL UNIQUE, prefix TEXT NOT NULL, created_at BIGINT NOT NULL,
+                expires_at BIGINT, revoked_at BIGINT)
+            """,
+            """
+            CREATE TABLE agents (
+                id TEXT PRIMARY KEY, zone_id TEXT NOT NULL REFERENCES zones(id) ON DELETE CASCADE,
+                hostname TEXT NOT NULL, os TEXT NOT NULL, version TEXT NOT NULL, addresses TEXT NOT NULL,
+                public_key TEXT NOT NULL, credential_hash TEXT NOT NULL UNIQUE, enrolled_at BIGINT NOT NULL,
+                last_seen_at BIGINT NOT NULL, retired_at BIGINT)
+            """,
+            "CREATE INDEX agents_zone ON agents(zone_id)",
+            """
+            CREATE TABLE tasks (
+                id TEXT PRIMARY KEY, name TEXT NOT NULL, zone_id TEXT NOT NULL REFERENCES zones(id) ON DELETE CASCADE,
+                target TEXT NOT NULL, steps TEXT NOT NULL, params TEXT NOT NULL, timeout_seconds BIGINT NOT NULL,
+                created_at BIGINT NOT NULL, created_by TEXT NOT NULL, canceled_at BIGINT)
+            """,
+            "CREATE INDEX tasks_created ON tasks(created_at)",
+            """
+            CREATE TABLE runs (
+                id TEXT PRIMARY KEY, task_id TEXT NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,
+                agent_id TEXT NOT NULL REFERENCES agents(id) ON DELETE CASCADE, zone_id TEXT NOT NULL,
+                status TEXT NOT NULL, reason TEXT, exit_code BIGINT, result TEXT,
+                cancel_requested INTEGER NOT NULL DEFAULT 0, cancel_sent_at BIGINT,
+                created_at BIGINT NOT NULL, dispatched_at BIGINT, started_at BIGINT, finished_at BIGINT)
+            """,
+            "CREATE INDEX runs_agent_status ON runs(agent_id, status)",
+            "CREATE INDEX runs_task ON runs(task_id)",
+            "CREATE INDEX runs_created ON runs(created_at)",
+            """
+            CREATE TABLE run_logs (
+                run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, seq BIGINT NOT NULL,
+                stream TEXT NOT NULL, data TEXT NOT NULL, at BIGINT NOT NULL, PRIMARY KEY (run_id, seq))
+            """,
+        ])
+    ]
+
+    /// Applies the migrations this database has not seen yet, each in its own transaction.
+    static func migrate(_ database: Database) async throws {
+        try await database.read { db in
+            try await db.raw(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)"
+            ).run()
+        }
+        let applied = try await database.read { db in
+            try await db.raw("SELECT version FROM schema_migrations").all().map { try $0.decode(column: "version", as: Int64.self) }
+        }
+        for migration in all where !applied.contains(Int64(migration.version)) {
+            try await database.transaction { db in
+                for statement in migration.statements {
+                    try await db.raw(SQLQueryString(statement)).run()
+                }
+                try await db.raw(
+                    "INSERT INTO schema_migrations (version, applied_at) VALUES (\(bind: Int64(migration.version)), \(bind: Clock.nowMillis()))"
+                ).run()
+            }
+        }
+    }
+}

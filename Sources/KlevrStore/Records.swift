@@ -1,0 +1,128 @@
+import KlevrCore
+
+/// A stored user.
+public struct UserRecord: Sendable, Equatable {
+    public var id: String
+    public var username: String
+    public var passwordHash: String
+    public var role: Role
+    public var createdAt: Int64
+}
+
+/// A stored zone with the number of its agents that are not retired.
+public struct ZoneRecord: Sendable, Equatable {
+    public var id: String
+    public var name: String
+    public var description: String
+    public var createdAt: Int64
+    public var agents: Int
+}
+
+/// A stored enrollment key (its hash only).
+public struct EnrollKeyRecord: Sendable, Equatable {
+    public var id: String
+    public var zoneID: String
+    public var zoneName: String
+    public var prefix: String
+    public var createdAt: Int64
+    public var expiresAt: Int64?
+    public var revokedAt: Int64?
+}
+
+/// A stored agent.
+public struct AgentRecord: Sendable, Equatable {
+    public var id: String
+    public var zoneID: String
+    public var zoneName: String
+    public var hostname: String
+    public var os: String
+    public var version: String
+    public var addresses: [String]
+    public var publicKey: String
+    public var enrolledAt: Int64
+    public var lastSeenAt: Int64
+    public var retiredAt: Int64?
+}
+
+/// A stored task (its steps, parameters and target as the operator gave them).
+public struct TaskRecord: Sendable, Equatable {
+    public var id: String
+    public var name: String
+    public var zoneID: String
+    public var zoneName: String
+    public var targetJSON: String
+    public var stepsJSON: String
+    public var paramsJSON: String
+    public var timeoutSeconds: Int
+    public var createdAt: Int64
+    public var createdBy: String
+    public var canceledAt: Int64?
+}
+
+/// A stored run.
+public struct RunRecord: Sendable, Equatable {
+    public var id: String
+    public var taskID: String
+    public var agentID: String
+    public var zoneID: String
+    public var zoneName: String
+    public var status: RunStatus
+    public var reason: String?
+    public var exitCode: Int?
+    public var result: String?
+    public var cancelRequested: Bool
+    public var createdAt: Int64
+    public var dispatchedAt: Int64?
+    public var startedAt: Int64?
+    public var finishedAt: Int64?
+}
+
+/// A stored piece of a run's output.
+public struct LogRecord: Sendable, Equatable {
+    public var seq: Int64
+    public var stream: String
+    public var data: String
+    public var at: Int64
+}
+
+/// A run ready to be handed to its agent, with what the agent needs to execute it.
+public struct PendingRun: Sendable, Equatable {
+    public var run: RunRecord
+    public var task: TaskRecord
+}
+
+/// Filters for listing runs.
+public struct RunFilter: Sendable {
+    public var taskID: String?
+    public var agentID: String?
+    public var zoneName: String?
+    public var status: RunStatus?
+    public init(taskID: String? = nil, agentID: String? = nil, zoneName: String? = nil, status: RunStatus? = nil) {
+        self.taskID = taskID
+        self.agentID = agentID
+        self.zoneName = zoneName
+        self.status = status
+    }
+}
+
+/// A position in a newest-first list: the creation time and id of the last item seen.
+public struct Cursor: Sendable, Equatable {
+    public var createdAt: Int64
+    public var id: String
+
+    public init(createdAt: Int64, id: String) {
+        self.createdAt = createdAt
+        self.id = id
+    }
+
+    /// Reads the opaque cursor string of the API; nil when it is not one.
+    public init?(_ text: String) {
+        let parts = text.split(separator: "_", maxSplits: 1)
+        guard parts.count == 2, let createdAt = Int64(parts[0]), Validation.isValidID(String(parts[1])) else { return nil }
+        self.createdAt = createdAt
+        self.id = String(parts[1])
+    }
+
+    /// The opaque cursor string of the API.
+    public var text: String { "\(createdAt)_\(id)" }
+}

@@ -1,0 +1,167 @@
+import KlevrCore
+import SQLKit
+
+extension Store {
+    // MARK: - Tasks and runs
+
+    /// Stores a task and one queued run per target agent, atomically. Returns the run ids.
+    public func createTask(_ task: TaskRecord, agentIDs: [String]) async throws -> [String] {
+        try await database.transaction { db in
+            try await db.raw(
+                """
+                INSERT INTO tasks (id, name, zone_id, target, steps, params, timeout_seconds, created_at, created_by)
+                VALUES (\(bind: task.id), \(bind: task.name), \(bind: task.zoneID), \(bind: task.targetJSON), \(bind: task.stepsJSON),
+                \(bind: task.paramsJSON), \(bind: Int64(task.timeoutSeconds)), \(bind: task.createdAt), \(bind: task.createdBy))
+                """
+            ).run()
+            var runIDs: [String] = []
+            for agentID in agentIDs {
+                let runID = Secrets.newID()
+                try await db.raw(
+                    """
+                    INSERT INTO runs (id, task_id, agent_id, zone_id, status, created_at)
+                    VALUES (\(bind: runID), \(bind: task.id), \(bind: agentID), \(bind: task.zoneID), 'queued', \(bind: task.createdAt))
+                    """
+                ).run()
+                runIDs.append(runID)
+            }
+            return runIDs
+        }
+    }
+
+    static let taskSelect = "SELECT t.*, z.name AS zone_name FROM tasks t JOIN zones z ON z.id = t.zone_id"
+
+    public func task(id: String) async throws -> TaskRecord? {
+        try await database.read { db in
+            try await db.raw(SQLQueryString(Self.taskSelect) + " WHERE t.id = \(bind: id)").first().map(Self.task(from:))
+        }
+    }
+
+    public func tasks(zoneName: String?, after cursor: Cursor?, limit: Int) async throws -> [TaskRecord] {
+        try await database.read { db in
+            var query = SQLQueryString(Self.taskSelect) + " WHERE 1 = 1"
+            if let zoneName { query = query + " AND z.name = \(bind: zoneName)" }
+            if let cursor {
+                query = query + " AND (t.created_at < \(bind: cursor.createdAt) OR (t.created_at = \(bind: cursor.createdAt) AND t.id < \(bind: cursor.id)))"
+            }
+            query = query + " ORDER BY t.created_at DESC, t.id DESC LIMIT \(bind: Int64(limit))"
+            return try await db.raw(query).all().map(Self.task(from:))
+        }
+    }
+
+    static func task(from row: any SQLRow) throws -> TaskRecord {
+        TaskRecord(
+            id: try row.decode(column: "id", as: String.self), name: try row.decode(column: "name", as: String.self),
+            zoneID: try row.decode(column: "zone_id", as: String.self), zoneName: try row.decode(column: "zone_name", as: String.self),
+            targetJSON: try row.decode(column: "target", as: String.self), stepsJSON: try row.decode(column: "steps", as: String.self),
+            paramsJSON: try row.decode(column: "params", as: String.self),
+            timeoutSeconds: Int(try row.decode(column: "timeout_seconds", as: Int64.self)),
+            createdAt: try row.decode(column: "created_at", as: Int64.self), createdBy: try row.decode(column: "created_by", as: String.self),
+            canceledAt: try row.decode(column: "canceled_at", as: Int64?.self))
+    }
+
+    static let runSelect = "SELECT r.*, z.name AS zone_name FROM runs r JOIN zones z ON z.id = r.zone_id"
+
+    public func run(id: String) async throws -> RunRecord? {
+        try await database.read { db in
+            try await db.raw(SQLQueryString(Self.runSelect) + " WHERE r.id = \(bind: id)").first().map(Self.run(from:))
+        }
+    }
+
+    /// Runs matching a filter, newest first.
+    public func runs(_ filter: RunFilter, after cursor: Cursor?, limit: Int) async throws -> [RunRecord] {
+        try await database.read { db in
+            var query = SQLQueryString(Self.runSelect) + " WHERE 1 = 1"
+            if let taskID = filter.taskID { query = query + " AND r.task_id = \(bind: taskID)" }
+            if let agentID = filter.agentID { query = query + " AND r.agent_id = \(bind: agentID)" }
+            if let zoneName = filter.zoneName { query = query + " AND z.name = \(bind: zoneName)" }
+            if let status = filter.status { query = query + " AND r.status = \(bind: status.rawValue)" }
+            if let cursor {
+                query = query + " AND (r.created_at < \(bind: cursor.createdAt) OR (r.created_at = \(bind: cursor.createdAt) AND r.id < \(bind: cursor.id)))"
+            }
+            query = query + " ORDER BY r.created_at DESC, r.id DESC LIMIT \(bind: Int64(limit))"
+            return try await db.raw(query).all().map(Self.run(from:))
+        }
+    }
+
+    static func run(from row: any SQLRow) throws -> RunRecord {
+        RunRecord(
+            id: try row.decode(column: "id", as: String.self), taskID: try row.decode(column: "task_id", as: String.self),
+            agentID: try row.decode(column: "agent_id", as: String.self), zoneID: try row.decode(column: "zone_id", as: String.self),
+            zoneName: try row.decode(column: "zone_name", as: String.self),
+            status: RunStatus(rawValue: try row.decode(column: "status", as: String.self)) ?? .failed,
+            reason: try row.decode(column: "reason", as: String?.self),
+            exitCode: try row.decode(column: "exit_code", as: Int64?.self).map { Int($0) },
+            result: try row.decode(column: "result", as: String?.self),
+            cancelRequested: try row.decode(column: "cancel_requested", as: Int64.self) != 0,
+            createdAt: try row.decode(column: "created_at", as: Int64.self),
+            dispatchedAt: try row.decode(column: "dispatched_at", as: Int64?.self),
+            startedAt: try row.decode(column: "started_at", as: Int64?.self),
+            finishedAt: try row.decode(column: "finished_at", as: Int64?.self))
+    }
+
+    /// Cancels a run: a queued run ends at once; a dispatched or running one is marked so that its agent
+    /// is told to stop it. Returns the run as it is afterwards. Canceling a finished run changes nothing.
+    public func cancelRun(id: String, now: Int64) async throws -> RunRecord {
+        try await database.transaction { db in
+            guard let run = try await db.raw(SQLQueryString(Self.runSelect) + " WHERE r.id = \(bind: id)").first().map(Self.run(from:)) else {
+                throw StoreError.notFound("no run \(id)")
+            }
+            try await Self.cancel(db, run: run, now: now)
+            return try await db.raw(SQLQueryString(Self.runSelect) + " WHERE r.id = \(bind: id)").first().map(Self.run(from:)) ?? run
+        }
+    }
+
+    static func cancel(_ db: any SQLDatabase, run: RunRecord, now: Int64) async throws {
+        switch run.status {
+        case .queued:
+            try await db.raw(
+                """
+                UPDATE runs SET status = 'canceled', reason = 'canceled before dispatch', finished_at = \(bind: now)
+                WHERE id = \(bind: run.id) AND status = 'queued'
+                """
+            ).run()
+        case .dispatched, .running:
+            try await db.raw("UPDATE runs SET cancel_requested = 1, cancel_sent_at = NULL WHERE id = \(bind: run.id)").run()
+        case .succeeded, .failed, .timedOut, .canceled:
+            break
+        }
+    }
+
+    /// Cancels every unfinished run of a task and marks the task canceled. Returns the affected agent ids.
+    public func cancelTask(id: String, now: Int64) async throws -> [String] {
+        try await database.transaction { db in
+            guard try await db.raw("SELECT id FROM tasks WHERE id = \(bind: id)").first() != nil else {
+                throw StoreError.notFound("no task \(id)")
+            }
+            try await db.raw("UPDATE tasks SET canceled_at = \(bind: now) WHERE id = \(bind: id) AND canceled_at IS NULL").run()
+            let runs = try await db.raw(
+                SQLQueryString(Self.runSelect) + " WHERE r.task_id = \(bind: id) AND r.status IN ('queued', 'dispatched', 'running')"
+            ).all().map(Self.run(from:))
+            for run in runs { try await Self.cancel(db, run: run, now: now) }
+            return runs.map(\.agentID)
+        }
+    }
+
+    /// A run's stored output after `seq`, in order.
+    public func logs(runID: String, after seq: Int64, limit: Int) async throws -> [LogRecord] {
+        try await database.read { db in
+            try await db.raw(
+                "SELECT * FROM run_logs WHERE run_id = \(bind: runID) AND seq > \(bind: seq) ORDER BY seq LIMIT \(bind: Int64(limit))"
+            ).all().map { row in
+                LogRecord(
+                    seq: try row.decode(column: "seq", as: Int64.self), stream: try row.decode(column: "stream", as: String.self),
+                    data: try row.decode(column: "data", as: String.self), at: try row.decode(column: "at", as: Int64.self))
+            }
+        }
+    }
+
+    /// The agents of a zone that are not retired, newest last.
+    public func activeAgents(zoneID: String) async throws -> [AgentRecord] {
+        try await database.read { db in
+            try await db.raw(
+                SQLQueryString(Self.agentSelect) + " WHERE a.zone_id = \(bind: zoneID) AND a.retired_at IS NULL ORDER BY a.enrolled_at, a.id"
+            ).all().map(Self.agent(from:))
+        }
+    }
+}
