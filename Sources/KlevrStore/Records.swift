@@ -57,6 +57,23 @@ public struct TaskRecord: Sendable, Equatable {
     public var createdAt: Int64
     public var createdBy: String
     public var canceledAt: Int64?
+
+    public init(
+        id: String, name: String, zoneID: String, zoneName: String, targetJSON: String, stepsJSON: String, paramsJSON: String,
+        timeoutSeconds: Int, createdAt: Int64, createdBy: String, canceledAt: Int64?
+    ) {
+        self.id = id
+        self.name = name
+        self.zoneID = zoneID
+        self.zoneName = zoneName
+        self.targetJSON = targetJSON
+        self.stepsJSON = stepsJSON
+        self.paramsJSON = paramsJSON
+        self.timeoutSeconds = timeoutSeconds
+        self.createdAt = createdAt
+        self.createdBy = createdBy
+        self.canceledAt = canceledAt
+    }
 }
 
 /// A stored run.

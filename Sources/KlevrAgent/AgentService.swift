@@ -1,0 +1,162 @@
+import AsyncHTTPClient
+import Crypto
+import Foundation
+import KlevrAPI
+import KlevrCore
+import Logging
+import NIOCore
+import NIOHTTP1
+import ServiceLifecycle
+
+/// The agent daemon: enrolls once, then long-polls the manager for runs, executes them and reports
+/// starts, output and results through its outbox.
+///
+/// Two loops talk to the manager: the **poll** loop holds a long-poll open to receive runs and cancels
+/// at once; the **push** loop sends what the outbox holds as soon as it holds something, and a
+/// heartbeat at least every heartbeat interval.
+public struct AgentService: Service {
+    let config: AgentConfig
+    let logger: Logger
+    let http: HTTPClient
+
+    public init(config: AgentConfig, logger: Logger, http: HTTPClient = .shared) {
+        self.config = config
+        self.logger = logger
+        self.http = http
+    }
+
+    /// Enrollment failed for a reason that retrying cannot fix.
+    public struct EnrollmentRefused: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    public func run() async throws {
+        try DurableFile.makeDirectory(config.stateDir)
+        guard let identity = try await identity() else { return }
+        var agentLogger = self.logger
+        agentLogger[metadataKey: "agent.id"] = "\(identity.agentId)"
+        let logger = agentLogger
+        let outbox = try Outbox(directory: config.stateDir + "/outbox")
+        for runID in try await outbox.interruptedRuns() {
+            // The agent stopped while this run executed; its processes are gone with it. Report that
+            // instead of running it again.
+            logger.warning("reporting a run interrupted by an agent restart", metadata: ["run.id": "\(runID)"])
+            try await outbox.finish(
+                RunResult(
+                    runId: runID, outcome: .failed, exitCode: nil,
+                    reason: "the agent stopped while the run was executing (crash or kill); it was not run again",
+                    result: nil, finishedAt: Clock.nowMillis()))
+        }
+        let client = JSONClient(baseURL: identity.managerURL, http: http, bearer: identity.credential)
+        let executor = Executor(
+            workRoot: config.stateDir + "/work", outbox: outbox, killGraceSeconds: config.killGraceSeconds, logger: logger)
+        let registry = RunRegistry()
+        let (incoming, incomingContinuation) = AsyncStream<RunEnvelope>.makeStream()
+        let heartbeat = Duration.seconds(max(1, identity.heartbeatSeconds))
+        let session = AgentSession(
+            identity: identity, client: client, outbox: outbox, registry: registry, logger: logger, heartbeat: heartbeat)
+
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask {
+                await session.pollLoop(deliver: incomingContinuation)
+                incomingContinuation.finish()
+            }
+            group.addTask {
+                await session.pushLoop()
+            }
+            for await envelope in incoming {
+                guard envelope.agentId == identity.agentId else {
+                    logger.warning("refused a run addressed to another agent", metadata: ["run.id": "\(envelope.runId)"])
+                    continue
+                }
+                guard try await outbox.begin(envelope.runId, at: Clock.nowMillis()) else { continue }
+                let control = await registry.add(envelope.runId)
+                group.addTask {
+                    logger.info("run started", metadata: ["run.id": "\(envelope.runId)"])
+                    let result = await executor.execute(envelope, control: control)
+                    try await outbox.finish(result)
+                    await registry.remove(envelope.runId)
+                    logger.info("run finished", metadata: ["run.id": "\(envelope.runId)", "outcome": "\(result.outcome.rawValue)"])
+                }
+            }
+            // Graceful shutdown: stop what still runs; its results are reported by the push loop's
+            // last flush.
+            await registry.stopAll(.shutdown)
+            await session.finishAfterRuns()
+        }
+    }
+
+    /// The stored identity, or a new one from enrollment. Retries while the manager is unreachable;
+    /// returns nil when shut down before enrolling.
+    func identity() async throws -> AgentIdentity? {
+        if let stored = try AgentIdentity.load(stateDir: config.stateDir) {
+            if stored.zone != config.zone {
+                throw EnrollmentRefused(
+                    description: "the state dir belongs to zone '\(stored.zone)', not '\(config.zone)'; use another --state-dir")
+            }
+            var identity = stored
+            identity.managerURL = config.managerURL
+            return identity
+        }
+        guard let enrollKey = config.enrollKey, !enrollKey.isEmpty else {
+            throw EnrollmentRefused(description: "this agent is not enrolled yet: give --enroll-key")
+        }
+        let key = try AgentIdentity.keyPair(stateDir: config.stateDir)
+        let request = EnrollRequest(
+            zone: config.zone, enrollKey: enrollKey, publicKey: key.publicKey.rawRepresentation.base64EncodedString(),
+            facts: HostFactsCollector.collect())
+        let client = JSONClient(baseURL: config.managerURL, http: http)
+        var delay = Duration.seconds(1)
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            do {
+                let answer = try await client.send(.POST, "/api/v1/agent/enroll", body: request, as: EnrollResponse.self)
+                let identity = AgentIdentity(
+                    agentId: answer.agentId, credential: answer.credential, zone: answer.zone, managerURL: config.managerURL,
+                    privateKey: key.rawRepresentation.base64EncodedString(), heartbeatSeconds: answer.heartbeatSeconds)
+                try identity.save(stateDir: config.stateDir)
+                logger.info("enrolled", metadata: ["agent.id": "\(answer.agentId)", "zone": "\(answer.zone)"])
+                return identity
+            } catch let failure as JSONClient.Failure where (400..<500).contains(failure.status) {
+                throw EnrollmentRefused(description: "enrollment refused: \(failure)")
+            } catch {
+                logger.warning("cannot reach the manager to enroll; retrying", metadata: ["error": "\(error)"])
+                try? await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(10))
+            }
+        }
+        return nil
+    }
+}
+
+/// The runs executing on this agent, by id, with their controls.
+actor RunRegistry {
+    private var controls: [String: RunControl] = [:]
+    private var emptyWaiters: [CheckedContinuation<Void, Never>] = []
+
+    func add(_ runID: String) -> RunControl {
+        let control = RunControl()
+        controls[runID] = control
+        return control
+    }
+
+    func remove(_ runID: String) {
+        controls[runID] = nil
+        if controls.isEmpty {
+            for waiter in emptyWaiters { waiter.resume() }
+            emptyWaiters.removeAll()
+        }
+    }
+
+    func control(_ runID: String) -> RunControl? { controls[runID] }
+
+    var isEmpty: Bool { controls.isEmpty }
+
+    func stopAll(_ reason: StopReason) async {
+        for control in controls.values { await control.stop(reason) }
+    }
+
+    func waitUntilEmpty() async {
+        if controls.isEmpty { return }
+        await withCheckedContinuation { emptyWaiters.append($0) }
+    }
+}

@@ -1,0 +1,211 @@
+import Foundation
+import KlevrAPI
+import KlevrCore
+import Logging
+import Subprocess
+import SystemPackage
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Executes a run's script steps with `/bin/sh`, each step in its own process group, and streams the
+/// output into the outbox.
+///
+/// The script contract (`docs/tasks.md`): parameters reach the script only through the environment
+/// (`KLEVR_PARAM_<NAME>`) and the JSON file `$KLEVR_PARAMS_FILE`, never through the script text; a
+/// step writes its result to `$KLEVR_RESULT_FILE`; the next step finds it in
+/// `$KLEVR_PREVIOUS_RESULT_FILE`. On timeout or cancel the whole process group gets SIGTERM, then
+/// SIGKILL after a grace period.
+public struct Executor: Sendable {
+    let workRoot: String
+    let outbox: Outbox
+    let killGrace: Duration
+    let logger: Logger
+
+    public init(workRoot: String, outbox: Outbox, killGraceSeconds: Double, logger: Logger) {
+        self.workRoot = workRoot
+        self.outbox = outbox
+        self.killGrace = .milliseconds(Int(killGraceSeconds * 1000))
+        self.logger = logger
+    }
+
+    /// What the concurrent parts of a step report.
+    enum StepPiece: Sendable {
+        case readerDone
+        case watchdog(StopReason?)
+    }
+
+    /// How one step ended.
+    enum StepEnd: Equatable {
+        case exited(Int32)
+        case signaled(Int32)
+        case stopped(StopReason)
+    }
+
+    /// Runs every step of the envelope and returns the run's result. Never throws: failures to even
+    /// start a step become a failed result with the reason.
+    public func execute(_ envelope: RunEnvelope, control: RunControl) async -> RunResult {
+        let runID = envelope.runId
+        let directory = workRoot + "/" + runID
+        do {
+            try DurableFile.makeDirectory(directory)
+            let paramsFile = directory + "/params.json"
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            let paramsJSON = try encoder.encode(envelope.params)
+            try DurableFile.write(paramsJSON, to: paramsFile)
+            let deadline = ContinuousClock.now + .seconds(envelope.timeoutSeconds)
+            var previousResult: String?
+            var lastResultText: String?
+            for (index, step) in envelope.steps.enumerated() {
+                let resultFile = directory + "/result-\(index + 1)"
+                var env = Self.baseEnvironment()
+                env["KLEVR_RUN_ID"] = runID
+                env["KLEVR_TASK_ID"] = envelope.taskId
+                env["KLEVR_ZONE"] = envelope.zone
+                env["KLEVR_STEP"] = String(index + 1)
+                env["KLEVR_PARAMS_FILE"] = paramsFile
+                env["KLEVR_RESULT_FILE"] = resultFile
+                env["KLEVR_PREVIOUS_RESULT_FILE"] = previousResult ?? "/dev/null"
+                env["TASK_ORIGIN_PARAM"] = String(decoding: paramsJSON, as: UTF8.self)
+                env["TASK_RESULT"] = previousResult.flatMap { try? String(contentsOfFile: $0, encoding: .utf8) } ?? ""
+                for (name, value) in envelope.params { env["KLEVR_PARAM_" + name] = value }
+                var stepDeadline = deadline
+                if let seconds = step.timeoutSeconds { stepDeadline = min(deadline, ContinuousClock.now + .seconds(seconds)) }
+                let end = try await runStep(
+                    runID: runID, script: step.script, environment: env, directory: directory, deadline: stepDeadline, control: control)
+                lastResultText = Self.readResult(resultFile)
+                let stepName = step.name.map { "step \(index + 1) (\($0))" } ?? "step \(index + 1)"
+                switch end {
+                case .exited(0):
+                    previousResult = resultFile
+                case .exited(let code):
+                    return RunResult(
+                        runId: runID, outcome: .failed, exitCode: Int(code), reason: "\(stepName) exited with status \(code)",
+                        result: lastResultText, finishedAt: Clock.nowMillis())
+                case .signaled(let signal):
+                    return RunResult(
+                        runId: runID, outcome: .failed, exitCode: nil, reason: "\(stepName) was killed by signal \(signal)",
+                        result: lastResultText, finishedAt: Clock.nowMillis())
+                case .stopped(.timedOut):
+                    return RunResult(
+                        runId: runID, outcome: .timedOut, exitCode: nil, reason: "\(stepName) exceeded its timeout; its process group was killed",
+                        result: lastResultText, finishedAt: Clock.nowMillis())
+                case .stopped(.canceled):
+                    return RunResult(
+                        runId: runID, outcome: .canceled, exitCode: nil, reason: "canceled during \(stepName); its process group was killed",
+                        result: lastResultText, finishedAt: Clock.nowMillis())
+                case .stopped(.shutdown):
+                    return RunResult(
+                        runId: runID, outcome: .failed, exitCode: nil, reason: "the agent shut down during \(stepName); its process group was killed",
+                        result: lastResultText, finishedAt: Clock.nowMillis())
+                }
+            }
+            return RunResult(runId: runID, outcome: .succeeded, exitCode: 0, reason: nil, result: lastResultText, finishedAt: Clock.nowMillis())
+        } catch {
+            logger.error("could not execute a run", metadata: ["run.id": "\(runID)", "error": "\(error)"])
+            return RunResult(
+                runId: runID, outcome: .failed, exitCode: nil, reason: "the agent could not execute the run: \(error)", result: nil,
+                finishedAt: Clock.nowMillis())
+        }
+    }
+
+    /// What the step wrote to its result file, at most 64 KiB.
+    static func readResult(_ path: String) -> String? {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? handle.close() }
+        guard let data = try? handle.read(upToCount: 64 * 1024), !data.isEmpty else { return nil }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// The environment a step starts from: only harmless variables of the agent, never its secrets.
+    static func baseEnvironment() -> [String: String] {
+        let inherited = ProcessInfo.processInfo.environment
+        var env: [String: String] = ["PATH": inherited["PATH"] ?? "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"]
+        for name in ["HOME", "LANG", "LC_ALL", "USER", "LOGNAME", "TZ", "TMPDIR"] {
+            if let value = inherited[name] { env[name] = value }
+        }
+        return env
+    }
+
+    private func runStep(
+        runID: String, script: String, environment: [String: String], directory: String, deadline: ContinuousClock.Instant,
+        control: RunControl
+    ) async throws -> StepEnd {
+        var options = PlatformOptions()
+        options.createSession = true
+        let platformOptions = options
+        var keys: [Environment.Key: String] = [:]
+        for (name, value) in environment { keys[Environment.Key(stringLiteral: name)] = value }
+        let outbox = self.outbox
+        let killGrace = self.killGrace
+        let result = try await Subprocess.run(
+            .path("/bin/sh"), arguments: ["-c", script], environment: .custom(keys), workingDirectory: FilePath(directory),
+            platformOptions: platformOptions, input: .none, output: .sequence, error: .sequence
+        ) { execution -> StopReason? in
+            let group = execution.processIdentifier.value
+            return try await withThrowingTaskGroup(of: StepPiece.self) { tasks in
+                tasks.addTask {
+                    for try await buffer in execution.standardOutput {
+                        let text = buffer.withUnsafeBytes { String(decoding: $0, as: UTF8.self) }
+                        try await outbox.appendLog(runID: runID, stream: "stdout", data: text, at: Clock.nowMillis())
+                    }
+                    return .readerDone
+                }
+                tasks.addTask {
+                    for try await buffer in execution.standardError {
+                        let text = buffer.withUnsafeBytes { String(decoding: $0, as: UTF8.self) }
+                        try await outbox.appendLog(runID: runID, stream: "stderr", data: text, at: Clock.nowMillis())
+                    }
+                    return .readerDone
+                }
+                // The watchdog: on timeout or stop, SIGTERM the whole group, then SIGKILL after the grace
+                // (or at once when the group's output closes first).
+                tasks.addTask {
+                    let why: StopReason? = await withTaskGroup(of: StopReason?.self) { race in
+                        race.addTask {
+                            do {
+                                try await Task.sleep(until: deadline, clock: .continuous)
+                                return .timedOut
+                            } catch { return nil }
+                        }
+                        race.addTask { await control.stopped() }
+                        let first = await race.next() ?? nil
+                        race.cancelAll()
+                        return first
+                    }
+                    guard let why else { return .watchdog(nil) }
+                    kill(-group, SIGTERM)
+                    try? await Task.sleep(for: killGrace)
+                    kill(-group, SIGKILL)
+                    return .watchdog(why)
+                }
+                var readersDone = 0
+                var stop: StopReason?
+                while let piece = try await tasks.next() {
+                    switch piece {
+                    case .readerDone:
+                        readersDone += 1
+                        // Both pipes are closed: the step's processes are gone or closed their output.
+                        if readersDone == 2 { tasks.cancelAll() }
+                    case .watchdog(let why):
+                        stop = why
+                    }
+                }
+                return stop
+            }
+        }
+        if let stop = result.closureResult {
+            return .stopped(stop)
+        }
+        switch result.terminationStatus {
+        case .exited(let code): return .exited(code)
+        case .signaled(let signal): return .signaled(signal)
+        }
+    }
+}

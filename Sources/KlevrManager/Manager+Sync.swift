@@ -1,0 +1,97 @@
+import Logging
+import Foundation
+import KlevrAPI
+import KlevrCore
+import KlevrStore
+
+extension Manager {
+    /// Limits of one sync request, so that a misbehaving agent cannot exhaust the manager.
+    static let maxItemsPerReport = 5_000
+    static let maxChunkBytes = 256 * 1024
+
+    /// The sync exchange: store what the agent reports, then answer with runs and cancels for it,
+    /// holding the answer (long-poll) while there is nothing to hand out and the agent asked to wait.
+    func sync(agent: AgentRecord, request: SyncRequest) async throws -> SyncResponse {
+        let now = Clock.nowMillis()
+        guard request.reports.count <= 1 else {
+            throw Problem.invalid("reports", "an agent reports for itself only (zone relays come with primary election)")
+        }
+        var acks = SyncAcks()
+        for report in request.reports {
+            guard report.agentId == agent.id else {
+                throw Problem.forbidden("an agent may only report for itself")
+            }
+            try Self.validate(report)
+            if let facts = report.facts { try Self.validate(facts) }
+            let outcome = try await store.applyReport(
+                agentID: agent.id,
+                started: report.started.map { ReportedStart(runID: $0.runId, at: $0.at) },
+                logs: report.logs.map { ReportedLog(runID: $0.runId, seq: $0.seq, stream: $0.stream, data: $0.data, at: $0.at) },
+                results: report.results.map {
+                    ReportedResult(
+                        runID: $0.runId, outcome: $0.outcome, exitCode: $0.exitCode, reason: $0.reason, result: $0.result,
+                        finishedAt: $0.finishedAt)
+                },
+                now: now)
+            acks.started += outcome.startedAcked
+            acks.logs.merge(outcome.logsAcked) { max($0, $1) }
+            acks.results += outcome.resultsAcked
+            acks.rejected.merge(outcome.rejected) { first, _ in first }
+            for (runID, reason) in outcome.rejected {
+                logger.warning("rejected an agent report", metadata: ["agent.id": "\(agent.id)", "run.id": "\(runID)", "reason": "\(reason)"])
+            }
+            let touched = Set(outcome.changedRuns + Array(outcome.logsAcked.keys))
+            if !touched.isEmpty { await hub.signal(touched.map(Self.runKey)) }
+        }
+        if request.reports.isEmpty {
+            try await store.touchAgent(id: agent.id, now: now)
+        }
+        let key = Self.agentKey(agent.id)
+        let deadline = ContinuousClock.now + .milliseconds(Int(config.longPollSeconds * 1000))
+        while true {
+            let version = await hub.version(key)
+            let work = try await store.takeWork(
+                agentID: agent.id, now: Clock.nowMillis(), redeliverAfter: Int64(config.redeliverAfterSeconds * 1000))
+            let remaining = deadline - ContinuousClock.now
+            if !work.runs.isEmpty || !work.cancels.isEmpty || !request.wait || remaining <= .zero {
+                if !work.runs.isEmpty {
+                    await hub.signal(work.runs.map { Self.runKey($0.run.id) })
+                }
+                return SyncResponse(
+                    acks: acks, runs: try work.runs.map(Self.envelope), cancels: work.cancels.map { CancelOrder(agentId: agent.id, runId: $0) },
+                    heartbeatSeconds: config.heartbeatSeconds)
+            }
+            let seconds = Double(remaining.components.seconds) + Double(remaining.components.attoseconds) / 1e18
+            _ = await hub.wait(key, since: version, seconds: seconds)
+            try Task.checkCancellation()
+        }
+    }
+
+    static func validate(_ report: AgentReport) throws {
+        let count = report.started.count + report.logs.count + report.results.count
+        guard count <= maxItemsPerReport else { throw Problem.invalid("reports", "at most \(maxItemsPerReport) items per sync") }
+        for (index, chunk) in report.logs.enumerated() {
+            guard Validation.isValidID(chunk.runId), chunk.seq >= 1, chunk.data.utf8.count <= maxChunkBytes,
+                ["stdout", "stderr", "system"].contains(chunk.stream)
+            else {
+                throw Problem.invalid("reports[0].logs[\(index)]", "needs a run id, seq >= 1, stream stdout|stderr|system, data <= 256 KiB")
+            }
+        }
+        for (index, result) in report.results.enumerated() {
+            guard Validation.isValidID(result.runId), (result.result?.utf8.count ?? 0) <= 64 * 1024, (result.reason?.count ?? 0) <= 4096 else {
+                throw Problem.invalid("reports[0].results[\(index)]", "needs a run id, result <= 64 KiB, reason <= 4096 characters")
+            }
+        }
+        for (index, start) in report.started.enumerated() where !Validation.isValidID(start.runId) {
+            throw Problem.invalid("reports[0].started[\(index)].runId", "is not a run id")
+        }
+    }
+
+    static func envelope(_ pending: PendingRun) throws -> RunEnvelope {
+        RunEnvelope(
+            runId: pending.run.id, taskId: pending.task.id, agentId: pending.run.agentID, zone: pending.task.zoneName,
+            steps: try JSONDecoder().decode([StepSpec].self, from: Data(pending.task.stepsJSON.utf8)),
+            params: try JSONDecoder().decode([String: String].self, from: Data(pending.task.paramsJSON.utf8)),
+            timeoutSeconds: pending.task.timeoutSeconds, issuedAt: Clock.nowMillis())
+    }
+}

@@ -1,0 +1,119 @@
+import Foundation
+import Hummingbird
+import KlevrAPI
+import KlevrCore
+import KlevrStore
+import Logging
+
+/// The manager: its store, its wake-up hub and its HTTP application.
+public struct Manager: Sendable {
+    public let config: ManagerConfig
+    public let store: Store
+    public let logger: Logger
+    let hub: WakeupHub
+    let passwords: Passwords
+    let throttle: LoginThrottle
+    let startedAt: Int64
+
+    /// Opens the store, applies migrations and creates the first admin if there is no user yet.
+    /// - Returns: the manager, and the first admin's password when this start generated it (print it once).
+    public static func bootstrap(config: ManagerConfig, logger: Logger) async throws -> (Manager, generatedAdminPassword: String?) {
+        let store = try await Store.open(config.database, logger: logger)
+        let manager = Manager(
+            config: config, store: store, logger: logger, hub: WakeupHub(), passwords: Passwords(cost: config.bcryptCost),
+            throttle: LoginThrottle(), startedAt: Clock.nowMillis())
+        if case .postgres = config.database {
+            // The pool only connects once it runs as a service: `application` prepares it then.
+            return (manager, nil)
+        }
+        do {
+            let generated = try await manager.prepare()
+            return (manager, generated)
+        } catch {
+            await store.database.close()
+            throw error
+        }
+    }
+
+    /// Migrates the schema and creates the first admin (returns the generated password, if any).
+    public func prepare() async throws -> String? {
+        try await store.migrate()
+        guard try await store.userCount() == 0 else { return nil }
+        let password = config.adminPassword ?? Secrets.randomToken(bytes: 15)
+        _ = try await store.createUser(
+            username: "admin", passwordHash: try await passwords.hash(password), role: .admin, now: Clock.nowMillis())
+        logger.notice("created the first user 'admin'")
+        return config.adminPassword == nil ? password : nil
+    }
+
+    /// The HTTP application with the database as its service.
+    /// - Parameters:
+    ///   - onGeneratedPassword: called with the first admin's password when a PostgreSQL database was
+    ///     prepared at start and the password was generated (SQLite is prepared by ``bootstrap(config:logger:)``).
+    ///   - onServerRunning: called with the bound port once the server listens.
+    public func application(
+        onGeneratedPassword: @escaping @Sendable (String) -> Void = { _ in },
+        onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) -> some ApplicationProtocol {
+        var app = Application(
+            router: router(),
+            configuration: .init(address: .hostname(config.host, port: config.port), serverName: "klevr"),
+            onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
+            logger: logger)
+        app.addServices(store.database)
+        if case .postgres = config.database {
+            app.beforeServerStarts {
+                if let password = try await prepare() { onGeneratedPassword(password) }
+            }
+        }
+        return app
+    }
+
+    /// All routes of the manager.
+    public func router() -> Router<KlevrRequestContext> {
+        let router = Router(context: KlevrRequestContext.self)
+        router.add(middleware: ProblemMiddleware())
+        router.add(middleware: Authenticator(store: store))
+        router.get("/healthz") { _, _ in "ok" }
+        router.get("/readyz") { _, _ in
+            _ = try await store.userCount()
+            return "ready"
+        }
+        router.get("/api/v1/openapi.yaml") { _, context in
+            _ = try context.requireUser()
+            guard let text = OpenAPIDocument.text() else { throw Problem.notFound("the OpenAPI document is missing from this build") }
+            return Response(
+                status: .ok, headers: [.contentType: "application/yaml"],
+                body: ResponseBody(byteBuffer: .init(string: text)))
+        }
+        addAuthRoutes(to: router)
+        addZoneRoutes(to: router)
+        addAgentRoutes(to: router)
+        addTaskRoutes(to: router)
+        addRunRoutes(to: router)
+        return router
+    }
+
+    // MARK: - Helpers shared by the routes
+
+    static func pageLimit(_ request: Request) throws -> Int {
+        guard let text = request.uri.queryParameters["limit"] else { return 50 }
+        guard let limit = Int(String(text)), (1...500).contains(limit) else { throw Problem.invalid("limit", "must be an integer from 1 to 500") }
+        return limit
+    }
+
+    static func cursor(_ request: Request) throws -> Cursor? {
+        guard let text = request.uri.queryParameters["cursor"] else { return nil }
+        guard let cursor = Cursor(String(text)) else { throw Problem.invalid("cursor", "is not a cursor returned by this API") }
+        return cursor
+    }
+
+    static func id(_ context: KlevrRequestContext, _ name: String = "id") throws -> String {
+        let value = context.parameters.get(name) ?? ""
+        guard Validation.isValidID(value) else { throw Problem.badRequest("'\(value)' is not a valid id") }
+        return value
+    }
+
+    static func agentKey(_ id: String) -> String { "agent:" + id }
+    static func runKey(_ id: String) -> String { "run:" + id }
+}

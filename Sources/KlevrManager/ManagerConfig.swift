@@ -1,0 +1,40 @@
+import Foundation
+import KlevrStore
+import Logging
+
+/// Everything the manager needs to start, built once by `main` (or a test) and passed down.
+public struct ManagerConfig: Sendable {
+    /// Address to listen on.
+    public var host: String
+    /// Port to listen on; 0 picks a free one.
+    public var port: Int
+    public var database: DatabaseURL
+    /// The first admin's password when the database has no user yet; nil generates one.
+    public var adminPassword: String?
+    /// Seconds between agent heartbeats; three missed ones mark an agent offline.
+    public var heartbeatSeconds: Int
+    /// How long a sync long-poll is held open when there is nothing to hand out.
+    public var longPollSeconds: Double
+    /// A dispatched run whose start is not reported in this time is handed out again.
+    public var redeliverAfterSeconds: Double
+    /// bcrypt cost for passwords (tests lower it).
+    public var bcryptCost: UInt8
+    /// Session lifetime.
+    public var sessionSeconds: Int64
+
+    public init(
+        host: String = "127.0.0.1", port: Int = 8090, database: DatabaseURL, adminPassword: String? = nil,
+        heartbeatSeconds: Int = 5, longPollSeconds: Double = 25, redeliverAfterSeconds: Double = 10, bcryptCost: UInt8 = 12,
+        sessionSeconds: Int64 = 12 * 3600
+    ) {
+        self.host = host
+        self.port = port
+        self.database = database
+        self.adminPassword = adminPassword
+        self.heartbeatSeconds = heartbeatSeconds
+        self.longPollSeconds = longPollSeconds
+        self.redeliverAfterSeconds = redeliverAfterSeconds
+        self.bcryptCost = bcryptCost
+        self.sessionSeconds = sessionSeconds
+    }
+}

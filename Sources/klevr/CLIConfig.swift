@@ -1,0 +1,104 @@
+import ArgumentParser
+import Foundation
+import KlevrAgent
+
+/// The CLI's saved login: the manager URL and an API token, in a file only the user can read.
+struct CLIConfig: Codable {
+    var server: String
+    var token: String
+
+    static func path() -> String {
+        let env = ProcessInfo.processInfo.environment
+        if let explicit = env["KLEVR_CONFIG"], !explicit.isEmpty { return explicit }
+        let base = env["XDG_CONFIG_HOME"] ?? ((env["HOME"] ?? ".") + "/.config")
+        return base + "/klevr/cli.json"
+    }
+
+    static func load() throws -> CLIConfig {
+        let path = path()
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw CLIError("not logged in: run 'klevr login' first (no \(path))")
+        }
+        do {
+            return try JSONDecoder().decode(CLIConfig.self, from: data)
+        } catch {
+            throw CLIError("cannot read \(path): \(error.localizedDescription); run 'klevr login' again")
+        }
+    }
+
+    func save() throws {
+        let path = Self.path()
+        let directory = (path as NSString).deletingLastPathComponent
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let data = try JSONEncoder().encode(self)
+        // Created 0600 from the start, so the token is never readable by others, even briefly.
+        FileManager.default.createFile(atPath: path + ".tmp", contents: nil, attributes: [.posixPermissions: 0o600])
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path + ".tmp"))
+        try handle.write(contentsOf: data)
+        try handle.synchronize()
+        try handle.close()
+        if FileManager.default.fileExists(atPath: path) { try FileManager.default.removeItem(atPath: path) }
+        try FileManager.default.moveItem(atPath: path + ".tmp", toPath: path)
+    }
+}
+
+/// Options every API command takes.
+struct ClientOptions: ParsableArguments {
+    @Option(help: "Output format: table or json.") var output: OutputFormat = .table
+
+    func client() throws -> JSONClient {
+        let config = try CLIConfig.load()
+        return JSONClient(baseURL: config.server, bearer: config.token)
+    }
+}
+
+enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
+    case table
+    case json
+}
+
+/// Runs an API call and turns its failure into a message for the user.
+func api<T>(_ body: () async throws -> T) async throws -> T {
+    do {
+        return try await body()
+    } catch let failure as JSONClient.Failure {
+        throw CLIError("the manager refused: \(failure)")
+    } catch let error as CLIError {
+        throw error
+    } catch let exit as ExitCode {
+        throw exit
+    } catch let error as DecodingError {
+        throw CLIError("unexpected answer from the manager: \(error)")
+    } catch {
+        throw CLIError("cannot reach the manager: \(error)")
+    }
+}
+
+/// Printing results as a table or as JSON.
+enum Printer {
+    static func json(_ value: some Encodable) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        print(String(decoding: try encoder.encode(value), as: UTF8.self))
+    }
+
+    static func table(_ header: [String], _ rows: [[String]]) {
+        var widths = header.map(\.count)
+        for row in rows {
+            for (index, cell) in row.enumerated() where index < widths.count { widths[index] = max(widths[index], cell.count) }
+        }
+        func line(_ cells: [String]) -> String {
+            cells.enumerated().map { index, cell in
+                index == cells.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
+            }.joined(separator: "  ")
+        }
+        print(line(header))
+        for row in rows { print(line(row)) }
+    }
+
+    static func time(_ millis: Int64?) -> String {
+        guard let millis else { return "-" }
+        let formatter = ISO8601DateFormatter()
+        return formatter.string(from: Date(timeIntervalSince1970: Double(millis) / 1000))
+    }
+}

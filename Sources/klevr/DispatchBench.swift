@@ -1,0 +1,2 @@
+import ArgumentParser
+struct DispatchBench: AsyncParsableCommand { static let configuration = CommandConfiguration(commandName: "dispatch") }

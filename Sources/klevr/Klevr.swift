@@ -1,0 +1,32 @@
+import ArgumentParser
+import Foundation
+import Logging
+
+@main
+struct Klevr: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "klevr",
+        abstract: "Manage machines in separated networks: a manager, agents in zones, tasks and runs.",
+        subcommands: [
+            UpCommand.self, ManagerCommand.self, AgentCommand.self, LoginCommand.self, ZoneCommand.self, TaskCommand.self,
+            RunCommand.self, BenchCommand.self,
+        ])
+}
+
+/// Logging setup, done once per process.
+enum LogSetup {
+    static func bootstrap(level: String?) {
+        let parsed = level.flatMap(Logger.Level.init(rawValue:)) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = parsed
+            return handler
+        }
+    }
+}
+
+/// A command-line failure with a message for the user (printed without a stack of types).
+struct CLIError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,42 @@
+import ArgumentParser
+import Foundation
+import KlevrAPI
+import KlevrAgent
+import NIOHTTP1
+
+struct LoginCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "login", abstract: "Log in to a manager and save an API token for the CLI (file mode 0600).")
+
+    @Option(help: "Manager URL.") var server = "http://127.0.0.1:8090"
+    @Option(help: "User name.") var username = "admin"
+    @Option(help: "Password (prefer --password-stdin or the KLEVR_PASSWORD environment variable).") var password: String?
+    @Flag(help: "Read the password from standard input.") var passwordStdin = false
+
+    func run() async throws {
+        var secret = password ?? ProcessInfo.processInfo.environment["KLEVR_PASSWORD"]
+        if passwordStdin { secret = readLine(strippingNewline: true) }
+        if secret == nil {
+            print("Password for \(username): ", terminator: "")
+            secret = readLine(strippingNewline: true)
+        }
+        guard let secret, !secret.isEmpty else { throw CLIError("no password given") }
+        let client = JSONClient(baseURL: server)
+        let token: TokenCreated = try await api {
+            let login = try await client.exchange(.POST, "/api/v1/auth/login", body: LoginRequest(username: username, password: secret))
+            let answer = try JSONDecoder().decode(LoginResponse.self, from: login.body)
+            guard let cookie = login.headers["Set-Cookie"].first?.split(separator: ";").first else {
+                throw CLIError("the manager did not open a session")
+            }
+            let host = ProcessInfo.processInfo.hostName
+            let created = try await client.exchange(
+                .POST, "/api/v1/tokens", body: TokenCreateRequest(name: "cli@\(host)"),
+                headers: [("Cookie", String(cookie)), ("X-Klevr-CSRF", answer.csrfToken)])
+            _ = try? await client.exchange(
+                .POST, "/api/v1/auth/logout", headers: [("Cookie", String(cookie)), ("X-Klevr-CSRF", answer.csrfToken)])
+            return try JSONDecoder().decode(TokenCreated.self, from: created.body)
+        }
+        try CLIConfig(server: client.baseURL, token: token.token).save()
+        print("Logged in to \(client.baseURL) as \(username); token saved in \(CLIConfig.path())")
+    }
+}

@@ -1,0 +1,157 @@
+import ArgumentParser
+import Foundation
+import KlevrAPI
+import KlevrAgent
+import KlevrCore
+import NIOHTTP1
+
+struct TaskCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "task", abstract: "Run tasks and look at them.", subcommands: [RunTask.self, List.self, Show.self, Cancel.self])
+
+    struct RunTask: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "run",
+            abstract: "Run a script on agents of a zone, print each agent's output, exit non-zero if any run failed.",
+            discussion: "Example: klevr task run --zone local --all --param WHO=world -- 'uname -n; echo \"$KLEVR_PARAM_WHO\"'")
+        @Option(help: "Zone of the target agents.") var zone: String
+        @Option(help: "Run on this agent.") var agent: String?
+        @Flag(help: "Run on one online agent of the zone.") var any = false
+        @Flag(help: "Run on every agent of the zone.") var all = false
+        @Option(help: "Seconds the whole run may take.") var timeout: Int?
+        @Option(name: .customLong("param"), help: "A parameter NAME=VALUE (repeatable); the script reads $KLEVR_PARAM_NAME.")
+        var params: [String] = []
+        @Option(help: "Task name.") var name: String?
+        @Flag(help: "Do not wait; print the task and return.") var detach = false
+        @OptionGroup var options: ClientOptions
+        @Argument(help: "The script, after --.") var script: [String]
+
+        func validate() throws {
+            let chosen = [agent != nil, any, all].filter { $0 }.count
+            guard chosen == 1 else { throw ValidationError("choose exactly one of --agent ID, --any, --all") }
+            guard !script.isEmpty else { throw ValidationError("give the script after --") }
+        }
+
+        func run() async throws {
+            var parameters: [String: String] = [:]
+            for param in params {
+                guard let equals = param.firstIndex(of: "=") else { throw ValidationError("--param must be NAME=VALUE, got '\(param)'") }
+                parameters[String(param[..<equals])] = String(param[param.index(after: equals)...])
+            }
+            let target = agent.map { TargetSpec(kind: .agent, agentId: $0) } ?? TargetSpec(kind: any ? .any : .all)
+            let request = TaskCreateRequest(
+                name: name, zone: zone, target: target, steps: [StepSpec(script: script.joined(separator: " "))],
+                params: parameters.isEmpty ? nil : parameters, timeoutSeconds: timeout)
+            let client = try options.client()
+            let task = try await api { try await client.send(.POST, "/api/v1/tasks", body: request, as: TaskView.self) }
+            if detach {
+                if options.output == .json { return try Printer.json(task) }
+                print("task \(task.id) created with \(task.runs.count) run(s)")
+                return
+            }
+            let runs = try await RunWatcher(client: client, printOutput: options.output == .table).follow(task.runs)
+            if options.output == .json { try Printer.json(runs) }
+            let failed = runs.filter { $0.status != .succeeded }
+            if options.output == .table {
+                for run in runs {
+                    let label = RunWatcher.label(run)
+                    print("[\(label)] \(run.status.rawValue)\(run.reason.map { ": \($0)" } ?? "")")
+                }
+            }
+            if !failed.isEmpty { throw ExitCode(1) }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List tasks, newest first.")
+        @Option var zone: String?
+        @Option var limit = 50
+        @OptionGroup var options: ClientOptions
+        func run() async throws {
+            let client = try options.client()
+            var path = "/api/v1/tasks?limit=\(limit)"
+            if let zone { path += "&zone=\(zone.urlPathEscaped)" }
+            let page = try await api { try await client.send(.GET, path, as: Page<TaskView>.self) }
+            if options.output == .json { return try Printer.json(page.items) }
+            Printer.table(["ID", "ZONE", "TARGET", "CREATED", "NAME"], page.items.map {
+                [$0.id, $0.zone, $0.target.kind.rawValue, Printer.time($0.createdAt), $0.name]
+            })
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show a task and its runs.")
+        @Argument var id: String
+        @OptionGroup var options: ClientOptions
+        func run() async throws {
+            let client = try options.client()
+            let task = try await api { try await client.send(.GET, "/api/v1/tasks/\(id.urlPathEscaped)", as: TaskView.self) }
+            if options.output == .json { return try Printer.json(task) }
+            print("task \(task.id) \"\(task.name)\" zone \(task.zone) target \(task.target.kind.rawValue) by \(task.createdBy)")
+            Printer.table(["RUN", "AGENT", "STATUS", "EXIT", "REASON"], task.runs.map {
+                [$0.id, $0.agentId, $0.status.rawValue, $0.exitCode.map(String.init) ?? "-", $0.reason ?? ""]
+            })
+        }
+    }
+
+    struct Cancel: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Cancel every unfinished run of a task.")
+        @Argument var id: String
+        @OptionGroup var options: ClientOptions
+        func run() async throws {
+            let client = try options.client()
+            let task = try await api { try await client.send(.POST, "/api/v1/tasks/\(id.urlPathEscaped)/cancel", as: TaskView.self) }
+            if options.output == .json { return try Printer.json(task) }
+            print("cancel requested for task \(task.id)")
+        }
+    }
+}
+
+/// Follows runs until they end, printing their output with a prefix per agent.
+struct RunWatcher {
+    let client: JSONClient
+    let printOutput: Bool
+
+    static func label(_ run: RunView) -> String { String(run.agentId.prefix(8)) }
+
+    func follow(_ initial: [RunView]) async throws -> [RunView] {
+        var runs = initial
+        var seen: [String: Int64] = [:]
+        var partial: [String: String] = [:]
+        var delay: UInt64 = 100_000_000
+        while true {
+            var allDone = true
+            for index in runs.indices {
+                let run = runs[index]
+                if run.status.isTerminal && seen[run.id] != nil { continue }
+                let page = try await api {
+                    try await client.send(.GET, "/api/v1/runs/\(run.id)/logs?after=\(seen[run.id] ?? 0)", as: LogPage.self)
+                }
+                for chunk in page.items {
+                    seen[run.id] = chunk.seq
+                    if printOutput { emit(chunk.data, for: run, partial: &partial) }
+                }
+                if seen[run.id] == nil { seen[run.id] = 0 }
+                if page.status.isTerminal {
+                    runs[index] = try await api { try await client.send(.GET, "/api/v1/runs/\(run.id)", as: RunView.self) }
+                    // Output stored with the result is already in `page`; flush a last partial line.
+                    if printOutput, let rest = partial.removeValue(forKey: run.id), !rest.isEmpty { print("[\(Self.label(run))] \(rest)") }
+                } else {
+                    allDone = false
+                }
+            }
+            if allDone { return runs }
+            try await Task.sleep(nanoseconds: delay)
+            delay = min(delay * 2, 500_000_000)
+        }
+    }
+
+    private func emit(_ text: String, for run: RunView, partial: inout [String: String]) {
+        var buffer = (partial[run.id] ?? "") + text
+        while let newline = buffer.firstIndex(of: "\n") {
+            print("[\(Self.label(run))] \(buffer[..<newline])")
+            buffer = String(buffer[buffer.index(after: newline)...])
+        }
+        partial[run.id] = buffer
+    }
+}

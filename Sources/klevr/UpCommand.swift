@@ -1,0 +1,129 @@
+import ArgumentParser
+import Foundation
+import Hummingbird
+import KlevrCore
+import KlevrManager
+import KlevrStore
+import Logging
+import ServiceLifecycle
+import UnixSignals
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct UpCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "up",
+        abstract: "All in one: a manager with SQLite under ./klevr-data, a zone 'local' and local agents. Ctrl-C stops everything.")
+
+    @Option(help: "Directory for all state; a second 'klevr up' reuses it.") var dataDir = "./klevr-data"
+    @Option(help: "Address of the manager.") var listen = "127.0.0.1:8090"
+    @Option(help: "Number of local agents.") var agents = 3
+    @Option(help: "Log level.") var logLevel = "notice"
+
+    func run() async throws {
+        LogSetup.bootstrap(level: logLevel)
+        let (host, port) = try parseListen(listen)
+        guard (0...20).contains(agents) else { throw ValidationError("--agents must be 0 to 20") }
+        let dataDir = URL(fileURLWithPath: self.dataDir).standardizedFileURL.path
+        try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let logger = Logger(label: "klevr.up")
+        let config = ManagerConfig(host: host, port: port, database: .sqlite(path: dataDir + "/klevr.db"))
+        let (manager, generated) = try await Manager.bootstrap(config: config, logger: logger)
+
+        // The demo keeps the first admin password in a 0600 file so that a second 'up' can show it again.
+        let passwordFile = dataDir + "/admin-password"
+        if let generated {
+            FileManager.default.createFile(atPath: passwordFile, contents: Data(generated.utf8), attributes: [.posixPermissions: 0o600])
+        }
+        let password = (try? String(contentsOfFile: passwordFile, encoding: .utf8)) ?? "(set at first start; not stored)"
+
+        let now = Clock.nowMillis()
+        if try await manager.store.zone(named: "local") == nil {
+            _ = try await manager.store.createZone(name: "local", description: "agents started by 'klevr up'", now: now)
+        }
+        // A short-lived key for agents that are not enrolled yet; it reaches them through the environment,
+        // never the command line.
+        let enrollKey = Secrets.generate(.enrollKey)
+        _ = try await manager.store.createEnrollKey(
+            zoneName: "local", keyHash: Secrets.hash(enrollKey), prefix: String(enrollKey.prefix(10)), now: now, expiresAt: now + 10 * 60 * 1000)
+
+        let url = "http://\(host == "0.0.0.0" ? "127.0.0.1" : host):\(port)"
+        let children = AgentProcesses(
+            count: agents, managerURL: url, stateRoot: dataDir + "/agents", enrollKey: enrollKey, logLevel: logLevel == "notice" ? "warning" : logLevel)
+        let app = manager.application(onServerRunning: { _ in
+            print(
+                """
+
+                Klevr is up.
+                  API:       \(url)/api/v1   (OpenAPI document: \(url)/api/v1/openapi.yaml)
+                  user:      admin
+                  password:  \(password)
+                  zone:      local, with \(agents) agent(s) (state under \(dataDir)/agents)
+
+                Try:
+                  klevr login --server \(url) --username admin
+                  klevr agent list
+                  klevr task run --zone local --all --param WHO=world -- 'uname -n; echo "hello $KLEVR_PARAM_WHO"'
+
+                Ctrl-C stops the manager and the agents.
+                """)
+            await children.start()
+        })
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: children), .init(service: app)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+    }
+}
+
+/// The local agents of `klevr up`, as child processes of this binary. Stopped with SIGTERM (then
+/// SIGKILL after 10 s) when the group shuts down, before the manager stops.
+actor AgentProcesses: Service {
+    let count: Int
+    let managerURL: String
+    let stateRoot: String
+    let enrollKey: String
+    let logLevel: String
+    private var processes: [Process] = []
+
+    init(count: Int, managerURL: String, stateRoot: String, enrollKey: String, logLevel: String) {
+        self.count = count
+        self.managerURL = managerURL
+        self.stateRoot = stateRoot
+        self.enrollKey = enrollKey
+        self.logLevel = logLevel
+    }
+
+    func start() {
+        guard processes.isEmpty else { return }
+        let executable = Bundle.main.executableURL ?? URL(fileURLWithPath: CommandLine.arguments[0])
+        for index in 1...max(count, 1) where count > 0 {
+            let process = Process()
+            process.executableURL = executable
+            process.arguments = [
+                "agent", "run", "--manager", managerURL, "--zone", "local", "--state-dir", "\(stateRoot)/agent-\(index)", "--log-level", logLevel,
+            ]
+            var environment = ProcessInfo.processInfo.environment
+            environment["KLEVR_ENROLL_KEY"] = enrollKey
+            process.environment = environment
+            do {
+                try process.run()
+                processes.append(process)
+            } catch {
+                print("could not start agent \(index): \(error)")
+            }
+        }
+    }
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        for process in processes where process.isRunning { process.terminate() }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while processes.contains(where: \.isRunning) && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        for process in processes where process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+}

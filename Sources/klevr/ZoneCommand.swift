@@ -1,0 +1,131 @@
+import ArgumentParser
+import Foundation
+import KlevrAPI
+import KlevrAgent
+import NIOHTTP1
+
+struct ZoneCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "zone", abstract: "Manage zones and their enrollment keys.",
+        subcommands: [Create.self, List.self, Delete.self, EnrollKey.self])
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a zone.")
+        @Argument var name: String
+        @Option var description: String?
+        @OptionGroup var options: ClientOptions
+        func run() async throws {
+            let client = try options.client()
+            let zone = try await api {
+                try await client.send(.POST, "/api/v1/zones", body: ZoneCreateRequest(name: name, description: description), as: ZoneView.self)
+            }
+            if options.output == .json { try Printer.json(zone) } else { print("created zone \(zone.name)") }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List zones.")
+        @OptionGroup var options: ClientOptions
+        func run() async throws {
+            let client = try options.client()
+            let page = try await api { try await client.send(.GET, "/api/v1/zones", as: Page<ZoneView>.self) }
+            if options.output == .json { return try Printer.json(page.items) }
+            Printer.table(["NAME", "AGENTS", "DESCRIPTION"], page.items.map { [$0.name, String($0.agents), $0.description] })
+        }
+    }
+
+    struct Delete: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete a zone (refused while it has agents or unfinished runs, unless --force).")
+        @Argument var name: String
+        @Flag(help: "Also delete its agents, tasks and runs.") var force = false
+        @OptionGroup var options: ClientOptions
+        func run() async throws {
+            let client = try options.client()
+            _ = try await api { try await client.raw(.DELETE, "/api/v1/zones/\(name.urlPathEscaped)\(force ? "?force=true" : "")") }
+            print("deleted zone \(name)")
+        }
+    }
+
+    struct EnrollKey: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "enroll-key", abstract: "Create, list, rotate and revoke a zone's enrollment keys.",
+            subcommands: [KeyCreate.self, KeyList.self, KeyRotate.self, KeyRevoke.self])
+    }
+
+    struct KeyCreate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "create", abstract: "Create a key (its value is shown once).")
+        @Argument var zone: String
+        @Option(help: "Seconds until the key expires.") var expiresIn: Int64?
+        @OptionGroup var options: ClientOptions
+        func run() async throws {
+            let client = try options.client()
+            let key = try await api {
+                try await client.send(
+                    .POST, "/api/v1/zones/\(zone.urlPathEscaped)/enroll-keys", body: EnrollKeyCreateRequest(expiresInSeconds: expiresIn),
+                    as: EnrollKeyCreated.self)
+            }
+            printKey(key, options.output)
+        }
+    }
+
+    struct KeyList: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "List a zone's keys (never their values).")
+        @Argument var zone: String
+        @OptionGroup var options: ClientOptions
+        func run() async throws {
+            let client = try options.client()
+            let page = try await api { try await client.send(.GET, "/api/v1/zones/\(zone.urlPathEscaped)/enroll-keys", as: Page<EnrollKeyView>.self) }
+            if options.output == .json { return try Printer.json(page.items) }
+            Printer.table(
+                ["ID", "PREFIX", "CREATED", "EXPIRES", "REVOKED"],
+                page.items.map { [$0.id, $0.prefix + "…", Printer.time($0.createdAt), Printer.time($0.expiresAt), Printer.time($0.revokedAt)] })
+        }
+    }
+
+    struct KeyRotate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "rotate", abstract: "Revoke a key and create its replacement.")
+        @Argument var zone: String
+        @Argument var id: String
+        @Option(help: "Seconds until the new key expires.") var expiresIn: Int64?
+        @OptionGroup var options: ClientOptions
+        func run() async throws {
+            let client = try options.client()
+            let key = try await api {
+                try await client.send(
+                    .POST, "/api/v1/zones/\(zone.urlPathEscaped)/enroll-keys/\(id.urlPathEscaped)/rotate",
+                    body: EnrollKeyCreateRequest(expiresInSeconds: expiresIn), as: EnrollKeyCreated.self)
+            }
+            printKey(key, options.output)
+        }
+    }
+
+    struct KeyRevoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "revoke", abstract: "Revoke a key.")
+        @Argument var zone: String
+        @Argument var id: String
+        @OptionGroup var options: ClientOptions
+        func run() async throws {
+            let client = try options.client()
+            _ = try await api { try await client.raw(.DELETE, "/api/v1/zones/\(zone.urlPathEscaped)/enroll-keys/\(id.urlPathEscaped)") }
+            print("revoked key \(id)")
+        }
+    }
+}
+
+func printKey(_ key: EnrollKeyCreated, _ output: OutputFormat) {
+    if output == .json {
+        try? Printer.json(key)
+        return
+    }
+    print("enrollment key for zone \(key.zone) (shown once, keep it safe):")
+    print(key.key)
+    print("id: \(key.id)  expires: \(Printer.time(key.expiresAt))")
+    print("start an agent with: KLEVR_ENROLL_KEY=<key> klevr agent --manager URL --zone \(key.zone) --state-dir /var/lib/klevr")
+}
+
+extension String {
+    /// The string escaped for one URL path segment.
+    var urlPathEscaped: String {
+        addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? self
+    }
+}
