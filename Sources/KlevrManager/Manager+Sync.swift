@@ -3,6 +3,7 @@ import Foundation
 import KlevrAPI
 import KlevrCore
 import KlevrStore
+import ServiceLifecycle
 
 extension Manager {
     /// Limits of one sync request, so that a misbehaving agent cannot exhaust the manager.
@@ -53,7 +54,7 @@ extension Manager {
             let work = try await store.takeWork(
                 agentID: agent.id, now: Clock.nowMillis(), redeliverAfter: Int64(config.redeliverAfterSeconds * 1000))
             let remaining = deadline - ContinuousClock.now
-            if !work.runs.isEmpty || !work.cancels.isEmpty || !request.wait || remaining <= .zero {
+            if !work.runs.isEmpty || !work.cancels.isEmpty || !request.wait || remaining <= .zero || Task.isShuttingDownGracefully {
                 if !work.runs.isEmpty {
                     await hub.signal(work.runs.map { Self.runKey($0.run.id) })
                 }
@@ -62,8 +63,9 @@ extension Manager {
                     heartbeatSeconds: config.heartbeatSeconds)
             }
             let seconds = Double(remaining.components.seconds) + Double(remaining.components.attoseconds) / 1e18
-            _ = await hub.wait(key, since: version, seconds: seconds)
-            try Task.checkCancellation()
+            // A manager that stops answers held polls at once instead of making shutdown wait for them.
+            _ = try? await cancelWhenGracefulShutdown { await hub.wait(key, since: version, seconds: seconds) }
+            if Task.isCancelled && !Task.isShuttingDownGracefully { throw CancellationError() }
         }
     }
 

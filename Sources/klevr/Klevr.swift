@@ -30,3 +30,9 @@ struct CLIError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
 }
+
+/// Writes a line to standard output at once (long-running commands are often piped, where `print`
+/// would sit in a buffer).
+func say(_ text: String) {
+    FileHandle.standardOutput.write(Data((text + "\n").utf8))
+}

@@ -40,12 +40,12 @@ struct ManagerCommand: AsyncParsableCommand {
         if let generated { printAdminPassword(generated) }
         let app = manager.application(
             onGeneratedPassword: printAdminPassword,
-            onServerRunning: { port in print("klevr manager listening on http://\(host):\(port) (database \(databaseURL))") })
+            onServerRunning: { port in say("klevr manager listening on http://\(host):\(port) (database \(databaseURL))") })
         try await app.runService()
     }
 }
 
 /// Prints the first admin's password, the one time it exists in clear.
 func printAdminPassword(_ password: String) {
-    print("First start: created user 'admin' with password \(password)  (shown once; change it after login)")
+    say("First start: created user 'admin' with password \(password)  (shown once; change it after login)")
 }

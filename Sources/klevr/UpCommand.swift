@@ -53,7 +53,7 @@ struct UpCommand: AsyncParsableCommand {
         let children = AgentProcesses(
             count: agents, managerURL: url, stateRoot: dataDir + "/agents", enrollKey: enrollKey, logLevel: logLevel == "notice" ? "warning" : logLevel)
         let app = manager.application(onServerRunning: { _ in
-            print(
+            say(
                 """
 
                 Klevr is up.
@@ -73,12 +73,13 @@ struct UpCommand: AsyncParsableCommand {
         })
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: children), .init(service: app)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+                services: [.init(service: app), .init(service: children)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }
 }
 
-/// The local agents of `klevr up`, as child processes of this binary. Stopped with SIGTERM (then
+/// The local agents of `klevr up`, as child processes of this binary. Listed after the manager in the
+/// service group, so they are stopped first: SIGTERM (then
 /// SIGKILL after 10 s) when the group shuts down, before the manager stops.
 actor AgentProcesses: Service {
     let count: Int
@@ -112,7 +113,7 @@ actor AgentProcesses: Service {
                 try process.run()
                 processes.append(process)
             } catch {
-                print("could not start agent \(index): \(error)")
+                say("could not start agent \(index): \(error)")
             }
         }
     }
