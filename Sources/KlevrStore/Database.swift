@@ -104,3 +104,14 @@ public final class Database: Service, Sendable {
         }
     }
 }
+
+extension Database {
+    /// Creates an empty PostgreSQL database (used by the test suites to give each test its own).
+    /// - Throws: ``StoreError/invalidInput(_:)`` for names other than lowercase letters, digits and `_`.
+    public func createDatabase(named name: String) async throws {
+        guard isPostgres, !name.isEmpty, name.allSatisfy({ $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "_") }) else {
+            throw StoreError.invalidInput("database names are lowercase letters, digits and '_'")
+        }
+        try await read { db in try await db.raw("CREATE DATABASE \(unsafeRaw: name)").run() }
+    }
+}
