@@ -1,0 +1,82 @@
+import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import KlevrAPI
+import KlevrCore
+import KlevrManager
+import KlevrStore
+import Testing
+
+@Suite struct EnrollmentAndSecretsTests {
+    static func enrollBody(zone: String, key: String) -> String {
+        let publicKey = Data(repeating: 7, count: 32).base64EncodedString()
+        return #"{"zone":"\#(zone)","enrollKey":"\#(key)","publicKey":"\#(publicKey)","facts":{"hostname":"h","os":"l","version":"1","addresses":[]}}"#
+    }
+
+    @Test func wrongRevokedAndExpiredKeysAreRefused() async throws {
+        let harness = try await TestManager.make()
+        let store = harness.manager.store
+        try await harness.test { client in
+            let admin = try await client.token()
+            let key = try await client.zoneWithKey("zone-a", admin: admin)
+            _ = try await client.decode(ZoneView.self, .post, "/api/v1/zones", token: admin, body: ZoneCreateRequest(name: "zone-b"), expect: .created)
+
+            let wrong = try await client.call(.post, "/api/v1/agent/enroll", json: Self.enrollBody(zone: "zone-a", key: "kle_wrong"))
+            #expect(wrong.status == .unauthorized)
+            let otherZone = try await client.call(.post, "/api/v1/agent/enroll", json: Self.enrollBody(zone: "zone-b", key: key.key))
+            #expect(otherZone.status == .unauthorized)
+
+            // An expired key (stored directly: the API's shortest expiry is a minute).
+            let expired = Secrets.generate(.enrollKey)
+            _ = try await store.createEnrollKey(
+                zoneName: "zone-a", keyHash: Secrets.hash(expired), prefix: "kle_", now: Clock.nowMillis() - 10_000,
+                expiresAt: Clock.nowMillis() - 1)
+            #expect(try await client.call(.post, "/api/v1/agent/enroll", json: Self.enrollBody(zone: "zone-a", key: expired)).status == .unauthorized)
+
+            let accepted = try await client.call(.post, "/api/v1/agent/enroll", json: Self.enrollBody(zone: "zone-a", key: key.key))
+            #expect(accepted.status == .created)
+            #expect(try await client.call(.delete, "/api/v1/zones/zone-a/enroll-keys/\(key.id)", token: admin).status == .noContent)
+            let revoked = try await client.call(.post, "/api/v1/agent/enroll", json: Self.enrollBody(zone: "zone-a", key: key.key))
+            #expect(revoked.status == .unauthorized)
+            #expect(try JSONDecoder().decode(ProblemDocument.self, from: Data(revoked.body.utf8)).type.hasSuffix("enroll-refused"))
+
+            // Rotation: the old key stops working, the new one works.
+            let fresh = try await client.decode(
+                EnrollKeyCreated.self, .post, "/api/v1/zones/zone-a/enroll-keys", token: admin, body: EnrollKeyCreateRequest(), expect: .created)
+            let rotated = try await client.decode(
+                EnrollKeyCreated.self, .post, "/api/v1/zones/zone-a/enroll-keys/\(fresh.id)/rotate", token: admin, body: EnrollKeyCreateRequest(),
+                expect: .created)
+            #expect(try await client.call(.post, "/api/v1/agent/enroll", json: Self.enrollBody(zone: "zone-a", key: fresh.key)).status == .unauthorized)
+            #expect(try await client.call(.post, "/api/v1/agent/enroll", json: Self.enrollBody(zone: "zone-a", key: rotated.key)).status == .created)
+        }
+    }
+
+    @Test func secretsAreNeverReturnedAgainNorLogged() async throws {
+        let harness = try await TestManager.make()
+        try await harness.test { client in
+            let admin = try await client.token()
+            let viewer = try await client.user("vic", role: .viewer, admin: admin)
+            let key = try await client.zoneWithKey("zone-a", admin: admin)
+            let agent = try await client.enroll(zone: "zone-a", key: key.key)
+            let secrets = [TestManager.adminPassword, "password-of-vic", admin, viewer, key.key, agent.credential]
+
+            // Everything readable afterwards, as admin.
+            var readable = ""
+            for uri in ["/api/v1/zones", "/api/v1/zones/zone-a", "/api/v1/zones/zone-a/enroll-keys", "/api/v1/agents", "/api/v1/agents/\(agent.agentId)",
+                "/api/v1/users", "/api/v1/tokens", "/api/v1/me", "/api/v1/tasks", "/api/v1/runs"]
+            {
+                let answer = try await client.call(.get, uri, token: admin)
+                #expect(answer.status == .ok, "\(uri)")
+                readable += answer.body
+            }
+            // Use every secret once more so that any request logging would see them.
+            _ = try await client.call(.post, "/api/v1/agent/sync", token: agent.credential, json: #"{"wait":false,"reports":[]}"#)
+            _ = try await client.call(.post, "/api/v1/agent/enroll", json: EnrollmentAndSecretsTests.enrollBody(zone: "zone-a", key: key.key + "x"))
+            for secret in secrets {
+                #expect(!readable.contains(secret), "a secret is readable through the API")
+                #expect(!harness.logs.text.contains(secret), "a secret is in the manager's log")
+            }
+            #expect(!harness.logs.text.isEmpty, "the capture saw the manager's log")
+        }
+    }
+}

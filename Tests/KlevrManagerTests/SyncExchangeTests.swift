@@ -1,0 +1,115 @@
+import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import KlevrAPI
+import KlevrCore
+import KlevrManager
+import Testing
+
+/// The agent exchange, in-process: dispatch, reports, acknowledgements, cancel, and what is refused.
+@Suite struct SyncExchangeTests {
+    static func sync(_ client: some TestClientProtocol, _ credential: String, _ request: SyncRequest) async throws -> SyncResponse {
+        try await client.decode(SyncResponse.self, .post, "/api/v1/agent/sync", token: credential, body: request)
+    }
+
+    @Test func aRunTravelsFromTaskToResult() async throws {
+        let harness = try await TestManager.make()
+        try await harness.test { client in
+            let admin = try await client.token()
+            let key = try await client.zoneWithKey("zone-a", admin: admin)
+            let agent = try await client.enroll(zone: "zone-a", key: key.key)
+            let other = try await client.enroll(zone: "zone-a", key: key.key)
+            let task = try await client.decode(
+                TaskView.self, .post, "/api/v1/tasks", token: admin,
+                body: TaskCreateRequest(
+                    zone: "zone-a", target: TargetSpec(kind: .agent, agentId: agent.agentId), steps: [StepSpec(script: "echo $KLEVR_PARAM_WHO")],
+                    params: ["WHO": "world"], timeoutSeconds: 30),
+                expect: .created)
+            #expect(task.runs.count == 1)
+            let runID = try #require(task.runs.first?.id)
+
+            let first = try await Self.sync(client, agent.credential, SyncRequest(wait: true, reports: []))
+            let envelope = try #require(first.runs.first)
+            #expect(envelope.runId == runID)
+            #expect(envelope.params == ["WHO": "world"])
+            #expect(envelope.steps.first?.script == "echo $KLEVR_PARAM_WHO")
+            #expect(try await Self.sync(client, other.credential, SyncRequest(wait: false, reports: [])).runs.isEmpty)
+
+            let report = AgentReport(
+                agentId: agent.agentId, started: [RunStarted(runId: runID, at: 1)],
+                logs: [LogChunk(runId: runID, seq: 1, stream: "stdout", data: "world\n", at: 2)],
+                results: [RunResult(runId: runID, outcome: .succeeded, exitCode: 0, reason: nil, result: "ok", finishedAt: 3)])
+            for _ in 0..<2 {  // re-sent after a lost answer: same acknowledgement, nothing doubled
+                let answer = try await Self.sync(client, agent.credential, SyncRequest(wait: false, reports: [report]))
+                #expect(answer.acks.started == [runID])
+                #expect(answer.acks.logs == [runID: 1])
+                #expect(answer.acks.results == [runID])
+                #expect(answer.acks.rejected.isEmpty)
+            }
+            let run = try await client.decode(RunView.self, .get, "/api/v1/runs/\(runID)", token: admin)
+            #expect(run.status == .succeeded)
+            #expect(run.result == "ok")
+            let logs = try await client.decode(LogPage.self, .get, "/api/v1/runs/\(runID)/logs", token: admin)
+            #expect(logs.items.map(\.data) == ["world\n"])
+
+            // Another agent cannot report about this run, nor report in this agent's name.
+            let forged = AgentReport(
+                agentId: other.agentId, results: [RunResult(runId: runID, outcome: .failed, exitCode: 1, reason: "x", result: nil, finishedAt: 4)])
+            let refused = try await Self.sync(client, other.credential, SyncRequest(wait: false, reports: [forged]))
+            #expect(refused.acks.rejected[runID] != nil)
+            let impersonation = try await client.call(
+                .post, "/api/v1/agent/sync", token: other.credential,
+                json: String(decoding: try JSONEncoder().encode(SyncRequest(wait: false, reports: [report])), as: UTF8.self))
+            #expect(impersonation.status == .forbidden)
+            #expect(try await client.decode(RunView.self, .get, "/api/v1/runs/\(runID)", token: admin).status == .succeeded)
+        }
+    }
+
+    @Test func longPollWakesForNewWorkAndCancels() async throws {
+        let harness = try await TestManager.make(longPollSeconds: 20)
+        try await harness.test { client in
+            let admin = try await client.token()
+            let key = try await client.zoneWithKey("zone-a", admin: admin)
+            let agent = try await client.enroll(zone: "zone-a", key: key.key)
+            let started = ContinuousClock.now
+            async let poll = Self.sync(client, agent.credential, SyncRequest(wait: true, reports: []))
+            // The task is created while the poll is held; the poll must answer with it, long before 20 s.
+            try await Task.sleep(for: .milliseconds(200))
+            let task = try await client.decode(
+                TaskView.self, .post, "/api/v1/tasks", token: admin,
+                body: TaskCreateRequest(zone: "zone-a", target: TargetSpec(kind: .any), steps: [StepSpec(script: "sleep 100")]), expect: .created)
+            let answer = try await poll
+            #expect(answer.runs.map(\.runId) == task.runs.map(\.id))
+            #expect(ContinuousClock.now - started < .seconds(15))
+
+            let runID = try #require(task.runs.first?.id)
+            _ = try await Self.sync(
+                client, agent.credential, SyncRequest(wait: false, reports: [AgentReport(agentId: agent.agentId, started: [RunStarted(runId: runID, at: 1)])]))
+            async let cancelPoll = Self.sync(client, agent.credential, SyncRequest(wait: true, reports: []))
+            try await Task.sleep(for: .milliseconds(200))
+            let canceled = try await client.decode(RunView.self, .post, "/api/v1/runs/\(runID)/cancel", token: admin)
+            #expect(canceled.cancelRequested)
+            #expect(try await cancelPoll.cancels == [CancelOrder(agentId: agent.agentId, runId: runID)])
+        }
+    }
+
+    @Test func anyNeedsAnOnlineAgentAndAllTakesEveryAgent() async throws {
+        let harness = try await TestManager.make()
+        try await harness.test { client in
+            let admin = try await client.token()
+            _ = try await client.zoneWithKey("empty", admin: admin)
+            let noAgent = try await client.call(
+                .post, "/api/v1/tasks", token: admin, json: #"{"zone":"empty","target":{"kind":"any"},"steps":[{"script":"true"}]}"#)
+            #expect(noAgent.status == .conflict)
+            let key = try await client.zoneWithKey("zone-a", admin: admin)
+            for _ in 0..<3 { _ = try await client.enroll(zone: "zone-a", key: key.key) }
+            let task = try await client.decode(
+                TaskView.self, .post, "/api/v1/tasks", token: admin,
+                body: TaskCreateRequest(zone: "zone-a", target: TargetSpec(kind: .all), steps: [StepSpec(script: "true")]), expect: .created)
+            #expect(task.runs.count == 3)
+            #expect(Set(task.runs.map(\.agentId)).count == 3)
+            let zone = try await client.call(.delete, "/api/v1/zones/zone-a", token: admin)
+            #expect(zone.status == .conflict)
+        }
+    }
+}

@@ -1,0 +1,134 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import KlevrAPI
+import KlevrCore
+import KlevrManager
+import KlevrStore
+import Logging
+import NIOCore
+import Synchronization
+import Testing
+
+/// Collects every log line of a manager so that tests can search it (for leaked secrets).
+final class LogCapture: Sendable {
+    private let lines = Mutex<[String]>([])
+
+    func append(_ line: String) { lines.withLock { $0.append(line) } }
+    var text: String { lines.withLock { $0.joined(separator: "\n") } }
+
+    func logger() -> Logger {
+        Logger(label: "test.manager") { label in CapturingHandler(capture: self, label: label) }
+    }
+
+    struct CapturingHandler: LogHandler {
+        let capture: LogCapture
+        let label: String
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .trace
+
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+
+        func log(event: LogEvent) {
+            let all = metadata.merging(event.metadata ?? [:]) { $1 }
+            capture.append("\(event.level) \(label) \(event.message) \(all)")
+        }
+    }
+}
+
+/// A manager on a fresh SQLite file with a known admin password and a cheap bcrypt cost.
+struct TestManager {
+    static let adminPassword = "admin-password-for-tests"
+
+    let manager: Manager
+    let logs: LogCapture
+
+    static func make(longPollSeconds: Double = 2) async throws -> TestManager {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("klevr-manager-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let logs = LogCapture()
+        let config = ManagerConfig(
+            host: "127.0.0.1", port: 0, database: .sqlite(path: directory.appendingPathComponent("klevr.db").path),
+            adminPassword: adminPassword, heartbeatSeconds: 5, longPollSeconds: longPollSeconds, redeliverAfterSeconds: 10, bcryptCost: 4)
+        let (manager, generated) = try await Manager.bootstrap(config: config, logger: logs.logger())
+        #expect(generated == nil)
+        return TestManager(manager: manager, logs: logs)
+    }
+
+    /// Runs `body` against the manager's router in-process.
+    func test(_ body: @Sendable (any TestClientProtocol) async throws -> Void) async throws {
+        let app = manager.application()
+        try await app.test(.router, body)
+    }
+}
+
+// MARK: - Request helpers
+
+extension TestClientProtocol {
+    /// Sends JSON and returns status and body.
+    @discardableResult
+    func call(
+        _ method: HTTPRequest.Method, _ uri: String, token: String? = nil, json: String? = nil, headers: HTTPFields = [:]
+    ) async throws -> (status: HTTPResponse.Status, body: String, headers: HTTPFields) {
+        var fields = headers
+        if let token { fields[.authorization] = "Bearer \(token)" }
+        if json != nil { fields[.contentType] = "application/json" }
+        return try await execute(uri: uri, method: method, headers: fields, body: json.map { ByteBuffer(string: $0) }) { response in
+            (response.status, String(buffer: response.body), response.headers)
+        }
+    }
+
+    /// Sends and decodes, expecting one status.
+    func decode<T: Decodable>(
+        _ type: T.Type, _ method: HTTPRequest.Method, _ uri: String, token: String?, body: (some Encodable)? = nil as String?,
+        expect status: HTTPResponse.Status = .ok, sourceLocation: SourceLocation = #_sourceLocation
+    ) async throws -> T {
+        let json = try body.map { String(decoding: try JSONEncoder().encode($0), as: UTF8.self) }
+        let answer = try await call(method, uri, token: token, json: json)
+        #expect(answer.status == status, "\(method) \(uri): \(answer.body)", sourceLocation: sourceLocation)
+        return try JSONDecoder().decode(T.self, from: Data(answer.body.utf8))
+    }
+
+    /// Logs in as the user and creates an API token.
+    func token(_ username: String = "admin", _ password: String = TestManager.adminPassword) async throws -> String {
+        let login = try await call(.post, "/api/v1/auth/login", json: #"{"username":"\#(username)","password":"\#(password)"}"#)
+        #expect(login.status == .ok, "login: \(login.body)")
+        let answer = try JSONDecoder().decode(LoginResponse.self, from: Data(login.body.utf8))
+        let cookie = try #require(login.headers[.setCookie]?.split(separator: ";").first.map(String.init))
+        var headers: HTTPFields = [.cookie: cookie]
+        headers[HTTPField.Name("X-Klevr-CSRF")!] = answer.csrfToken
+        let created = try await call(.post, "/api/v1/tokens", json: #"{"name":"test"}"#, headers: headers)
+        #expect(created.status == .created, "token: \(created.body)")
+        return try JSONDecoder().decode(TokenCreated.self, from: Data(created.body.utf8)).token
+    }
+
+    /// Creates a user with a role and returns an API token of theirs.
+    func user(_ name: String, role: Role, admin: String) async throws -> String {
+        let password = "password-of-\(name)"
+        _ = try await decode(
+            UserView.self, .post, "/api/v1/users", token: admin, body: UserCreateRequest(username: name, password: password, role: role),
+            expect: .created)
+        return try await token(name, password)
+    }
+
+    /// Creates a zone and an enrollment key; returns the key.
+    func zoneWithKey(_ zone: String, admin: String, expiresIn: Int64? = nil) async throws -> EnrollKeyCreated {
+        _ = try await decode(ZoneView.self, .post, "/api/v1/zones", token: admin, body: ZoneCreateRequest(name: zone), expect: .created)
+        return try await decode(
+            EnrollKeyCreated.self, .post, "/api/v1/zones/\(zone)/enroll-keys", token: admin, body: EnrollKeyCreateRequest(expiresInSeconds: expiresIn),
+            expect: .created)
+    }
+
+    /// Enrolls an agent with a fresh public key.
+    func enroll(zone: String, key: String) async throws -> EnrollResponse {
+        let publicKey = Data((0..<32).map { _ in UInt8.random(in: 0...255) }).base64EncodedString()
+        return try await decode(
+            EnrollResponse.self, .post, "/api/v1/agent/enroll", token: nil,
+            body: EnrollRequest(zone: zone, enrollKey: key, publicKey: publicKey, facts: HostFacts(hostname: "h", os: "linux", version: "t", addresses: [])),
+            expect: .created)
+    }
+}
