@@ -129,7 +129,8 @@ let package = Package(
         .testTarget(
             name: "KlevrSystemTests",
             dependencies: [
-                "KlevrCore",
+                "KlevrCore", "KlevrAPI", "KlevrAgent",
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Subprocess", package: "swift-subprocess"),

@@ -62,7 +62,7 @@ public struct AgentService: Service {
                 incomingContinuation.finish()
             }
             group.addTask {
-                await session.pushLoop()
+                await session.pushLoop(deliver: incomingContinuation)
             }
             for await envelope in incoming {
                 guard envelope.agentId == identity.agentId else {

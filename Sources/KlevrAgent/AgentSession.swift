@@ -27,16 +27,22 @@ struct AgentSession: Sendable {
                         timeout: .seconds(90))
                 }
                 backoff = .seconds(1)
-                for envelope in answer.runs { deliver.yield(envelope) }
-                for order in answer.cancels where order.agentId == identity.agentId {
-                    await cancel(order.runId)
-                }
+                await handle(answer, deliver: deliver)
             } catch {
                 if Task.isShuttingDownGracefully || Task.isCancelled { break }
                 logger.warning("sync failed; retrying", metadata: ["error": "\(error)"])
                 try? await Task.sleep(for: backoff)
                 backoff = min(backoff * 2, .seconds(10))
             }
+        }
+    }
+
+    /// Hands the runs of a sync answer to the executor and applies its cancel orders. Both loops do
+    /// this: the manager hands out work in whichever answer comes first.
+    func handle(_ answer: SyncResponse, deliver: AsyncStream<RunEnvelope>.Continuation) async {
+        for envelope in answer.runs { deliver.yield(envelope) }
+        for order in answer.cancels where order.agentId == identity.agentId {
+            await cancel(order.runId)
         }
     }
 
@@ -59,7 +65,7 @@ struct AgentSession: Sendable {
 
     /// Sends the outbox whenever it has something, and a heartbeat at least every interval. After
     /// ``finishAfterRuns()`` it flushes once more and returns.
-    func pushLoop() async {
+    func pushLoop(deliver: AsyncStream<RunEnvelope>.Continuation) async {
         let doorbell = outbox.doorbell
         var backoff = Duration.seconds(1)
         while true {
@@ -71,6 +77,7 @@ struct AgentSession: Sendable {
                         .POST, "/api/v1/agent/sync", body: SyncRequest(wait: false, reports: [report]), as: SyncResponse.self,
                         timeout: .seconds(60))
                     await outbox.apply(answer.acks)
+                    await handle(answer, deliver: deliver)
                     backoff = .seconds(1)
                     if report.isEmpty { break }
                 } while await !outbox.isEmpty

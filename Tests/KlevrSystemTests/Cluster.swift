@@ -1,0 +1,182 @@
+import AsyncHTTPClient
+import Foundation
+import KlevrAPI
+import KlevrAgent
+import KlevrCore
+import NIOCore
+import NIOHTTP1
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Waits until `condition` holds, checking every 100 ms, for at most `seconds`.
+func eventually(
+    _ seconds: Double, _ what: String, sourceLocation: SourceLocation = #_sourceLocation, _ condition: () async throws -> Bool
+) async throws {
+    let deadline = ContinuousClock.now + .seconds(seconds)
+    while ContinuousClock.now < deadline {
+        if (try? await condition()) == true { return }
+        try await Task.sleep(for: .milliseconds(100))
+    }
+    if try await condition() { return }
+    Issue.record("timed out after \(seconds) s waiting for: \(what)", sourceLocation: sourceLocation)
+    throw CancellationError()
+}
+
+/// A `klevr` process of a system test, with its output in a file.
+final class KlevrProcess: @unchecked Sendable {
+    // Only touched from the test's own task; Process is a class without Sendable conformance.
+    let process = Process()
+    let logPath: String
+
+    init(_ arguments: [String], environment: [String: String] = [:], logPath: String) throws {
+        self.logPath = logPath
+        process.executableURL = URL(fileURLWithPath: Cluster.binary)
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        for (key, value) in environment { env[key] = value }
+        process.environment = env
+        FileManager.default.createFile(atPath: logPath, contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        handle.seekToEndOfFile()
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+    }
+
+    var pid: Int32 { process.processIdentifier }
+    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    func kill9() {
+        kill(pid, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    func stop() {
+        if process.isRunning {
+            process.terminate()
+            let deadline = Date().addingTimeInterval(10)
+            while process.isRunning && Date() < deadline { usleep(20_000) }
+            if process.isRunning { kill(pid, SIGKILL) }
+        }
+        process.waitUntilExit()
+    }
+}
+
+/// A manager and agents as real processes on loopback, in a temporary directory. `shutdown()` kills
+/// everything, and the tests call it on every path.
+final class Cluster: @unchecked Sendable {
+    static var binary: String {
+        if let explicit = ProcessInfo.processInfo.environment["KLEVR_BIN"], !explicit.isEmpty { return explicit }
+        // Tests/KlevrSystemTests/Cluster.swift → package root → .build/debug/klevr
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return root.appendingPathComponent(".build/debug/klevr").path
+    }
+
+    static let password = "system-test-admin-password"
+
+    let directory: String
+    let port: Int
+    var manager: KlevrProcess?
+    var agents: [String: KlevrProcess] = [:]
+    var token = ""
+    var enrollKey = ""
+
+    init() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("klevr-system-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        port = try Self.freePort()
+    }
+
+    var url: String { "http://127.0.0.1:\(port)" }
+    var client: JSONClient { JSONClient(baseURL: url, bearer: token) }
+    var cliEnvironment: [String: String] { ["KLEVR_CONFIG": directory + "/cli.json"] }
+
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        guard bound else { throw CancellationError() }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    /// Starts (or restarts) the manager on the same data dir and port, and waits until it answers.
+    func startManager() async throws {
+        manager = try KlevrProcess(
+            ["manager", "--data-dir", directory + "/manager", "--listen", "127.0.0.1:\(port)", "--admin-password", Self.password, "--heartbeat", "2"],
+            logPath: directory + "/manager.log")
+        let probe = JSONClient(baseURL: url)
+        try await eventually(30, "the manager answers /readyz") {
+            (try? await probe.raw(.GET, "/readyz", timeout: .seconds(2))) != nil
+        }
+    }
+
+    /// Logs in with the CLI, creates the zone and an enrollment key.
+    func bootstrap(zone: String) async throws {
+        let login = try await runCLI(["login", "--server", url, "--username", "admin", "--password", Self.password])
+        #expect(login.status == 0, "login: \(login.output)")
+        let config = try JSONDecoder().decode([String: String].self, from: Data(contentsOf: URL(fileURLWithPath: directory + "/cli.json")))
+        token = config["token"] ?? ""
+        let attributes = try FileManager.default.attributesOfItem(atPath: directory + "/cli.json")
+        #expect((attributes[.posixPermissions] as? Int) == 0o600)
+        _ = try await client.send(.POST, "/api/v1/zones", body: ZoneCreateRequest(name: zone), as: ZoneView.self)
+        enrollKey = try await client.send(
+            .POST, "/api/v1/zones/\(zone)/enroll-keys", body: EnrollKeyCreateRequest(), as: EnrollKeyCreated.self
+        ).key
+    }
+
+    /// Starts (or restarts) an agent with its own state dir; returns its id once it is enrolled.
+    @discardableResult
+    func startAgent(_ name: String, zone: String) async throws -> String {
+        let state = directory + "/agents/" + name
+        agents[name] = try KlevrProcess(
+            ["agent", "run", "--manager", url, "--zone", zone, "--state-dir", state], environment: ["KLEVR_ENROLL_KEY": enrollKey],
+            logPath: directory + "/agent-\(name).log")
+        var id = ""
+        try await eventually(30, "agent \(name) enrolled") {
+            guard let data = FileManager.default.contents(atPath: state + "/identity.json"),
+                let identity = try? JSONDecoder().decode(AgentIdentity.self, from: data)
+            else { return false }
+            id = identity.agentId
+            return true
+        }
+        return id
+    }
+
+    /// Runs the CLI to completion and returns its exit status and output.
+    func runCLI(_ arguments: [String]) async throws -> (status: Int32, output: String) {
+        let log = directory + "/cli-\(UUID().uuidString).log"
+        let process = try KlevrProcess(arguments, environment: cliEnvironment, logPath: log)
+        let deadline = ContinuousClock.now + .seconds(120)
+        while process.process.isRunning && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        if process.process.isRunning { process.kill9() }
+        process.process.waitUntilExit()
+        return (process.process.terminationStatus, process.log)
+    }
+
+    func run(_ id: String) async throws -> RunView {
+        try await client.send(.GET, "/api/v1/runs/\(id)", as: RunView.self)
+    }
+
+    func output(_ id: String) async throws -> String {
+        try await client.send(.GET, "/api/v1/runs/\(id)/logs", as: LogPage.self).items.map(\.data).joined()
+    }
+
+    func createTask(_ request: TaskCreateRequest) async throws -> TaskView {
+        try await client.send(.POST, "/api/v1/tasks", body: request, as: TaskView.self)
+    }
+
+    func shutdown() {
+        for agent in agents.values { agent.stop() }
+        manager?.stop()
+    }
+}
