@@ -6,6 +6,7 @@ import SQLKit
 import SQLiteKit
 import SQLiteNIO
 import ServiceLifecycle
+import Synchronization
 
 /// The manager's connection to SQLite or PostgreSQL, with one code path for both through SQLKit.
 ///
@@ -19,6 +20,7 @@ public final class Database: Service, Sendable {
 
     let backend: Backend
     let logger: Logger
+    private let closed = Mutex(false)
 
     init(backend: Backend, logger: Logger) {
         self.backend = backend
@@ -60,11 +62,15 @@ public final class Database: Service, Sendable {
         }
     }
 
-    /// Closes an SQLite connection (PostgreSQL pools close when their `run()` ends).
+    /// Closes an SQLite connection (PostgreSQL pools close when their `run()` ends). Closing twice is
+    /// harmless.
     public func close() async {
         if case .sqlite(let connection, let lock) = backend {
             await lock.lock()
-            try? await connection.close()
+            // A close interrupted by cancellation leaves the flag unset, so a later call closes for real.
+            if !closed.withLock({ $0 }), (try? await connection.close()) != nil {
+                closed.withLock { $0 = true }
+            }
             await lock.unlock()
         }
     }

@@ -1,2 +1,234 @@
 import ArgumentParser
-struct DispatchBench: AsyncParsableCommand { static let configuration = CommandConfiguration(commandName: "dispatch") }
+import AsyncHTTPClient
+import Foundation
+import Hummingbird
+import KlevrAPI
+import KlevrAgent
+import KlevrCore
+import KlevrManager
+import KlevrStore
+import Logging
+import NIOCore
+import NIOHTTP1
+import ServiceLifecycle
+import Synchronization
+
+/// `klevr bench dispatch`: a manager on a temporary SQLite database and N simulated agents that speak
+/// the real sync protocol over real HTTP on loopback. Measures task created → run received by its
+/// agent (the moment a real agent would start it), then one task fanned out to every agent.
+struct DispatchBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dispatch",
+        abstract: "Measure dispatch latency (task created → run started on its agent) and fan-out time.",
+        discussion: "The last line is: dispatch_latency_ms p50=<x> p99=<y> agents=<N> tasks=<M>")
+
+    @Option(help: "Simulated agents.") var agents = 100
+    @Option(help: "Tasks, each for one agent, created one after another.") var tasks = 100
+    @Option(help: "Milliseconds between task creations.") var gap = 10
+
+    func validate() throws {
+        guard (1...20_000).contains(agents) else { throw ValidationError("--agents must be 1 to 20000") }
+        guard (1...100_000).contains(tasks) else { throw ValidationError("--tasks must be 1 to 100000") }
+    }
+
+    func run() async throws {
+        LogSetup.bootstrap(level: "error")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("klevr-bench-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let logger = Logger(label: "klevr.bench")
+        let config = ManagerConfig(
+            host: "127.0.0.1", port: 0, database: .sqlite(path: directory + "/bench.db"), adminPassword: Secrets.randomToken(bytes: 16),
+            bcryptCost: 4)
+        let (manager, _) = try await Manager.bootstrap(config: config, logger: logger)
+        let portBox = PortBox()
+        let app = manager.application(onServerRunning: { port in portBox.set(port) })
+
+        var httpConfig = HTTPClient.Configuration()
+        httpConfig.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: agents * 2 + 64)
+        httpConfig.timeout = .init(connect: .seconds(10), read: .seconds(120))
+        let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: httpConfig)
+
+        var failure: (any Error)?
+        do {
+            try await runManager(app: app, portBox: portBox, manager: manager, http: http)
+        } catch {
+            failure = error
+        }
+        await manager.store.database.close()
+        try? await http.shutdown()
+        if let failure { throw failure }
+    }
+
+    func runManager(app: some ApplicationProtocol, portBox: PortBox, manager: Manager, http: HTTPClient) async throws {
+        let services = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: Logger(label: "klevr.bench")))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await services.run() }
+            let deadline = ContinuousClock.now + .seconds(30)
+            while portBox.value == nil && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+            guard let port = portBox.value else { throw CLIError("the manager did not start") }
+            let base = "http://127.0.0.1:\(port)"
+            do {
+                try await runBenchmark(manager: manager, base: base, http: http)
+            } catch {
+                await services.triggerGracefulShutdown()
+                throw error
+            }
+            await services.triggerGracefulShutdown()
+            try await group.waitForAll()
+        }
+    }
+
+    func runBenchmark(manager: Manager, base: String, http: HTTPClient) async throws {
+        let store = manager.store
+        let now = Clock.nowMillis()
+        guard let admin = try await store.user(named: "admin") else { throw CLIError("no admin") }
+        let token = Secrets.generate(.apiToken)
+        _ = try await store.createToken(userID: admin.id, name: "bench", tokenHash: Secrets.hash(token), now: now)
+        let client = JSONClient(baseURL: base, http: http, bearer: token)
+        _ = try await client.send(.POST, "/api/v1/zones", body: ZoneCreateRequest(name: "bench"), as: ZoneView.self)
+        let key = try await client.send(.POST, "/api/v1/zones/bench/enroll-keys", body: EnrollKeyCreateRequest(), as: EnrollKeyCreated.self).key
+
+        say("enrolling \(agents) simulated agents…")
+        var identities: [EnrollResponse] = []
+        let anonymous = JSONClient(baseURL: base, http: http)
+        for index in 0..<agents {
+            let publicKey = Data((0..<32).map { _ in UInt8.random(in: 0...255) }).base64EncodedString()
+            identities.append(
+                try await anonymous.send(
+                    .POST, "/api/v1/agent/enroll",
+                    body: EnrollRequest(
+                        zone: "bench", enrollKey: key, publicKey: publicKey,
+                        facts: HostFacts(hostname: "sim-\(index)", os: "simulated", version: "bench", addresses: [])),
+                    as: EnrollResponse.self))
+        }
+        let received = ReceiptBook()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for identity in identities {
+                let agentClient = JSONClient(baseURL: base, http: http, bearer: identity.credential)
+                group.addTask { await SimulatedAgent(id: identity.agentId, client: agentClient, book: received).run() }
+            }
+            // Let every agent hold its long-poll before measuring.
+            try await Task.sleep(for: .seconds(1 + Double(agents) / 1000))
+
+            say("creating \(tasks) tasks, \(gap) ms apart…")
+            var created: [String: ContinuousClock.Instant] = [:]
+            for index in 0..<tasks {
+                let target = identities[index % identities.count].agentId
+                let start = ContinuousClock.now
+                let task = try await client.send(
+                    .POST, "/api/v1/tasks",
+                    body: TaskCreateRequest(zone: "bench", target: TargetSpec(kind: .agent, agentId: target), steps: [StepSpec(script: "true")]),
+                    as: TaskView.self)
+                for run in task.runs { created[run.id] = start }
+                if gap > 0 { try await Task.sleep(for: .milliseconds(gap)) }
+            }
+            try await received.waitFor(Set(created.keys), within: .seconds(60))
+            var latencies: [Double] = []
+            for (runID, start) in created {
+                if let at = received.receipt(runID) { latencies.append((at - start).milliseconds) }
+            }
+
+            say("fanning one task out to all \(agents) agents…")
+            let fanStart = ContinuousClock.now
+            let fan = try await client.send(
+                .POST, "/api/v1/tasks",
+                body: TaskCreateRequest(zone: "bench", target: TargetSpec(kind: .all), steps: [StepSpec(script: "true")]), as: TaskView.self)
+            let fanRuns = Set(fan.runs.map(\.id))
+            try await received.waitFor(fanRuns, within: .seconds(120))
+            let dispatched = (received.latest(fanRuns) - fanStart).milliseconds
+            try await received.waitForResults(fanRuns, within: .seconds(120))
+            let stored = (ContinuousClock.now - fanStart).milliseconds
+            group.cancelAll()
+
+            latencies.sort()
+            let p50 = Self.percentile(latencies, 0.50)
+            let p99 = Self.percentile(latencies, 0.99)
+            say(String(format: "fan-out to %d agents: all runs received in %.0f ms, all results stored in %.0f ms", agents, dispatched, stored))
+            say(String(format: "dispatch latency over %d runs: min %.2f ms, max %.2f ms", latencies.count, latencies.first ?? 0, latencies.last ?? 0))
+            say(String(format: "dispatch_latency_ms p50=%.2f p99=%.2f agents=%d tasks=%d", p50, p99, agents, tasks))
+        }
+    }
+
+    static func percentile(_ sorted: [Double], _ fraction: Double) -> Double {
+        guard !sorted.isEmpty else { return 0 }
+        let rank = Int((fraction * Double(sorted.count)).rounded(.up)) - 1
+        return sorted[min(max(rank, 0), sorted.count - 1)]
+    }
+}
+
+extension Duration {
+    var milliseconds: Double {
+        Double(components.seconds) * 1000 + Double(components.attoseconds) / 1e15
+    }
+}
+
+/// When each run reached its simulated agent, and when its result was acknowledged.
+final class ReceiptBook: Sendable {
+    private let state = Mutex<(receipts: [String: ContinuousClock.Instant], results: Set<String>)>(([:], []))
+
+    func received(_ runID: String) {
+        let now = ContinuousClock.now
+        state.withLock { if $0.receipts[runID] == nil { $0.receipts[runID] = now } }
+    }
+
+    func acknowledged(_ runIDs: [String]) { state.withLock { $0.results.formUnion(runIDs) } }
+    func receipt(_ runID: String) -> ContinuousClock.Instant? { state.withLock { $0.receipts[runID] } }
+
+    func latest(_ runIDs: Set<String>) -> ContinuousClock.Instant {
+        state.withLock { state in runIDs.compactMap { state.receipts[$0] }.max() ?? .now }
+    }
+
+    func waitFor(_ runIDs: Set<String>, within limit: Duration) async throws {
+        let deadline = ContinuousClock.now + limit
+        while state.withLock({ state in !runIDs.allSatisfy { state.receipts[$0] != nil } }) {
+            guard ContinuousClock.now < deadline else { throw CLIError("runs were not delivered within \(limit)") }
+            try await Task.sleep(for: .milliseconds(1))
+        }
+    }
+
+    func waitForResults(_ runIDs: Set<String>, within limit: Duration) async throws {
+        let deadline = ContinuousClock.now + limit
+        while state.withLock({ !runIDs.isSubset(of: $0.results) }) {
+            guard ContinuousClock.now < deadline else { throw CLIError("results were not stored within \(limit)") }
+            try await Task.sleep(for: .milliseconds(1))
+        }
+    }
+}
+
+/// An agent that speaks the real protocol but does not execute anything: it reports each run as
+/// started and succeeded at once.
+struct SimulatedAgent {
+    let id: String
+    let client: JSONClient
+    let book: ReceiptBook
+
+    func run() async {
+        var report: AgentReport?
+        while !Task.isCancelled {
+            do {
+                let request = SyncRequest(wait: report == nil, reports: report.map { [$0] } ?? [])
+                let answer = try await client.send(.POST, "/api/v1/agent/sync", body: request, as: SyncResponse.self, timeout: .seconds(90))
+                book.acknowledged(answer.acks.results)
+                report = nil
+                if !answer.runs.isEmpty {
+                    let now = Clock.nowMillis()
+                    for envelope in answer.runs { book.received(envelope.runId) }
+                    report = AgentReport(
+                        agentId: id, started: answer.runs.map { RunStarted(runId: $0.runId, at: now) },
+                        results: answer.runs.map { RunResult(runId: $0.runId, outcome: .succeeded, exitCode: 0, reason: nil, result: nil, finishedAt: now) })
+                }
+            } catch {
+                if Task.isCancelled { return }
+                try? await Task.sleep(for: .milliseconds(100))
+            }
+        }
+    }
+}
+
+/// The manager's port, once it listens.
+final class PortBox: Sendable {
+    private let port = Mutex<Int?>(nil)
+    func set(_ value: Int) { port.withLock { $0 = value } }
+    var value: Int? { port.withLock { $0 } }
+}
