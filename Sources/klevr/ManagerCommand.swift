@@ -47,5 +47,5 @@ struct ManagerCommand: AsyncParsableCommand {
 
 /// Prints the first admin's password, the one time it exists in clear.
 func printAdminPassword(_ password: String) {
-    say("First start: created user 'admin' with password \(password)  (shown once; change it after login)")
+    say("First start: created user 'admin' with password \(password)  (shown once; keep it safe)")
 }
