@@ -40,7 +40,9 @@ public struct AgentService: Service {
         for runID in try await outbox.interruptedRuns() {
             // The agent stopped while this run executed; its processes are gone with it. Report that
             // instead of running it again.
-            logger.warning("reporting a run interrupted by an agent restart", metadata: ["run.id": "\(runID)"])
+            let killed = Executor.killLeftovers(of: runID)
+            logger.warning(
+                "reporting a run interrupted by an agent restart", metadata: ["run.id": "\(runID)", "leftover.processes.killed": "\(killed)"])
             try await outbox.finish(
                 RunResult(
                     runId: runID, outcome: .failed, exitCode: nil,

@@ -115,6 +115,29 @@ public struct Executor: Sendable {
         }
     }
 
+    /// Kills what is left of a run that was executing when the agent stopped (a SIGKILLed agent cannot
+    /// take its children along). Processes are recognised by `KLEVR_RUN_ID=<run id>` in their
+    /// environment, which every step process and its children inherit, so no unrelated process is hit.
+    /// - Returns: how many processes were killed.
+    @discardableResult
+    public static func killLeftovers(of runID: String) -> Int {
+        guard Validation.isValidID(runID) else { return 0 }
+        let needle = Array("KLEVR_RUN_ID=\(runID)".utf8)
+        var killed = 0
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        for entry in entries {
+            guard let pid = Int32(entry), pid != getpid(),
+                let environ = FileManager.default.contents(atPath: "/proc/\(entry)/environ")
+            else { continue }
+            let variables = environ.split(separator: 0)
+            if variables.contains(where: { Array($0) == needle }) {
+                kill(pid, SIGKILL)
+                killed += 1
+            }
+        }
+        return killed
+    }
+
     /// What the step wrote to its result file, at most 64 KiB.
     static func readResult(_ path: String) -> String? {
         guard let handle = FileHandle(forReadingAtPath: path) else { return nil }

@@ -53,20 +53,23 @@ extension Manager {
         guard Validation.isValidName(body.zone), let zone = try await store.zone(named: body.zone) else {
             throw Problem.invalid("zone", "no zone named '\(body.zone)'")
         }
-        let agents = try await store.activeAgents(zoneID: zone.id)
         let targets: [AgentRecord]
         switch body.target.kind {
         case .agent:
-            guard let agentID = body.target.agentId, let agent = agents.first(where: { $0.id == agentID }) else {
+            // One lookup by id: creating a task for one agent costs the same in a zone of any size.
+            guard let agentID = body.target.agentId, Validation.isValidID(agentID), let agent = try await store.agent(id: agentID),
+                agent.zoneID == zone.id, agent.retiredAt == nil
+            else {
                 throw Problem.invalid("target.agentId", "no active agent with this id in zone '\(zone.name)'")
             }
             targets = [agent]
         case .any:
-            guard let agent = agents.filter(isOnline).randomElement() else {
+            guard let agent = try await store.activeAgents(zoneID: zone.id).filter(isOnline).randomElement() else {
                 throw Problem.conflict("zone '\(zone.name)' has no online agent")
             }
             targets = [agent]
         case .all:
+            let agents = try await store.activeAgents(zoneID: zone.id)
             guard !agents.isEmpty else { throw Problem.conflict("zone '\(zone.name)' has no agents") }
             targets = agents
         }

@@ -4,6 +4,10 @@ import KlevrAPI
 import KlevrAgent
 import NIOHTTP1
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 struct LoginCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "login", abstract: "Log in to a manager and save an API token for the CLI (file mode 0600).")
@@ -17,8 +21,12 @@ struct LoginCommand: AsyncParsableCommand {
         var secret = password ?? ProcessInfo.processInfo.environment["KLEVR_PASSWORD"]
         if passwordStdin { secret = readLine(strippingNewline: true) }
         if secret == nil {
-            print("Password for \(username): ", terminator: "")
-            secret = readLine(strippingNewline: true)
+            if isatty(STDIN_FILENO) != 0, let typed = getpass("Password for \(username): ") {
+                // Read without echo on a terminal.
+                secret = String(cString: typed)
+            } else {
+                secret = readLine(strippingNewline: true)
+            }
         }
         guard let secret, !secret.isEmpty else { throw CLIError("no password given") }
         let client = JSONClient(baseURL: server)

@@ -108,6 +108,7 @@ struct SystemTests {
         #expect(run.status == .failed)
         #expect(run.reason?.contains("agent stopped while the run was executing") == true, "\(run.reason ?? "-")")
         #expect(try await cluster.output(runID) == "begin\n", "executed once, never restarted")
+        try await eventually(10, "the restarted agent killed what the killed one left running") { !Self.processExists(marker) }
 
         for id in others {
             try await eventually(30, "run \(id) succeeded") { try await cluster.run(id).status == .succeeded }
