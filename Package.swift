@@ -39,7 +39,7 @@ let package = Package(
         ),
         .target(
             name: "KlevrAPI",
-            dependencies: ["KlevrCore"],
+            dependencies: ["KlevrCore", .product(name: "Crypto", package: "swift-crypto")],
             resources: [.copy("openapi.yaml")],
             swiftSettings: swiftSettings
         ),
@@ -116,6 +116,7 @@ let package = Package(
                 "KlevrCore", "KlevrStore", "KlevrManager", "KlevrAPI",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
@@ -123,7 +124,10 @@ let package = Package(
         ),
         .testTarget(
             name: "KlevrAgentTests",
-            dependencies: ["KlevrCore", "KlevrAgent", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "KlevrCore", "KlevrAgent", "KlevrAPI", .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

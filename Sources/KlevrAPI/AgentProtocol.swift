@@ -41,11 +41,14 @@ public struct EnrollResponse: Codable, Sendable {
     public var credential: String
     public var zone: String
     public var heartbeatSeconds: Int
-    public init(agentId: String, credential: String, zone: String, heartbeatSeconds: Int) {
+    /// The manager's Ed25519 public key (base64, 32 bytes): agents verify every run with it.
+    public var managerPublicKey: String
+    public init(agentId: String, credential: String, zone: String, heartbeatSeconds: Int, managerPublicKey: String) {
         self.agentId = agentId
         self.credential = credential
         self.zone = zone
         self.heartbeatSeconds = heartbeatSeconds
+        self.managerPublicKey = managerPublicKey
     }
 }
 
@@ -134,9 +137,13 @@ public struct RunEnvelope: Codable, Sendable, Equatable {
     public var params: [String: String]
     public var timeoutSeconds: Int
     public var issuedAt: Int64
+    /// After this time (epoch ms) an agent refuses to start the run; a re-sent run is signed anew.
+    public var expiresAt: Int64
+    /// The manager's Ed25519 signature (base64) over ``signedPayload()``.
+    public var signature: String
     public init(
         runId: String, taskId: String, agentId: String, zone: String, steps: [StepSpec], params: [String: String],
-        timeoutSeconds: Int, issuedAt: Int64
+        timeoutSeconds: Int, issuedAt: Int64, expiresAt: Int64, signature: String = ""
     ) {
         self.runId = runId
         self.taskId = taskId
@@ -146,6 +153,8 @@ public struct RunEnvelope: Codable, Sendable, Equatable {
         self.params = params
         self.timeoutSeconds = timeoutSeconds
         self.issuedAt = issuedAt
+        self.expiresAt = expiresAt
+        self.signature = signature
     }
 }
 

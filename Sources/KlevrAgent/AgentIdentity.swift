@@ -12,6 +12,20 @@ public struct AgentIdentity: Codable, Sendable, Equatable {
     /// Ed25519 private key, base64 (raw 32 bytes).
     public var privateKey: String
     public var heartbeatSeconds: Int
+    /// The manager's run-signing public key (base64), from enrollment.
+    public var managerPublicKey: String
+
+    public init(
+        agentId: String, credential: String, zone: String, managerURL: String, privateKey: String, heartbeatSeconds: Int, managerPublicKey: String
+    ) {
+        self.agentId = agentId
+        self.credential = credential
+        self.zone = zone
+        self.managerURL = managerURL
+        self.privateKey = privateKey
+        self.heartbeatSeconds = heartbeatSeconds
+        self.managerPublicKey = managerPublicKey
+    }
 
     static func path(in stateDir: String) -> String { stateDir + "/identity.json" }
 

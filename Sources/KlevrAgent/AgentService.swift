@@ -53,6 +53,7 @@ public struct AgentService: Service {
         let executor = Executor(
             workRoot: config.stateDir + "/work", outbox: outbox, killGraceSeconds: config.killGraceSeconds, logger: logger)
         let registry = RunRegistry()
+        let intake = try RunIntake(identity: identity, outbox: outbox)
         let (incoming, incomingContinuation) = AsyncStream<RunEnvelope>.makeStream()
         let heartbeat = Duration.seconds(max(1, identity.heartbeatSeconds))
         let session = AgentSession(
@@ -67,11 +68,7 @@ public struct AgentService: Service {
                 await session.pushLoop(deliver: incomingContinuation)
             }
             for await envelope in incoming {
-                guard envelope.agentId == identity.agentId else {
-                    logger.warning("refused a run addressed to another agent", metadata: ["run.id": "\(envelope.runId)"])
-                    continue
-                }
-                guard try await outbox.begin(envelope.runId, at: Clock.nowMillis()) else { continue }
+                guard try await intake.admit(envelope, logger: logger) else { continue }
                 let control = await registry.add(envelope.runId)
                 group.addTask {
                     logger.info("run started", metadata: ["run.id": "\(envelope.runId)"])
@@ -114,7 +111,8 @@ public struct AgentService: Service {
                 let answer = try await client.send(.POST, "/api/v1/agent/enroll", body: request, as: EnrollResponse.self)
                 let identity = AgentIdentity(
                     agentId: answer.agentId, credential: answer.credential, zone: answer.zone, managerURL: config.managerURL,
-                    privateKey: key.rawRepresentation.base64EncodedString(), heartbeatSeconds: answer.heartbeatSeconds)
+                    privateKey: key.rawRepresentation.base64EncodedString(), heartbeatSeconds: answer.heartbeatSeconds,
+                    managerPublicKey: answer.managerPublicKey)
                 try identity.save(stateDir: config.stateDir)
                 logger.info("enrolled", metadata: ["agent.id": "\(answer.agentId)", "zone": "\(answer.zone)"])
                 return identity

@@ -1,4 +1,5 @@
 import Logging
+import Crypto
 import Foundation
 import Hummingbird
 import KlevrAPI
@@ -26,7 +27,9 @@ extension Manager {
                 os: body.facts.os, version: body.facts.version, addresses: body.facts.addresses, now: now)
             logger.info("agent enrolled", metadata: ["agent.id": "\(agentID)", "zone": "\(zone.name)"])
             return try JSONBody.response(
-                EnrollResponse(agentId: agentID, credential: credential, zone: zone.name, heartbeatSeconds: config.heartbeatSeconds),
+                EnrollResponse(
+                    agentId: agentID, credential: credential, zone: zone.name, heartbeatSeconds: config.heartbeatSeconds,
+                    managerPublicKey: config.signingKey.publicKey.rawRepresentation.base64EncodedString()),
                 status: .created)
         }
         router.post("/api/v1/agent/sync") { request, context in

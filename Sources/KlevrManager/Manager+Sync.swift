@@ -1,4 +1,5 @@
 import Logging
+import Crypto
 import Foundation
 import KlevrAPI
 import KlevrCore
@@ -58,8 +59,12 @@ extension Manager {
                 if !work.runs.isEmpty {
                     await hub.signal(work.runs.map { Self.runKey($0.run.id) })
                 }
+                let issuedAt = Clock.nowMillis()
+                let envelopes = try work.runs.map {
+                    try Self.envelope($0, issuedAt: issuedAt, lifetime: config.envelopeLifetimeSeconds).signed(with: config.signingKey)
+                }
                 return SyncResponse(
-                    acks: acks, runs: try work.runs.map(Self.envelope), cancels: work.cancels.map { CancelOrder(agentId: agent.id, runId: $0) },
+                    acks: acks, runs: envelopes, cancels: work.cancels.map { CancelOrder(agentId: agent.id, runId: $0) },
                     heartbeatSeconds: config.heartbeatSeconds)
             }
             let seconds = Double(remaining.components.seconds) + Double(remaining.components.attoseconds) / 1e18
@@ -89,11 +94,11 @@ extension Manager {
         }
     }
 
-    static func envelope(_ pending: PendingRun) throws -> RunEnvelope {
+    static func envelope(_ pending: PendingRun, issuedAt: Int64, lifetime: Int64) throws -> RunEnvelope {
         RunEnvelope(
             runId: pending.run.id, taskId: pending.task.id, agentId: pending.run.agentID, zone: pending.task.zoneName,
             steps: try JSONDecoder().decode([StepSpec].self, from: Data(pending.task.stepsJSON.utf8)),
             params: try JSONDecoder().decode([String: String].self, from: Data(pending.task.paramsJSON.utf8)),
-            timeoutSeconds: pending.task.timeoutSeconds, issuedAt: Clock.nowMillis())
+            timeoutSeconds: pending.task.timeoutSeconds, issuedAt: issuedAt, expiresAt: issuedAt + lifetime * 1000)
     }
 }

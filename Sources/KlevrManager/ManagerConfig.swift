@@ -1,4 +1,5 @@
 import Foundation
+import Crypto
 import KlevrStore
 import Logging
 
@@ -21,12 +22,18 @@ public struct ManagerConfig: Sendable {
     public var bcryptCost: UInt8
     /// Session lifetime.
     public var sessionSeconds: Int64
+    /// The key that signs every run envelope (agents get its public half at enrollment).
+    public var signingKey: Curve25519.Signing.PrivateKey
+    /// How long a handed-out run envelope stays valid for its agent.
+    public var envelopeLifetimeSeconds: Int64
 
     public init(
         host: String = "127.0.0.1", port: Int = 8090, database: DatabaseURL, adminPassword: String? = nil,
         heartbeatSeconds: Int = 5, longPollSeconds: Double = 25, redeliverAfterSeconds: Double = 10, bcryptCost: UInt8 = 12,
-        sessionSeconds: Int64 = 12 * 3600
+        sessionSeconds: Int64 = 12 * 3600, signingKey: Curve25519.Signing.PrivateKey = .init(), envelopeLifetimeSeconds: Int64 = 15 * 60
     ) {
+        self.signingKey = signingKey
+        self.envelopeLifetimeSeconds = envelopeLifetimeSeconds
         self.host = host
         self.port = port
         self.database = database

@@ -35,7 +35,9 @@ struct ManagerCommand: AsyncParsableCommand {
         let databaseURL = try DatabaseURL.parse(database ?? "sqlite:\(dataDir)/klevr.db")
         let password = adminPassword ?? ProcessInfo.processInfo.environment["KLEVR_ADMIN_PASSWORD"]
         let logger = Logger(label: "klevr.manager")
-        let config = ManagerConfig(host: host, port: port, database: databaseURL, adminPassword: password, heartbeatSeconds: heartbeat)
+        let config = ManagerConfig(
+            host: host, port: port, database: databaseURL, adminPassword: password, heartbeatSeconds: heartbeat,
+            signingKey: try SigningKeyFile.loadOrCreate(dataDir: dataDir))
         let (manager, generated) = try await Manager.bootstrap(config: config, logger: logger)
         if let generated { printAdminPassword(generated) }
         let app = manager.application(

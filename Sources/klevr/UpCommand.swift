@@ -29,7 +29,8 @@ struct UpCommand: AsyncParsableCommand {
         let dataDir = URL(fileURLWithPath: self.dataDir).standardizedFileURL.path
         try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let logger = Logger(label: "klevr.up")
-        let config = ManagerConfig(host: host, port: port, database: .sqlite(path: dataDir + "/klevr.db"))
+        let config = ManagerConfig(
+            host: host, port: port, database: .sqlite(path: dataDir + "/klevr.db"), signingKey: try SigningKeyFile.loadOrCreate(dataDir: dataDir))
         let (manager, generated) = try await Manager.bootstrap(config: config, logger: logger)
 
         // The demo keeps the first admin password in a 0600 file so that a second 'up' can show it again.

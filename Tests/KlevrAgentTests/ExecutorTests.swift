@@ -22,7 +22,7 @@ struct ExecutorTests {
         func envelope(_ steps: [StepSpec], params: [String: String] = [:], timeout: Int = 30) -> RunEnvelope {
             RunEnvelope(
                 runId: Secrets.newID(), taskId: Secrets.newID(), agentId: Secrets.newID(), zone: "z", steps: steps, params: params,
-                timeoutSeconds: timeout, issuedAt: 0)
+                timeoutSeconds: timeout, issuedAt: 0, expiresAt: Int64.max)
         }
 
         func output(_ runID: String) async -> String {

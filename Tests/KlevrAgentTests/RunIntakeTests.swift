@@ -1,0 +1,74 @@
+import Crypto
+import Foundation
+import KlevrAPI
+import KlevrAgent
+import KlevrCore
+import Logging
+import Testing
+
+/// An agent starts only runs signed by its manager, addressed to it and not expired; a refusal is
+/// reported as a failed run with the reason.
+@Suite struct RunIntakeTests {
+    let managerKey = Curve25519.Signing.PrivateKey()
+    let agentID = Secrets.newID()
+    let logger = Logger(label: "test")
+
+    func intake() throws -> (RunIntake, Outbox) {
+        let outbox = try Outbox(directory: FileManager.default.temporaryDirectory.appendingPathComponent("klevr-intake-\(UUID().uuidString)").path)
+        let identity = AgentIdentity(
+            agentId: agentID, credential: "kla_x", zone: "z", managerURL: "http://127.0.0.1:1", privateKey: "", heartbeatSeconds: 5,
+            managerPublicKey: managerKey.publicKey.rawRepresentation.base64EncodedString())
+        return (try RunIntake(identity: identity, outbox: outbox), outbox)
+    }
+
+    func envelope(for agent: String? = nil, script: String = "echo hi", expiresIn: Int64 = 60_000) throws -> RunEnvelope {
+        let now = Clock.nowMillis()
+        return try RunEnvelope(
+            runId: Secrets.newID(), taskId: Secrets.newID(), agentId: agent ?? agentID, zone: "z", steps: [StepSpec(script: script)], params: [:],
+            timeoutSeconds: 60, issuedAt: now, expiresAt: now + expiresIn
+        ).signed(with: managerKey)
+    }
+
+    @Test func aSignedRunForThisAgentIsAdmittedOnce() async throws {
+        let (intake, outbox) = try intake()
+        let run = try envelope()
+        #expect(try await intake.admit(run, logger: logger))
+        #expect(try await !intake.admit(run, logger: logger))
+        #expect(await outbox.report(agentID: agentID).results.isEmpty)
+    }
+
+    @Test func anAlteredRunIsRefusedAndTheRefusalIsReported() async throws {
+        let (intake, outbox) = try intake()
+        let genuine = try envelope()
+        var run = genuine
+        run.steps[0].script = "rm -rf /"
+        #expect(try await !intake.admit(run, logger: logger))
+        let result = try #require(await outbox.report(agentID: agentID).results.first)
+        #expect(result.runId == run.runId)
+        #expect(result.outcome == .failed)
+        #expect(result.reason?.contains("signature") == true)
+        // The genuine envelope arriving later does not start it either: the run was decided.
+        #expect(try await !intake.admit(genuine, logger: logger))
+    }
+
+    @Test func aRunSignedByAnotherKeyIsRefused() async throws {
+        let (intake, outbox) = try intake()
+        let now = Clock.nowMillis()
+        let forged = try RunEnvelope(
+            runId: Secrets.newID(), taskId: Secrets.newID(), agentId: agentID, zone: "z", steps: [StepSpec(script: "id")], params: [:],
+            timeoutSeconds: 60, issuedAt: now, expiresAt: now + 60_000
+        ).signed(with: Curve25519.Signing.PrivateKey())
+        #expect(try await !intake.admit(forged, logger: logger))
+        #expect(await outbox.report(agentID: agentID).results.first?.reason?.contains("signature") == true)
+    }
+
+    @Test func expiredAndMisaddressedRunsAreRefused() async throws {
+        let (intake, outbox) = try intake()
+        let expired = try envelope(expiresIn: -1)
+        #expect(try await !intake.admit(expired, logger: logger))
+        #expect(await outbox.report(agentID: agentID).results.first?.reason?.contains("expired") == true)
+        let other = try envelope(for: Secrets.newID())
+        #expect(try await !intake.admit(other, logger: logger))
+        #expect(await outbox.report(agentID: agentID).results.count == 1, "a run for another agent is not reported by this one")
+    }
+}
