@@ -121,9 +121,35 @@ public struct SyncRequest: Codable, Sendable {
     /// Hold the answer (up to the manager's long-poll limit) until a run or cancel is ready.
     public var wait: Bool
     public var reports: [AgentReport]
-    public init(wait: Bool, reports: [AgentReport]) {
+    /// The lease epoch a zone primary holds; the manager checks and renews it with the reports, and
+    /// answers 409 (`stale-epoch`) without applying anything when it is not current.
+    public var epoch: Int64?
+    public init(wait: Bool, reports: [AgentReport], epoch: Int64? = nil) {
         self.wait = wait
         self.reports = reports
+        self.epoch = epoch
+    }
+}
+
+/// `POST /api/v1/agent/lease`: ask for (or renew) the zone's primary lease.
+public struct LeaseRequest: Codable, Sendable {
+    /// The highest epoch the agent knows of (informational).
+    public var knownEpoch: Int64
+    public init(knownEpoch: Int64) { self.knownEpoch = knownEpoch }
+}
+
+/// The zone's lease as the manager decided it.
+public struct LeaseResponse: Codable, Sendable, Equatable {
+    /// Whether the caller holds the lease now.
+    public var granted: Bool
+    public var holder: String
+    public var epoch: Int64
+    public var expiresAt: Int64
+    public init(granted: Bool, holder: String, epoch: Int64, expiresAt: Int64) {
+        self.granted = granted
+        self.holder = holder
+        self.epoch = epoch
+        self.expiresAt = expiresAt
     }
 }
 

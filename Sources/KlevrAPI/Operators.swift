@@ -100,12 +100,36 @@ public struct ZoneView: Codable, Sendable {
     public var description: String
     public var createdAt: Int64
     public var agents: Int
-    public init(id: String, name: String, description: String, createdAt: Int64, agents: Int) {
+    /// The agent holding the zone's primary lease, while the lease is unexpired.
+    public var primary: String?
+    /// The zone's current lease epoch (0: never elected).
+    public var epoch: Int64
+    public init(id: String, name: String, description: String, createdAt: Int64, agents: Int, primary: String? = nil, epoch: Int64 = 0) {
         self.id = id
         self.name = name
         self.description = description
         self.createdAt = createdAt
         self.agents = agents
+        self.primary = primary
+        self.epoch = epoch
+    }
+}
+
+/// Something that happened in a zone (a primary elected or retired, with its epoch).
+public struct EventView: Codable, Sendable {
+    public var id: String
+    public var kind: String
+    public var agentId: String?
+    public var epoch: Int64?
+    public var detail: String
+    public var at: Int64
+    public init(id: String, kind: String, agentId: String?, epoch: Int64?, detail: String, at: Int64) {
+        self.id = id
+        self.kind = kind
+        self.agentId = agentId
+        self.epoch = epoch
+        self.detail = detail
+        self.at = at
     }
 }
 

@@ -37,6 +37,19 @@ extension Manager {
             let body = try await JSONBody.decode(SyncRequest.self, from: request, limit: JSONBody.syncLimit)
             return try JSONBody.response(try await sync(agent: agent, request: body))
         }
+        router.post("/api/v1/agent/lease") { request, context in
+            let agent = try context.requireAgent()
+            _ = try await JSONBody.decode(LeaseRequest.self, from: request)
+            let now = Clock.nowMillis()
+            let outcome = try await store.acquireLease(zoneID: agent.zoneID, agentID: agent.id, now: now, duration: config.leaseMillis)
+            switch outcome {
+            case .granted(let epoch, let expiresAt, let elected):
+                if elected { logger.notice("primary elected", metadata: ["zone": "\(agent.zoneName)", "agent.id": "\(agent.id)", "epoch": "\(epoch)"]) }
+                return try JSONBody.response(LeaseResponse(granted: true, holder: agent.id, epoch: epoch, expiresAt: expiresAt))
+            case .held(let holder, let epoch, let expiresAt):
+                return try JSONBody.response(LeaseResponse(granted: false, holder: holder, epoch: epoch, expiresAt: expiresAt))
+            }
+        }
         router.get("/api/v1/agents") { request, context in
             _ = try context.requireUser()
             let limit = try Self.pageLimit(request)

@@ -39,7 +39,7 @@ extension Manager {
         router.post("/api/v1/runs/{id}/cancel") { _, context in
             _ = try context.requireUser(.operator_)
             let run = try await store.cancelRun(id: try Self.id(context), now: Clock.nowMillis())
-            await hub.signal([Self.agentKey(run.agentID), Self.runKey(run.id)])
+            await hub.signal([Self.agentKey(run.agentID), Self.runKey(run.id), Self.zoneKey(run.zoneID)])
             return try JSONBody.response(Self.view(run))
         }
         router.get("/api/v1/runs/{id}/logs") { request, context in

@@ -13,20 +13,33 @@ extension Manager {
 
     /// The sync exchange: store what the agent reports, then answer with runs and cancels for it,
     /// holding the answer (long-poll) while there is nothing to hand out and the agent asked to wait.
+    ///
+    /// A zone primary sends its lease `epoch`: the manager checks and renews the lease in the same
+    /// transaction as each report (409 `stale-epoch` otherwise, with nothing applied), accepts reports
+    /// for every agent of its zone, and answers with the work of the whole zone.
     func sync(agent: AgentRecord, request: SyncRequest) async throws -> SyncResponse {
         let now = Clock.nowMillis()
-        guard request.reports.count <= 1 else {
-            throw Problem.invalid("reports", "an agent reports for itself only (zone relays come with primary election)")
+        let fence = request.epoch.map { Fence(zoneID: agent.zoneID, primaryID: agent.id, epoch: $0, leaseDuration: config.leaseMillis) }
+        guard request.reports.count <= (fence == nil ? 1 : 10_000) else {
+            throw Problem.invalid("reports", "an agent reports for itself only, unless it is its zone's primary")
         }
         var acks = SyncAcks()
+        var members: [String: AgentRecord] = [:]
         for report in request.reports {
-            guard report.agentId == agent.id else {
-                throw Problem.forbidden("an agent may only report for itself")
+            if report.agentId != agent.id {
+                // Only the zone's primary relays, and only for agents of its zone.
+                guard fence != nil else { throw Problem.forbidden("an agent may only report for itself") }
+                if members[report.agentId] == nil {
+                    guard Validation.isValidID(report.agentId), let member = try await store.agent(id: report.agentId), member.zoneID == agent.zoneID,
+                        member.retiredAt == nil
+                    else { throw Problem.forbidden("agent \(report.agentId.prefix(36)) is not an active member of this zone") }
+                    members[report.agentId] = member
+                }
             }
             try Self.validate(report)
             if let facts = report.facts { try Self.validate(facts) }
             let outcome = try await store.applyReport(
-                agentID: agent.id,
+                agentID: report.agentId,
                 started: report.started.map { ReportedStart(runID: $0.runId, at: $0.at) },
                 logs: report.logs.map { ReportedLog(runID: $0.runId, seq: $0.seq, stream: $0.stream, data: $0.data, at: $0.at) },
                 results: report.results.map {
@@ -34,43 +47,58 @@ extension Manager {
                         runID: $0.runId, outcome: $0.outcome, exitCode: $0.exitCode, reason: $0.reason, result: $0.result,
                         finishedAt: $0.finishedAt)
                 },
-                now: now)
+                now: now, fence: fence)
             acks.started += outcome.startedAcked
             acks.logs.merge(outcome.logsAcked) { max($0, $1) }
             acks.results += outcome.resultsAcked
             acks.rejected.merge(outcome.rejected) { first, _ in first }
             for (runID, reason) in outcome.rejected {
-                logger.warning("rejected an agent report", metadata: ["agent.id": "\(agent.id)", "run.id": "\(runID)", "reason": "\(reason)"])
+                logger.warning("rejected an agent report", metadata: ["agent.id": "\(report.agentId)", "run.id": "\(runID)", "reason": "\(reason)"])
             }
             let touched = Set(outcome.changedRuns + Array(outcome.logsAcked.keys))
             if !touched.isEmpty { await hub.signal(touched.map(Self.runKey)) }
         }
         if request.reports.isEmpty {
-            try await store.touchAgent(id: agent.id, now: now)
+            if fence != nil {
+                _ = try await store.applyReport(agentID: agent.id, started: [], logs: [], results: [], now: now, fence: fence)
+            } else {
+                try await store.touchAgent(id: agent.id, now: now)
+            }
         }
-        let key = Self.agentKey(agent.id)
+        let key = fence == nil ? Self.agentKey(agent.id) : Self.zoneKey(agent.zoneID)
         let deadline = ContinuousClock.now + .milliseconds(Int(config.longPollSeconds * 1000))
         while true {
             let version = await hub.version(key)
-            let work = try await store.takeWork(
-                agentID: agent.id, now: Clock.nowMillis(), redeliverAfter: Int64(config.redeliverAfterSeconds * 1000))
+            var runs: [PendingRun] = []
+            var cancels: [CancelOrder] = []
+            let recipients = fence == nil ? [agent.id] : try await store.activeAgents(zoneID: agent.zoneID).map(\.id)
+            for recipient in recipients {
+                let work = try await store.takeWork(
+                    agentID: recipient, now: Clock.nowMillis(), redeliverAfter: Int64(config.redeliverAfterSeconds * 1000))
+                runs += work.runs
+                cancels += work.cancels.map { CancelOrder(agentId: recipient, runId: $0) }
+            }
             let remaining = deadline - ContinuousClock.now
-            if !work.runs.isEmpty || !work.cancels.isEmpty || !request.wait || remaining <= .zero || Task.isShuttingDownGracefully {
-                if !work.runs.isEmpty {
-                    await hub.signal(work.runs.map { Self.runKey($0.run.id) })
+            if !runs.isEmpty || !cancels.isEmpty || !request.wait || remaining <= .zero || Task.isShuttingDownGracefully {
+                if !runs.isEmpty {
+                    await hub.signal(runs.map { Self.runKey($0.run.id) })
                 }
                 let issuedAt = Clock.nowMillis()
-                let envelopes = try work.runs.map {
+                let envelopes = try runs.map {
                     try Self.envelope($0, issuedAt: issuedAt, lifetime: config.envelopeLifetimeSeconds).signed(with: config.signingKey)
                 }
-                return SyncResponse(
-                    acks: acks, runs: envelopes, cancels: work.cancels.map { CancelOrder(agentId: agent.id, runId: $0) },
-                    heartbeatSeconds: config.heartbeatSeconds)
+                return SyncResponse(acks: acks, runs: envelopes, cancels: cancels, heartbeatSeconds: config.heartbeatSeconds)
             }
             let seconds = Double(remaining.components.seconds) + Double(remaining.components.attoseconds) / 1e18
             // A manager that stops answers held polls at once instead of making shutdown wait for them.
-            _ = try? await cancelWhenGracefulShutdown { await hub.wait(key, since: version, seconds: seconds) }
+            // A primary's poll is bounded by its lease so that it renews in time.
+            let bound = fence == nil ? seconds : min(seconds, Double(config.leaseMillis) / 3000)
+            _ = try? await cancelWhenGracefulShutdown { await hub.wait(key, since: version, seconds: bound) }
             if Task.isCancelled && !Task.isShuttingDownGracefully { throw CancellationError() }
+            if fence != nil {
+                // Renew (and re-check) the lease while the poll is held.
+                _ = try await store.applyReport(agentID: agent.id, started: [], logs: [], results: [], now: Clock.nowMillis(), fence: fence)
+            }
         }
     }
 

@@ -34,7 +34,8 @@ extension Manager {
             _ = try context.requireUser(.operator_)
             let id = try Self.id(context)
             let agents = try await store.cancelTask(id: id, now: Clock.nowMillis())
-            await hub.signal(agents.map(Self.agentKey))
+            let zoneID = try await store.task(id: id)?.zoneID
+            await hub.signal(agents.map(Self.agentKey) + (zoneID.map { [Self.zoneKey($0)] } ?? []))
             let task = try await taskView(id: id)
             await hub.signal(task.runs.map { Self.runKey($0.id) })
             return try JSONBody.response(task)
@@ -80,7 +81,7 @@ extension Manager {
             stepsJSON: try Self.json(body.steps), paramsJSON: try Self.json(body.params ?? [:]),
             timeoutSeconds: body.timeoutSeconds ?? Self.defaultTimeoutSeconds, createdAt: now, createdBy: user.username, canceledAt: nil)
         _ = try await store.createTask(record, agentIDs: targets.map(\.id))
-        await hub.signal(targets.map { Self.agentKey($0.id) })
+        await hub.signal(targets.map { Self.agentKey($0.id) } + [Self.zoneKey(zone.id)])
         return try await taskView(id: record.id)
     }
 

@@ -9,7 +9,9 @@ extension Manager {
     func addZoneRoutes(to router: Router<KlevrRequestContext>) {
         router.get("/api/v1/zones") { _, context in
             _ = try context.requireUser()
-            return try JSONBody.response(Page(items: try await store.zones().map(Self.view), nextCursor: nil))
+            var views: [ZoneView] = []
+            for zone in try await store.zones() { views.append(try await view(zone)) }
+            return try JSONBody.response(Page(items: views, nextCursor: nil))
         }
         router.post("/api/v1/zones") { request, context in
             _ = try context.requireUser(.admin)
@@ -19,11 +21,19 @@ extension Manager {
             if (body.description ?? "").count > 1000 { errors.append(.init(field: "description", message: "at most 1000 characters")) }
             if !errors.isEmpty { throw Problem.invalid(errors) }
             let zone = try await store.createZone(name: body.name, description: body.description ?? "", now: Clock.nowMillis())
-            return try JSONBody.response(Self.view(zone), status: .created)
+            return try JSONBody.response(try await view(zone), status: .created)
         }
         router.get("/api/v1/zones/{zone}") { _, context in
             _ = try context.requireUser()
-            return try JSONBody.response(Self.view(try await zone(context)))
+            return try JSONBody.response(try await view(try await zone(context)))
+        }
+        router.get("/api/v1/zones/{zone}/events") { request, context in
+            _ = try context.requireUser()
+            let zone = try await zone(context)
+            let events = try await store.events(zoneID: zone.id, limit: try Self.pageLimit(request)).map {
+                EventView(id: $0.id, kind: $0.kind, agentId: $0.agentID, epoch: $0.epoch, detail: $0.detail, at: $0.at)
+            }
+            return try JSONBody.response(Page(items: events, nextCursor: nil))
         }
         router.delete("/api/v1/zones/{zone}") { request, context in
             _ = try context.requireUser(.admin)
@@ -85,8 +95,12 @@ extension Manager {
         return Clock.nowMillis() + seconds * 1000
     }
 
-    static func view(_ zone: ZoneRecord) -> ZoneView {
-        ZoneView(id: zone.id, name: zone.name, description: zone.description, createdAt: zone.createdAt, agents: zone.agents)
+    func view(_ zone: ZoneRecord) async throws -> ZoneView {
+        let lease = try await store.lease(zoneID: zone.id)
+        let primary = lease.flatMap { $0.expiresAt > Clock.nowMillis() ? $0.holder : nil }
+        return ZoneView(
+            id: zone.id, name: zone.name, description: zone.description, createdAt: zone.createdAt, agents: zone.agents, primary: primary,
+            epoch: lease?.epoch ?? 0)
     }
 
     static func view(_ key: EnrollKeyRecord) -> EnrollKeyView {

@@ -116,4 +116,5 @@ public struct Manager: Sendable {
 
     static func agentKey(_ id: String) -> String { "agent:" + id }
     static func runKey(_ id: String) -> String { "run:" + id }
+    static func zoneKey(_ id: String) -> String { "zone:" + id }
 }

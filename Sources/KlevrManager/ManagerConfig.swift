@@ -26,12 +26,16 @@ public struct ManagerConfig: Sendable {
     public var signingKey: Curve25519.Signing.PrivateKey
     /// How long a handed-out run envelope stays valid for its agent.
     public var envelopeLifetimeSeconds: Int64
+    /// How long a zone primary's lease lasts without renewal.
+    public var leaseMillis: Int64
 
     public init(
         host: String = "127.0.0.1", port: Int = 8090, database: DatabaseURL, adminPassword: String? = nil,
         heartbeatSeconds: Int = 5, longPollSeconds: Double = 25, redeliverAfterSeconds: Double = 10, bcryptCost: UInt8 = 12,
-        sessionSeconds: Int64 = 12 * 3600, signingKey: Curve25519.Signing.PrivateKey = .init(), envelopeLifetimeSeconds: Int64 = 15 * 60
+        sessionSeconds: Int64 = 12 * 3600, signingKey: Curve25519.Signing.PrivateKey = .init(), envelopeLifetimeSeconds: Int64 = 15 * 60,
+        leaseMillis: Int64 = 3_000
     ) {
+        self.leaseMillis = leaseMillis
         self.signingKey = signingKey
         self.envelopeLifetimeSeconds = envelopeLifetimeSeconds
         self.host = host

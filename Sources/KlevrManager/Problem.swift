@@ -50,6 +50,7 @@ public struct Problem: Error, HTTPResponseError, Sendable {
         case .conflict(let message): conflict(message)
         case .invalidInput(let message): badRequest(message)
         case .unavailable(let message): Problem(.serviceUnavailable, type: "unavailable", detail: message)
+        case .staleEpoch(let message): Problem(.conflict, type: "stale-epoch", detail: message)
         }
     }
 }

@@ -63,7 +63,20 @@ enum Migrations {
                 run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, seq BIGINT NOT NULL,
                 stream TEXT NOT NULL, data TEXT NOT NULL, at BIGINT NOT NULL, PRIMARY KEY (run_id, seq))
             """,
-        ])
+        ]),
+        (2, [
+            """
+            CREATE TABLE zone_leases (
+                zone_id TEXT PRIMARY KEY REFERENCES zones(id) ON DELETE CASCADE, holder TEXT NOT NULL,
+                epoch BIGINT NOT NULL, expires_at BIGINT NOT NULL)
+            """,
+            """
+            CREATE TABLE events (
+                id TEXT PRIMARY KEY, kind TEXT NOT NULL, zone_id TEXT NOT NULL, agent_id TEXT, epoch BIGINT,
+                detail TEXT NOT NULL, at BIGINT NOT NULL)
+            """,
+            "CREATE INDEX events_zone_at ON events(zone_id, at)",
+        ]),
     ]
 
     /// Applies the migrations this database has not seen yet, each in its own transaction.

@@ -30,6 +30,20 @@ public struct ReportedResult: Sendable {
     }
 }
 
+/// The lease a primary claims when it reports: checked and renewed in the same transaction.
+public struct Fence: Sendable {
+    public var zoneID: String
+    public var primaryID: String
+    public var epoch: Int64
+    public var leaseDuration: Int64
+    public init(zoneID: String, primaryID: String, epoch: Int64, leaseDuration: Int64) {
+        self.zoneID = zoneID
+        self.primaryID = primaryID
+        self.epoch = epoch
+        self.leaseDuration = leaseDuration
+    }
+}
+
 extension Store {
     // MARK: - The agent sync exchange
 
@@ -37,9 +51,14 @@ extension Store {
     /// results, each checked by ``RunStateMachine``. Items about runs of other agents, or transitions the
     /// machine refuses, are rejected one by one without affecting the rest.
     public func applyReport(
-        agentID: String, started: [ReportedStart], logs: [ReportedLog], results: [ReportedResult], now: Int64
+        agentID: String, started: [ReportedStart], logs: [ReportedLog], results: [ReportedResult], now: Int64, fence: Fence? = nil
     ) async throws -> ReportOutcome {
         try await database.transaction { db in
+            if let fence {
+                guard try await Self.fenceAndRenew(
+                    db, zoneID: fence.zoneID, agentID: fence.primaryID, epoch: fence.epoch, now: now, duration: fence.leaseDuration)
+                else { throw StoreError.staleEpoch("epoch \(fence.epoch) is not the zone's current lease; step down") }
+            }
             var outcome = ReportOutcome()
             try await db.raw("UPDATE agents SET last_seen_at = \(bind: now) WHERE id = \(bind: agentID)").run()
             var owned: [String: RunStatus] = [:]

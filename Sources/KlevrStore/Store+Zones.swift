@@ -66,6 +66,8 @@ extension Store {
             try await db.raw("DELETE FROM tasks WHERE zone_id = \(bind: id)").run()
             try await db.raw("DELETE FROM agents WHERE zone_id = \(bind: id)").run()
             try await db.raw("DELETE FROM enroll_keys WHERE zone_id = \(bind: id)").run()
+            try await db.raw("DELETE FROM zone_leases WHERE zone_id = \(bind: id)").run()
+            try await db.raw("DELETE FROM events WHERE zone_id = \(bind: id)").run()
             try await db.raw("DELETE FROM zones WHERE id = \(bind: id)").run()
         }
     }

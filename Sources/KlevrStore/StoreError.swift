@@ -4,10 +4,13 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     case conflict(String)
     case invalidInput(String)
     case unavailable(String)
+    /// A message from a primary whose lease epoch is no longer current: it must step down.
+    case staleEpoch(String)
 
     public var description: String {
         switch self {
-        case .notFound(let message), .conflict(let message), .invalidInput(let message), .unavailable(let message): message
+        case .notFound(let message), .conflict(let message), .invalidInput(let message), .unavailable(let message), .staleEpoch(let message):
+            message
         }
     }
 }

@@ -1,0 +1,65 @@
+import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import KlevrAPI
+import KlevrCore
+import KlevrManager
+import Testing
+
+/// The zone lease over HTTP: election, relayed reports under an epoch, and fencing with 409.
+@Suite struct LeaseRoutesTests {
+    @Test func aPrimaryRelaysUnderItsEpochAndAStaleEpochIsRefused() async throws {
+        let harness = try await TestManager.make()
+        try await harness.test { client in
+            let admin = try await client.token()
+            let key = try await client.zoneWithKey("zone-a", admin: admin)
+            let primary = try await client.enroll(zone: "zone-a", key: key.key)
+            let secondary = try await client.enroll(zone: "zone-a", key: key.key)
+            let lease = try await client.decode(LeaseResponse.self, .post, "/api/v1/agent/lease", token: primary.credential, body: LeaseRequest(knownEpoch: 0))
+            #expect(lease.granted)
+            #expect(lease.epoch == 1)
+            let refused = try await client.decode(LeaseResponse.self, .post, "/api/v1/agent/lease", token: secondary.credential, body: LeaseRequest(knownEpoch: 0))
+            #expect(!refused.granted)
+            #expect(refused.holder == primary.agentId)
+
+            let zone = try await client.decode(ZoneView.self, .get, "/api/v1/zones/zone-a", token: admin)
+            #expect(zone.primary == primary.agentId)
+            #expect(zone.epoch == 1)
+
+            // The primary's poll carries the whole zone's work, including the secondary's runs.
+            let task = try await client.decode(
+                TaskView.self, .post, "/api/v1/tasks", token: admin,
+                body: TaskCreateRequest(zone: "zone-a", target: TargetSpec(kind: .agent, agentId: secondary.agentId), steps: [StepSpec(script: "true")]),
+                expect: .created)
+            let runID = try #require(task.runs.first?.id)
+            let work = try await client.decode(
+                SyncResponse.self, .post, "/api/v1/agent/sync", token: primary.credential, body: SyncRequest(wait: true, reports: [], epoch: 1))
+            #expect(work.runs.map(\.runId) == [runID])
+            #expect(work.runs.first?.agentId == secondary.agentId)
+
+            // It relays the secondary's report under its epoch.
+            let relayed = AgentReport(
+                agentId: secondary.agentId, started: [RunStarted(runId: runID, at: 1)],
+                results: [RunResult(runId: runID, outcome: .succeeded, exitCode: 0, reason: nil, result: nil, finishedAt: 2)])
+            let acks = try await client.decode(
+                SyncResponse.self, .post, "/api/v1/agent/sync", token: primary.credential, body: SyncRequest(wait: false, reports: [relayed], epoch: 1))
+            #expect(acks.acks.results == [runID])
+            #expect(try await client.decode(RunView.self, .get, "/api/v1/runs/\(runID)", token: admin).status == .succeeded)
+
+            // A wrong epoch is refused with 409 stale-epoch and applies nothing.
+            let stale = try await client.call(
+                .post, "/api/v1/agent/sync", token: primary.credential,
+                json: String(decoding: try JSONEncoder().encode(SyncRequest(wait: false, reports: [relayed], epoch: 7)), as: UTF8.self))
+            #expect(stale.status == .conflict)
+            #expect(try JSONDecoder().decode(ProblemDocument.self, from: Data(stale.body.utf8)).type.hasSuffix("stale-epoch"))
+            // Without the lease, an agent cannot relay for others.
+            let forged = try await client.call(
+                .post, "/api/v1/agent/sync", token: secondary.credential,
+                json: String(decoding: try JSONEncoder().encode(SyncRequest(wait: false, reports: [AgentReport(agentId: primary.agentId)])), as: UTF8.self))
+            #expect(forged.status == .forbidden)
+
+            let events = try await client.decode(Page<EventView>.self, .get, "/api/v1/zones/zone-a/events", token: admin)
+            #expect(events.items.contains { $0.kind == "primary_elected" && $0.agentId == primary.agentId && $0.epoch == 1 })
+        }
+    }
+}
