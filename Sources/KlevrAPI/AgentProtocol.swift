@@ -27,11 +27,14 @@ public struct EnrollRequest: Codable, Sendable {
     /// The agent's Ed25519 public key, base64 (32 bytes).
     public var publicKey: String
     public var facts: HostFacts
-    public init(zone: String, enrollKey: String, publicKey: String, facts: HostFacts) {
+    /// Where zone members reach this agent's peer API (`host:port`).
+    public var peerAddress: String?
+    public init(zone: String, enrollKey: String, publicKey: String, facts: HostFacts, peerAddress: String? = nil) {
         self.zone = zone
         self.enrollKey = enrollKey
         self.publicKey = publicKey
         self.facts = facts
+        self.peerAddress = peerAddress
     }
 }
 
@@ -43,12 +46,15 @@ public struct EnrollResponse: Codable, Sendable {
     public var heartbeatSeconds: Int
     /// The manager's Ed25519 public key (base64, 32 bytes): agents verify every run with it.
     public var managerPublicKey: String
-    public init(agentId: String, credential: String, zone: String, heartbeatSeconds: Int, managerPublicKey: String) {
+    /// The zone's peer secret (base64): members authenticate every peer request with it.
+    public var zonePeerSecret: String
+    public init(agentId: String, credential: String, zone: String, heartbeatSeconds: Int, managerPublicKey: String, zonePeerSecret: String) {
         self.agentId = agentId
         self.credential = credential
         self.zone = zone
         self.heartbeatSeconds = heartbeatSeconds
         self.managerPublicKey = managerPublicKey
+        self.zonePeerSecret = zonePeerSecret
     }
 }
 
@@ -135,7 +141,37 @@ public struct SyncRequest: Codable, Sendable {
 public struct LeaseRequest: Codable, Sendable {
     /// The highest epoch the agent knows of (informational).
     public var knownEpoch: Int64
-    public init(knownEpoch: Int64) { self.knownEpoch = knownEpoch }
+    /// Where members reach the caller's peer API; recorded for the membership list.
+    public var peerAddress: String?
+    public init(knownEpoch: Int64, peerAddress: String? = nil) {
+        self.knownEpoch = knownEpoch
+        self.peerAddress = peerAddress
+    }
+}
+
+/// A zone member as the membership list gives it.
+public struct Member: Codable, Sendable, Equatable {
+    public var agentId: String
+    /// `host:port` of its peer API; empty when unknown.
+    public var peerAddress: String
+    public var canReachManager: Bool
+    public init(agentId: String, peerAddress: String, canReachManager: Bool) {
+        self.agentId = agentId
+        self.peerAddress = peerAddress
+        self.canReachManager = canReachManager
+    }
+}
+
+/// The zone's membership, as a primary distributes it to every member.
+public struct Membership: Codable, Sendable, Equatable {
+    public var primary: String
+    public var epoch: Int64
+    public var members: [Member]
+    public init(primary: String, epoch: Int64, members: [Member]) {
+        self.primary = primary
+        self.epoch = epoch
+        self.members = members
+    }
 }
 
 /// The zone's lease as the manager decided it.
@@ -145,11 +181,34 @@ public struct LeaseResponse: Codable, Sendable, Equatable {
     public var holder: String
     public var epoch: Int64
     public var expiresAt: Int64
-    public init(granted: Bool, holder: String, epoch: Int64, expiresAt: Int64) {
+    /// The holder's peer address, so that the caller can follow it.
+    public var holderAddress: String
+    /// How long the lease lasts from now (ms), so that agents need not trust clocks to agree.
+    public var durationMillis: Int64
+    public init(granted: Bool, holder: String, epoch: Int64, expiresAt: Int64, holderAddress: String = "", durationMillis: Int64 = 0) {
         self.granted = granted
         self.holder = holder
         self.epoch = epoch
         self.expiresAt = expiresAt
+        self.holderAddress = holderAddress
+        self.durationMillis = durationMillis
+    }
+}
+
+/// `GET /peer/v1/whois` on an agent's peer API: who it is and whom it follows.
+public struct PeerWhois: Codable, Sendable, Equatable {
+    public var agentId: String
+    /// `primary`, `candidate` or `secondary`.
+    public var role: String
+    public var primary: String?
+    public var primaryAddress: String?
+    public var epoch: Int64
+    public init(agentId: String, role: String, primary: String?, primaryAddress: String?, epoch: Int64) {
+        self.agentId = agentId
+        self.role = role
+        self.primary = primary
+        self.primaryAddress = primaryAddress
+        self.epoch = epoch
     }
 }
 
@@ -217,11 +276,14 @@ public struct SyncResponse: Codable, Sendable {
     public var runs: [RunEnvelope]
     public var cancels: [CancelOrder]
     public var heartbeatSeconds: Int
-    public init(acks: SyncAcks, runs: [RunEnvelope], cancels: [CancelOrder], heartbeatSeconds: Int) {
+    /// In answers of a zone primary (peer API) and to a primary: the zone's membership.
+    public var membership: Membership?
+    public init(acks: SyncAcks, runs: [RunEnvelope], cancels: [CancelOrder], heartbeatSeconds: Int, membership: Membership? = nil) {
         self.acks = acks
         self.runs = runs
         self.cancels = cancels
         self.heartbeatSeconds = heartbeatSeconds
+        self.membership = membership
     }
 }
 

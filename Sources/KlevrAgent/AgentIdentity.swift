@@ -14,10 +14,14 @@ public struct AgentIdentity: Codable, Sendable, Equatable {
     public var heartbeatSeconds: Int
     /// The manager's run-signing public key (base64), from enrollment.
     public var managerPublicKey: String
+    /// The zone's peer secret (base64), from enrollment.
+    public var zonePeerSecret: String
 
     public init(
-        agentId: String, credential: String, zone: String, managerURL: String, privateKey: String, heartbeatSeconds: Int, managerPublicKey: String
+        agentId: String, credential: String, zone: String, managerURL: String, privateKey: String, heartbeatSeconds: Int, managerPublicKey: String,
+        zonePeerSecret: String = ""
     ) {
+        self.zonePeerSecret = zonePeerSecret
         self.agentId = agentId
         self.credential = credential
         self.zone = zone

@@ -6,6 +6,7 @@ import KlevrCore
 import Logging
 import NIOCore
 import NIOHTTP1
+import Hummingbird
 import ServiceLifecycle
 
 /// The agent daemon: enrolls once, then long-polls the manager for runs, executes them and reports
@@ -49,23 +50,41 @@ public struct AgentService: Service {
                     reason: "the agent stopped while the run was executing (crash or kill); it was not run again",
                     result: nil, finishedAt: Clock.nowMillis()))
         }
-        let client = JSONClient(baseURL: identity.managerURL, http: http, bearer: identity.credential)
         let executor = Executor(
             workRoot: config.stateDir + "/work", outbox: outbox, killGraceSeconds: config.killGraceSeconds, logger: logger)
         let registry = RunRegistry()
         let intake = try RunIntake(identity: identity, outbox: outbox)
         let (incoming, incomingContinuation) = AsyncStream<RunEnvelope>.makeStream()
-        let heartbeat = Duration.seconds(max(1, identity.heartbeatSeconds))
+        let canceler = RunCanceler(outbox: outbox, registry: registry, logger: logger)
+        let zone = ZoneState(
+            selfID: identity.agentId,
+            config: ElectionStateMachine.Config(canReachManager: config.managerURL != nil, failoverTimeout: config.failoverTimeout),
+            seeds: config.peers, selfAddress: config.peerAddress, stateDir: config.stateDir, now: Clock.nowMillis())
+        let link = ZoneLink(
+            identity: identity, zone: zone,
+            managerClient: config.managerURL.map { JSONClient(baseURL: $0, http: http, bearer: identity.credential) }, http: http,
+            queues: MemberQueues(), logger: logger,
+            ownRuns: { envelopes in for envelope in envelopes { incomingContinuation.yield(envelope) } },
+            ownCancels: { runIDs in for runID in runIDs { await canceler.cancel(runID) } })
         let session = AgentSession(
-            identity: identity, client: client, outbox: outbox, registry: registry, logger: logger, heartbeat: heartbeat)
+            identity: identity, link: link, outbox: outbox, registry: registry, logger: logger,
+            heartbeat: .seconds(max(1, identity.heartbeatSeconds)))
+        let peerServer = PeerServer(link: link, managerURL: config.managerURL, heartbeatSeconds: identity.heartbeatSeconds)
+        let peerApp = Application(
+            router: peerServer.router(),
+            configuration: .init(address: .hostname(config.listenHost, port: config.listenPort), serverName: "klevr-agent"),
+            logger: logger)
+        let election = ElectionLoop(link: link, peerAddress: config.peerAddress, logger: logger)
 
         try await withThrowingDiscardingTaskGroup { group in
+            group.addTask { try await peerApp.run() }
+            group.addTask { await election.run() }
             group.addTask {
-                await session.pollLoop(deliver: incomingContinuation)
+                await session.pollLoop()
                 incomingContinuation.finish()
             }
             group.addTask {
-                await session.pushLoop(deliver: incomingContinuation)
+                await session.pushLoop()
             }
             for await envelope in incoming {
                 guard try await intake.admit(envelope, logger: logger) else { continue }
@@ -94,7 +113,7 @@ public struct AgentService: Service {
                     description: "the state dir belongs to zone '\(stored.zone)', not '\(config.zone)'; use another --state-dir")
             }
             var identity = stored
-            identity.managerURL = config.managerURL
+            identity.managerURL = config.managerURL ?? ""
             return identity
         }
         guard let enrollKey = config.enrollKey, !enrollKey.isEmpty else {
@@ -103,20 +122,25 @@ public struct AgentService: Service {
         let key = try AgentIdentity.keyPair(stateDir: config.stateDir)
         let request = EnrollRequest(
             zone: config.zone, enrollKey: enrollKey, publicKey: key.publicKey.rawRepresentation.base64EncodedString(),
-            facts: HostFactsCollector.collect())
-        let client = JSONClient(baseURL: config.managerURL, http: http)
+            facts: HostFactsCollector.collect(), peerAddress: config.peerAddress)
+        // With a manager URL the agent enrolls there; otherwise through a member of the zone.
+        let targets = config.managerURL.map { [($0, "/api/v1/agent/enroll")] } ?? config.peers.map { ("http://" + $0, "/peer/v1/enroll") }
+        guard !targets.isEmpty else { throw EnrollmentRefused(description: "give --manager URL or --peer HOST:PORT") }
         var delay = Duration.seconds(1)
+        var attempt = 0
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            let (base, path) = targets[attempt % targets.count]
+            attempt += 1
             do {
-                let answer = try await client.send(.POST, "/api/v1/agent/enroll", body: request, as: EnrollResponse.self)
+                let answer = try await JSONClient(baseURL: base, http: http).send(.POST, path, body: request, as: EnrollResponse.self)
                 let identity = AgentIdentity(
-                    agentId: answer.agentId, credential: answer.credential, zone: answer.zone, managerURL: config.managerURL,
+                    agentId: answer.agentId, credential: answer.credential, zone: answer.zone, managerURL: config.managerURL ?? "",
                     privateKey: key.rawRepresentation.base64EncodedString(), heartbeatSeconds: answer.heartbeatSeconds,
-                    managerPublicKey: answer.managerPublicKey)
+                    managerPublicKey: answer.managerPublicKey, zonePeerSecret: answer.zonePeerSecret)
                 try identity.save(stateDir: config.stateDir)
                 logger.info("enrolled", metadata: ["agent.id": "\(answer.agentId)", "zone": "\(answer.zone)"])
                 return identity
-            } catch let failure as JSONClient.Failure where (400..<500).contains(failure.status) {
+            } catch let failure as JSONClient.Failure where (400..<500).contains(failure.status) && failure.status != 409 {
                 throw EnrollmentRefused(description: "enrollment refused: \(failure)")
             } catch {
                 logger.warning("cannot reach the manager to enroll; retrying", metadata: ["error": "\(error)"])

@@ -6,48 +6,95 @@ import NIOCore
 import NIOHTTP1
 import ServiceLifecycle
 
-/// The agent's conversation with the manager once enrolled: the poll loop and the push loop.
+/// The agent's conversation with its upstream (the manager when primary, the primary otherwise):
+/// the poll loop and the push loop.
 struct AgentSession: Sendable {
     let identity: AgentIdentity
-    let client: JSONClient
+    let link: ZoneLink
     let outbox: Outbox
     let registry: RunRegistry
     let logger: Logger
     let heartbeat: Duration
     let stopping = StopFlag()
 
-    /// Holds a long-poll open and hands received runs to `deliver`; applies cancel orders.
-    func pollLoop(deliver: AsyncStream<RunEnvelope>.Continuation) async {
-        var backoff = Duration.seconds(1)
+    /// Holds a long-poll open; the link hands received runs and cancels to their agents.
+    func pollLoop() async {
+        var backoff = Duration.milliseconds(200)
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {
-                let answer = try await cancelWhenGracefulShutdown {
-                    try await client.send(
-                        .POST, "/api/v1/agent/sync", body: SyncRequest(wait: true, reports: []), as: SyncResponse.self,
-                        timeout: .seconds(90))
+                let link = self.link
+                _ = try await cancelWhenGracefulShutdown {
+                    try await link.sync(SyncRequest(wait: true, reports: []), timeout: .seconds(40))
                 }
-                backoff = .seconds(1)
-                await handle(answer, deliver: deliver)
+                backoff = .milliseconds(200)
+            } catch is ZoneLink.NoUpstream {
+                try? await Task.sleep(for: .milliseconds(100))
             } catch {
                 if Task.isShuttingDownGracefully || Task.isCancelled { break }
-                logger.warning("sync failed; retrying", metadata: ["error": "\(error)"])
+                logger.debug("sync failed; retrying", metadata: ["error": "\(error)"])
                 try? await Task.sleep(for: backoff)
-                backoff = min(backoff * 2, .seconds(10))
+                backoff = min(backoff * 2, .seconds(2))
             }
         }
     }
 
-    /// Hands the runs of a sync answer to the executor and applies its cancel orders. Both loops do
-    /// this: the manager hands out work in whichever answer comes first.
-    func handle(_ answer: SyncResponse, deliver: AsyncStream<RunEnvelope>.Continuation) async {
-        for envelope in answer.runs { deliver.yield(envelope) }
-        for order in answer.cancels where order.agentId == identity.agentId {
-            await cancel(order.runId)
+    /// Sends the outbox whenever it has something, and a heartbeat at least every interval. After
+    /// ``finishAfterRuns()`` it flushes once more and returns.
+    func pushLoop() async {
+        let doorbell = outbox.doorbell
+        var backoff = Duration.milliseconds(200)
+        while true {
+            let finishing = await stopping.isSet
+            do {
+                repeat {
+                    let report = await outbox.report(agentID: identity.agentId)
+                    let answer = try await link.sync(SyncRequest(wait: false, reports: [report]), timeout: .seconds(60))
+                    await outbox.apply(answer.acks)
+                    backoff = .milliseconds(200)
+                    if report.isEmpty { break }
+                    // A relay that could not reach the manager acknowledges nothing: wait before trying again.
+                    if answer.acks == SyncAcks() { break }
+                } while await !outbox.isEmpty
+            } catch {
+                if finishing {
+                    logger.warning("could not send the outbox before stopping; it is kept on disk", metadata: ["error": "\(error)"])
+                    return
+                }
+                if !(error is ZoneLink.NoUpstream) {
+                    logger.debug("push failed; retrying", metadata: ["error": "\(error)"])
+                }
+                try? await Task.sleep(for: backoff)
+                backoff = min(backoff * 2, .seconds(2))
+                continue
+            }
+            if finishing { return }
+            // Wait for new outbox content, the heartbeat interval, or the stop signal.
+            let heartbeat = await outbox.isEmpty ? self.heartbeat : .milliseconds(500)
+            let stopping = self.stopping
+            await withTaskGroup(of: Void.self) { race in
+                race.addTask { try? await Task.sleep(for: heartbeat) }
+                race.addTask { await stopping.wait() }
+                race.addTask { await doorbell.wait() }
+                _ = await race.next()
+                race.cancelAll()
+            }
         }
     }
 
-    /// Applies a cancel order: stops the run if it executes; a run never received is recorded as
-    /// canceled so that a late delivery does not start it.
+    /// Asks the push loop to flush once more after every run has ended, then return.
+    func finishAfterRuns() async {
+        await registry.waitUntilEmpty()
+        await stopping.set()
+    }
+}
+
+/// Applies cancel orders: stops the run if it executes; a run never received is recorded as canceled
+/// so that a late delivery does not start it.
+struct RunCanceler: Sendable {
+    let outbox: Outbox
+    let registry: RunRegistry
+    let logger: Logger
+
     func cancel(_ runID: String) async {
         if let control = await registry.control(runID) {
             await control.stop(.canceled)
@@ -61,56 +108,6 @@ struct AgentSession: Sendable {
         } catch {
             logger.error("could not record a cancel", metadata: ["run.id": "\(runID)", "error": "\(error)"])
         }
-    }
-
-    /// Sends the outbox whenever it has something, and a heartbeat at least every interval. After
-    /// ``finishAfterRuns()`` it flushes once more and returns.
-    func pushLoop(deliver: AsyncStream<RunEnvelope>.Continuation) async {
-        let doorbell = outbox.doorbell
-        var backoff = Duration.seconds(1)
-        while true {
-            let finishing = await stopping.isSet
-            do {
-                repeat {
-                    let report = await outbox.report(agentID: identity.agentId)
-                    let answer = try await client.send(
-                        .POST, "/api/v1/agent/sync", body: SyncRequest(wait: false, reports: [report]), as: SyncResponse.self,
-                        timeout: .seconds(60))
-                    await outbox.apply(answer.acks)
-                    await handle(answer, deliver: deliver)
-                    backoff = .seconds(1)
-                    if report.isEmpty { break }
-                } while await !outbox.isEmpty
-            } catch {
-                if finishing {
-                    logger.warning("could not send the outbox before stopping; it is kept on disk", metadata: ["error": "\(error)"])
-                    return
-                }
-                logger.warning("push failed; retrying", metadata: ["error": "\(error)"])
-                try? await Task.sleep(for: backoff)
-                backoff = min(backoff * 2, .seconds(10))
-                continue
-            }
-            if finishing { return }
-            // Wait for new outbox content, the heartbeat interval, or the stop signal.
-            let heartbeat = self.heartbeat
-            let stopping = self.stopping
-            await withTaskGroup(of: Void.self) { race in
-                race.addTask {
-                    try? await Task.sleep(for: heartbeat)
-                }
-                race.addTask { await stopping.wait() }
-                race.addTask { await doorbell.wait() }
-                _ = await race.next()
-                race.cancelAll()
-            }
-        }
-    }
-
-    /// Asks the push loop to flush once more after every run has ended, then return.
-    func finishAfterRuns() async {
-        await registry.waitUntilEmpty()
-        await stopping.set()
     }
 }
 

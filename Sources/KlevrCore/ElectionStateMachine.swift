@@ -13,11 +13,14 @@ public struct ElectionStateMachine: Sendable, Equatable {
         public var failoverTimeout: Int64
         /// How often a primary renews its lease.
         public var renewInterval: Int64
+        /// How soon a candidate asks again after a refusal-free silence (an unanswered request).
+        public var retryInterval: Int64
 
-        public init(canReachManager: Bool, failoverTimeout: Int64 = 2_000, renewInterval: Int64 = 1_000) {
+        public init(canReachManager: Bool, failoverTimeout: Int64 = 2_000, renewInterval: Int64 = 1_000, retryInterval: Int64 = 500) {
             self.canReachManager = canReachManager
             self.failoverTimeout = failoverTimeout
             self.renewInterval = renewInterval
+            self.retryInterval = retryInterval
         }
     }
 
@@ -38,8 +41,8 @@ public struct ElectionStateMachine: Sendable, Equatable {
         case heardPrimary(id: String, epoch: Int64, now: Int64)
         /// The manager granted or renewed the lease.
         case leaseGranted(epoch: Int64, expiresAt: Int64, now: Int64)
-        /// The manager refused: another agent holds the lease.
-        case leaseRefused(holder: String, epoch: Int64, now: Int64)
+        /// The manager refused: another agent holds the lease for `expiresIn` more milliseconds.
+        case leaseRefused(holder: String, epoch: Int64, expiresIn: Int64, now: Int64)
         /// The manager rejected a message of ours as coming from a stale epoch (409).
         case fenced(now: Int64)
         /// The manager could not be reached.
@@ -85,6 +88,12 @@ public struct ElectionStateMachine: Sendable, Equatable {
         }
     }
 
+    /// The reference time that makes a follower campaign right when a refused lease runs out, unless
+    /// it hears the holder before (a live primary keeps answering its members).
+    static func campaignAfter(_ expiresIn: Int64, now: Int64, config: Config) -> Int64 {
+        now + max(0, expiresIn) + 50 - config.failoverTimeout
+    }
+
     /// Applies an event and returns the action to perform.
     public mutating func handle(_ event: Event) -> Action {
         switch (role, event) {
@@ -103,15 +112,15 @@ public struct ElectionStateMachine: Sendable, Equatable {
             return primary == other && epoch == newEpoch ? .none : .follow(primary: other, epoch: newEpoch)
         case (.follower, .leaseGranted), (.follower, .fenced), (.follower, .managerUnreachable):
             return .none
-        case (.follower(_, let epoch), .leaseRefused(let holder, let newEpoch, let now)):
+        case (.follower(_, let epoch), .leaseRefused(let holder, let newEpoch, let expiresIn, let now)):
             guard newEpoch >= epoch, holder != id else { return .none }
-            since = now
+            since = Self.campaignAfter(expiresIn, now: now, config: config)
             role = .follower(primary: holder, epoch: newEpoch)
             return .follow(primary: holder, epoch: newEpoch)
 
         // MARK: candidate
         case (.candidate(let epoch), .tick(let now)):
-            guard now - since >= config.failoverTimeout else { return .none }
+            guard now - since >= config.retryInterval else { return .none }
             since = now
             return .requestLease(knownEpoch: epoch)
         case (.candidate(let epoch), .leaseGranted(let newEpoch, let expiresAt, let now)):
@@ -119,8 +128,12 @@ public struct ElectionStateMachine: Sendable, Equatable {
             role = .primary(epoch: newEpoch, leaseExpiresAt: expiresAt)
             since = now
             return .becomePrimary(epoch: newEpoch)
-        case (.candidate(let epoch), .leaseRefused(let holder, let newEpoch, let now)),
-            (.candidate(let epoch), .heardPrimary(let holder, let newEpoch, let now)):
+        case (.candidate(let epoch), .leaseRefused(let holder, let newEpoch, let expiresIn, let now)):
+            guard newEpoch >= epoch, holder != id else { return .none }
+            role = .follower(primary: holder, epoch: newEpoch)
+            since = Self.campaignAfter(expiresIn, now: now, config: config)
+            return .follow(primary: holder, epoch: newEpoch)
+        case (.candidate(let epoch), .heardPrimary(let holder, let newEpoch, let now)):
             guard newEpoch >= epoch, holder != id else { return .none }
             role = .follower(primary: holder, epoch: newEpoch)
             since = now
@@ -146,7 +159,7 @@ public struct ElectionStateMachine: Sendable, Equatable {
             guard newEpoch == epoch else { return .none }
             role = .primary(epoch: epoch, leaseExpiresAt: expiresAt)
             return .none
-        case (.primary(let epoch, _), .leaseRefused(let holder, let newEpoch, let now)):
+        case (.primary(let epoch, _), .leaseRefused(let holder, let newEpoch, _, let now)):
             role = .follower(primary: holder == id ? nil : holder, epoch: max(epoch, newEpoch))
             since = now
             return .stepDown(epoch: epoch)

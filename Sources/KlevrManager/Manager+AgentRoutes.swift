@@ -25,11 +25,18 @@ extension Manager {
             let agentID = try await store.enrollAgent(
                 zoneID: zone.id, publicKey: body.publicKey, credentialHash: Secrets.hash(credential), hostname: body.facts.hostname,
                 os: body.facts.os, version: body.facts.version, addresses: body.facts.addresses, now: now)
+            if let address = body.peerAddress {
+                guard address.count <= 255, !address.contains(where: { $0 == " " || $0 == "/" }) else {
+                    throw Problem.invalid("peerAddress", "must be host:port")
+                }
+                try await store.updatePeer(agentID: agentID, peerAddress: address, reachedManager: false)
+            }
             logger.info("agent enrolled", metadata: ["agent.id": "\(agentID)", "zone": "\(zone.name)"])
             return try JSONBody.response(
                 EnrollResponse(
                     agentId: agentID, credential: credential, zone: zone.name, heartbeatSeconds: config.heartbeatSeconds,
-                    managerPublicKey: config.signingKey.publicKey.rawRepresentation.base64EncodedString()),
+                    managerPublicKey: config.signingKey.publicKey.rawRepresentation.base64EncodedString(),
+                    zonePeerSecret: PeerAuth.zoneSecret(managerKey: config.signingKey.rawRepresentation, zoneID: zone.id)),
                 status: .created)
         }
         router.post("/api/v1/agent/sync") { request, context in
@@ -39,15 +46,27 @@ extension Manager {
         }
         router.post("/api/v1/agent/lease") { request, context in
             let agent = try context.requireAgent()
-            _ = try await JSONBody.decode(LeaseRequest.self, from: request)
+            let body = try await JSONBody.decode(LeaseRequest.self, from: request)
+            if let address = body.peerAddress, address.count > 255 || address.contains(" ") {
+                throw Problem.invalid("peerAddress", "must be host:port")
+            }
+            if body.peerAddress != agent.peerAddress || !agent.managerRoute {
+                try await store.updatePeer(agentID: agent.id, peerAddress: body.peerAddress, reachedManager: true)
+            }
             let now = Clock.nowMillis()
             let outcome = try await store.acquireLease(zoneID: agent.zoneID, agentID: agent.id, now: now, duration: config.leaseMillis)
             switch outcome {
             case .granted(let epoch, let expiresAt, let elected):
                 if elected { logger.notice("primary elected", metadata: ["zone": "\(agent.zoneName)", "agent.id": "\(agent.id)", "epoch": "\(epoch)"]) }
-                return try JSONBody.response(LeaseResponse(granted: true, holder: agent.id, epoch: epoch, expiresAt: expiresAt))
+                return try JSONBody.response(
+                    LeaseResponse(
+                        granted: true, holder: agent.id, epoch: epoch, expiresAt: expiresAt, holderAddress: agent.peerAddress,
+                        durationMillis: expiresAt - now))
             case .held(let holder, let epoch, let expiresAt):
-                return try JSONBody.response(LeaseResponse(granted: false, holder: holder, epoch: epoch, expiresAt: expiresAt))
+                let address = try await store.agent(id: holder)?.peerAddress ?? ""
+                return try JSONBody.response(
+                    LeaseResponse(
+                        granted: false, holder: holder, epoch: epoch, expiresAt: expiresAt, holderAddress: address, durationMillis: max(0, expiresAt - now)))
             }
         }
         router.get("/api/v1/agents") { request, context in

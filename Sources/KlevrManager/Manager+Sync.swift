@@ -66,7 +66,10 @@ extension Manager {
             }
         }
         let key = fence == nil ? Self.agentKey(agent.id) : Self.zoneKey(agent.zoneID)
-        let deadline = ContinuousClock.now + .milliseconds(Int(config.longPollSeconds * 1000))
+        // A primary's poll is short (a third of its lease): the lease is renewed only by requests that
+        // arrive, never by a held poll whose client may be gone, so a dead primary's lease runs out.
+        let holdMillis = fence == nil ? Int(config.longPollSeconds * 1000) : Int(config.leaseMillis / 3)
+        let deadline = ContinuousClock.now + .milliseconds(holdMillis)
         while true {
             let version = await hub.version(key)
             var runs: [PendingRun] = []
@@ -87,18 +90,20 @@ extension Manager {
                 let envelopes = try runs.map {
                     try Self.envelope($0, issuedAt: issuedAt, lifetime: config.envelopeLifetimeSeconds).signed(with: config.signingKey)
                 }
-                return SyncResponse(acks: acks, runs: envelopes, cancels: cancels, heartbeatSeconds: config.heartbeatSeconds)
+                var membership: Membership?
+                if let fence {
+                    let members = try await store.activeAgents(zoneID: agent.zoneID).map {
+                        Member(agentId: $0.id, peerAddress: $0.peerAddress, canReachManager: $0.managerRoute)
+                    }
+                    membership = Membership(primary: agent.id, epoch: fence.epoch, members: members)
+                }
+                return SyncResponse(
+                    acks: acks, runs: envelopes, cancels: cancels, heartbeatSeconds: config.heartbeatSeconds, membership: membership)
             }
             let seconds = Double(remaining.components.seconds) + Double(remaining.components.attoseconds) / 1e18
             // A manager that stops answers held polls at once instead of making shutdown wait for them.
-            // A primary's poll is bounded by its lease so that it renews in time.
-            let bound = fence == nil ? seconds : min(seconds, Double(config.leaseMillis) / 3000)
-            _ = try? await cancelWhenGracefulShutdown { await hub.wait(key, since: version, seconds: bound) }
+            _ = try? await cancelWhenGracefulShutdown { await hub.wait(key, since: version, seconds: seconds) }
             if Task.isCancelled && !Task.isShuttingDownGracefully { throw CancellationError() }
-            if fence != nil {
-                // Renew (and re-check) the lease while the poll is held.
-                _ = try await store.applyReport(agentID: agent.id, started: [], logs: [], results: [], now: Clock.nowMillis(), fence: fence)
-            }
         }
     }
 

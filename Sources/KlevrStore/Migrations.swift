@@ -77,6 +77,10 @@ enum Migrations {
             """,
             "CREATE INDEX events_zone_at ON events(zone_id, at)",
         ]),
+        (3, [
+            "ALTER TABLE agents ADD COLUMN peer_address TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE agents ADD COLUMN manager_route INTEGER NOT NULL DEFAULT 0",
+        ]),
     ]
 
     /// Applies the migrations this database has not seen yet, each in its own transaction.

@@ -42,6 +42,10 @@ public struct AgentRecord: Sendable, Equatable {
     public var enrolledAt: Int64
     public var lastSeenAt: Int64
     public var retiredAt: Int64?
+    /// Where zone members reach its peer API (`host:port`), empty when unknown.
+    public var peerAddress: String
+    /// Whether it has reached the manager directly (so it can be elected primary).
+    public var managerRoute: Bool
 }
 
 /// A stored task (its steps, parameters and target as the operator gave them).

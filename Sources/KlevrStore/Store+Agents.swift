@@ -76,7 +76,21 @@ extension Store {
             publicKey: try row.decode(column: "public_key", as: String.self),
             enrolledAt: try row.decode(column: "enrolled_at", as: Int64.self),
             lastSeenAt: try row.decode(column: "last_seen_at", as: Int64.self),
-            retiredAt: try row.decode(column: "retired_at", as: Int64?.self))
+            retiredAt: try row.decode(column: "retired_at", as: Int64?.self),
+            peerAddress: try row.decode(column: "peer_address", as: String.self),
+            managerRoute: try row.decode(column: "manager_route", as: Int64.self) != 0)
+    }
+
+    /// Records where an agent's peer API is, and whether it just reached the manager directly.
+    public func updatePeer(agentID: String, peerAddress: String?, reachedManager: Bool) async throws {
+        try await database.read { db in
+            if let peerAddress {
+                try await db.raw("UPDATE agents SET peer_address = \(bind: peerAddress) WHERE id = \(bind: agentID)").run()
+            }
+            if reachedManager {
+                try await db.raw("UPDATE agents SET manager_route = 1 WHERE id = \(bind: agentID)").run()
+            }
+        }
     }
 
     /// Records that an agent was heard from.

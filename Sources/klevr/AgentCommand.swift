@@ -14,7 +14,11 @@ struct AgentCommand: AsyncParsableCommand {
 
     struct Run: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "run", abstract: "Run the agent daemon.")
-        @Option(help: "Manager URL.") var manager: String
+        @Option(help: "Manager URL; omit for an agent that reaches the manager only through its zone's primary (then give --peer).")
+        var manager: String?
+        @Option(help: "Address of the peer API (HOST:PORT) that zone members use.") var listen = "0.0.0.0:18800"
+        @Option(help: "HOST:PORT members use to reach this agent (default: the --listen address).") var advertise: String?
+        @Option(name: .customLong("peer"), help: "A known member of the zone (HOST:PORT), repeatable.") var peers: [String] = []
         @Option(help: "Zone to join.") var zone: String
         @Option(help: "Enrollment key, needed on first start only (prefer the KLEVR_ENROLL_KEY environment variable).")
         var enrollKey: String?
@@ -23,11 +27,16 @@ struct AgentCommand: AsyncParsableCommand {
 
         func run() async throws {
             LogSetup.bootstrap(level: logLevel)
-            guard manager.hasPrefix("http://") || manager.hasPrefix("https://") else {
+            if let manager, !(manager.hasPrefix("http://") || manager.hasPrefix("https://")) {
                 throw ValidationError("--manager must be an http:// or https:// URL")
             }
+            guard manager != nil || !peers.isEmpty else { throw ValidationError("give --manager URL, or --peer HOST:PORT for an agent without a manager route") }
+            let (host, port) = try parseListen(listen)
+            for peer in peers { _ = try parseListen(peer) }
             let key = enrollKey ?? ProcessInfo.processInfo.environment["KLEVR_ENROLL_KEY"]
-            let config = AgentConfig(managerURL: manager, zone: zone, enrollKey: key, stateDir: stateDir)
+            let config = AgentConfig(
+                managerURL: manager, zone: zone, enrollKey: key, stateDir: stateDir, listenHost: host, listenPort: port, advertise: advertise,
+                peers: peers)
             let logger = Logger(label: "klevr.agent")
             let group = ServiceGroup(
                 configuration: .init(services: [.init(service: AgentService(config: config, logger: logger))],

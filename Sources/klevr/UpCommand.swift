@@ -52,7 +52,8 @@ struct UpCommand: AsyncParsableCommand {
 
         let url = "http://\(host == "0.0.0.0" ? "127.0.0.1" : host):\(port)"
         let children = AgentProcesses(
-            count: agents, managerURL: url, stateRoot: dataDir + "/agents", enrollKey: enrollKey, logLevel: logLevel == "notice" ? "warning" : logLevel)
+            count: agents, managerURL: url, stateRoot: dataDir + "/agents", enrollKey: enrollKey, logLevel: logLevel == "notice" ? "warning" : logLevel,
+            firstPeerPort: port + 11)
         let app = manager.application(onServerRunning: { _ in
             say(
                 """
@@ -61,7 +62,8 @@ struct UpCommand: AsyncParsableCommand {
                   API:       \(url)/api/v1   (OpenAPI document: \(url)/api/v1/openapi.yaml)
                   user:      admin
                   password:  \(password)
-                  zone:      local, with \(agents) agent(s) (state under \(dataDir)/agents)
+                  zone:      local, with \(agents) agent(s) electing a primary; the last one has no manager URL
+                             and reaches the manager through the primary (state under \(dataDir)/agents)
 
                 Try:
                   klevr login --server \(url) --username admin
@@ -88,14 +90,16 @@ actor AgentProcesses: Service {
     let stateRoot: String
     let enrollKey: String
     let logLevel: String
+    let firstPeerPort: Int
     private var processes: [Process] = []
 
-    init(count: Int, managerURL: String, stateRoot: String, enrollKey: String, logLevel: String) {
+    init(count: Int, managerURL: String, stateRoot: String, enrollKey: String, logLevel: String, firstPeerPort: Int) {
         self.count = count
         self.managerURL = managerURL
         self.stateRoot = stateRoot
         self.enrollKey = enrollKey
         self.logLevel = logLevel
+        self.firstPeerPort = firstPeerPort
     }
 
     func start() {
@@ -104,9 +108,18 @@ actor AgentProcesses: Service {
         for index in 1...max(count, 1) where count > 0 {
             let process = Process()
             process.executableURL = executable
-            process.arguments = [
-                "agent", "run", "--manager", managerURL, "--zone", "local", "--state-dir", "\(stateRoot)/agent-\(index)", "--log-level", logLevel,
+            // One zone with election: every agent has a peer port; the last of three or more has no manager
+            // URL and reaches the manager through the primary.
+            var arguments = [
+                "agent", "run", "--zone", "local", "--state-dir", "\(stateRoot)/agent-\(index)", "--log-level", logLevel,
+                "--listen", "127.0.0.1:\(firstPeerPort + index - 1)",
             ]
+            if index == count && count >= 3 {
+                for peer in 1..<index { arguments += ["--peer", "127.0.0.1:\(firstPeerPort + peer - 1)"] }
+            } else {
+                arguments += ["--manager", managerURL]
+            }
+            process.arguments = arguments
             var environment = ProcessInfo.processInfo.environment
             environment["KLEVR_ENROLL_KEY"] = enrollKey
             process.environment = environment

@@ -9,7 +9,7 @@ import Testing
 
     static let me = "agent-b"
     static let t0: Int64 = 1_000_000
-    static let config = ElectionStateMachine.Config(canReachManager: true, failoverTimeout: 2_000, renewInterval: 1_000)
+    static let config = ElectionStateMachine.Config(canReachManager: true, failoverTimeout: 2_000, renewInterval: 1_000, retryInterval: 500)
 
     /// A machine in `role`, whose last reference time is `t0`.
     static func machine(_ role: Role, config: ElectionStateMachine.Config = config) -> ElectionStateMachine {
@@ -60,8 +60,9 @@ import Testing
             to: .follower(primary: "agent-a", epoch: 3), action: .none),
         Row(name: "follower ignores a late grant", from: .follower(primary: "agent-a", epoch: 3), event: .leaseGranted(epoch: 4, expiresAt: t0 + 3_000, now: t0),
             to: .follower(primary: "agent-a", epoch: 3), action: .none),
-        Row(name: "follower learns the holder from a refusal", from: .follower(primary: nil, epoch: 0), event: .leaseRefused(holder: "agent-a", epoch: 5, now: t0),
-            to: .follower(primary: "agent-a", epoch: 5), action: .follow(primary: "agent-a", epoch: 5)),
+        Row(name: "follower learns the holder from a refusal", from: .follower(primary: nil, epoch: 0),
+            event: .leaseRefused(holder: "agent-a", epoch: 5, expiresIn: 1_000, now: t0), to: .follower(primary: "agent-a", epoch: 5),
+            action: .follow(primary: "agent-a", epoch: 5)),
         Row(name: "follower is not fenced", from: .follower(primary: "agent-a", epoch: 3), event: .fenced(now: t0),
             to: .follower(primary: "agent-a", epoch: 3), action: .none),
         Row(name: "follower ignores an unreachable manager", from: .follower(primary: "agent-a", epoch: 3), event: .managerUnreachable(now: t0),
@@ -71,13 +72,13 @@ import Testing
             to: .primary(epoch: 4, leaseExpiresAt: t0 + 3_000), action: .becomePrimary(epoch: 4)),
         Row(name: "candidate ignores a grant that is not newer", from: .candidate(epoch: 3), event: .leaseGranted(epoch: 3, expiresAt: t0 + 3_000, now: t0 + 5),
             to: .candidate(epoch: 3), action: .none),
-        Row(name: "candidate refused follows the holder", from: .candidate(epoch: 3), event: .leaseRefused(holder: "agent-c", epoch: 4, now: t0 + 5),
+        Row(name: "candidate refused follows the holder", from: .candidate(epoch: 3), event: .leaseRefused(holder: "agent-c", epoch: 4, expiresIn: 800, now: t0 + 5),
             to: .follower(primary: "agent-c", epoch: 4), action: .follow(primary: "agent-c", epoch: 4)),
         Row(name: "candidate hears a primary and follows it", from: .candidate(epoch: 3), event: .heardPrimary(id: "agent-c", epoch: 4, now: t0 + 5),
             to: .follower(primary: "agent-c", epoch: 4), action: .follow(primary: "agent-c", epoch: 4)),
-        Row(name: "candidate retries after the timeout", from: .candidate(epoch: 3), event: .tick(now: t0 + 2_000),
+        Row(name: "candidate retries after the retry interval", from: .candidate(epoch: 3), event: .tick(now: t0 + 500),
             to: .candidate(epoch: 3), action: .requestLease(knownEpoch: 3)),
-        Row(name: "candidate waits before retrying", from: .candidate(epoch: 3), event: .tick(now: t0 + 1_000), to: .candidate(epoch: 3), action: .none),
+        Row(name: "candidate waits before retrying", from: .candidate(epoch: 3), event: .tick(now: t0 + 499), to: .candidate(epoch: 3), action: .none),
         Row(name: "candidate without a manager falls back to searching", from: .candidate(epoch: 3), event: .managerUnreachable(now: t0 + 5),
             to: .follower(primary: nil, epoch: 3), action: .findPrimary),
         Row(name: "candidate is not fenced", from: .candidate(epoch: 3), event: .fenced(now: t0), to: .candidate(epoch: 3), action: .none),
@@ -92,7 +93,8 @@ import Testing
             event: .leaseGranted(epoch: 4, expiresAt: t0 + 4_000, now: t0 + 1_000), to: .primary(epoch: 4, leaseExpiresAt: t0 + 4_000), action: .none),
         Row(name: "primary ignores a grant of another epoch", from: .primary(epoch: 4, leaseExpiresAt: t0 + 3_000),
             event: .leaseGranted(epoch: 5, expiresAt: t0 + 4_000, now: t0 + 1_000), to: .primary(epoch: 4, leaseExpiresAt: t0 + 3_000), action: .none),
-        Row(name: "primary refused steps down", from: .primary(epoch: 4, leaseExpiresAt: t0 + 3_000), event: .leaseRefused(holder: "agent-c", epoch: 5, now: t0 + 1),
+        Row(name: "primary refused steps down", from: .primary(epoch: 4, leaseExpiresAt: t0 + 3_000),
+            event: .leaseRefused(holder: "agent-c", epoch: 5, expiresIn: 3_000, now: t0 + 1),
             to: .follower(primary: "agent-c", epoch: 5), action: .stepDown(epoch: 4)),
         Row(name: "fenced primary steps down", from: .primary(epoch: 4, leaseExpiresAt: t0 + 3_000), event: .fenced(now: t0 + 1),
             to: .follower(primary: nil, epoch: 4), action: .stepDown(epoch: 4)),
@@ -106,7 +108,7 @@ import Testing
 
     @Test(arguments: rows)
     func transition(row: Row) {
-        let config = ElectionStateMachine.Config(canReachManager: row.canReachManager, failoverTimeout: 2_000, renewInterval: 1_000)
+        let config = ElectionStateMachine.Config(canReachManager: row.canReachManager, failoverTimeout: 2_000, renewInterval: 1_000, retryInterval: 500)
         var machine = Self.machine(row.from, config: config)
         let action = machine.handle(row.event)
         #expect(action == row.action)
@@ -137,6 +139,17 @@ import Testing
                 #expect(covered.contains(role + "/" + event), "no row for \(role) + \(event)")
             }
         }
+    }
+
+    @Test func aRefusedCandidateCampaignsAgainWhenTheLeaseRunsOutUnlessItHearsTheHolder() {
+        var machine = Self.machine(.candidate(epoch: 3))
+        _ = machine.handle(.leaseRefused(holder: "agent-a", epoch: 3, expiresIn: 700, now: Self.t0 + 10))
+        #expect(machine.handle(.tick(now: Self.t0 + 700)) == .none)
+        #expect(machine.handle(.tick(now: Self.t0 + 760)) == .requestLease(knownEpoch: 3))
+        var alive = Self.machine(.candidate(epoch: 3))
+        _ = alive.handle(.leaseRefused(holder: "agent-a", epoch: 3, expiresIn: 700, now: Self.t0 + 10))
+        _ = alive.handle(.heardPrimary(id: "agent-a", epoch: 3, now: Self.t0 + 500))
+        #expect(alive.handle(.tick(now: Self.t0 + 760)) == .none)
     }
 
     @Test func aFreshAgentWaitsOneTimeoutThenCampaigns() {

@@ -134,13 +134,23 @@ final class Cluster: @unchecked Sendable {
         ).key
     }
 
-    /// Starts (or restarts) an agent with its own state dir; returns its id once it is enrolled.
+    /// Each agent's peer port, kept across restarts.
+    var peerPorts: [String: Int] = [:]
+
+    /// Starts (or restarts) an agent with its own state dir and peer port; returns its id once it is
+    /// enrolled. With `viaPeers` it gets no manager URL, only those members' addresses.
     @discardableResult
-    func startAgent(_ name: String, zone: String) async throws -> String {
+    func startAgent(_ name: String, zone: String, viaPeers: [String]? = nil) async throws -> String {
         let state = directory + "/agents/" + name
-        agents[name] = try KlevrProcess(
-            ["agent", "run", "--manager", url, "--zone", zone, "--state-dir", state], environment: ["KLEVR_ENROLL_KEY": enrollKey],
-            logPath: directory + "/agent-\(name).log")
+        let port = try peerPorts[name] ?? Self.freePort()
+        peerPorts[name] = port
+        var arguments = ["agent", "run", "--zone", zone, "--state-dir", state, "--listen", "127.0.0.1:\(port)", "--log-level", "debug"]
+        if let viaPeers {
+            for peer in viaPeers { arguments += ["--peer", "127.0.0.1:\(peerPorts[peer] ?? 0)"] }
+        } else {
+            arguments += ["--manager", url]
+        }
+        agents[name] = try KlevrProcess(arguments, environment: ["KLEVR_ENROLL_KEY": enrollKey], logPath: directory + "/agent-\(name).log")
         var id = ""
         try await eventually(30, "agent \(name) enrolled") {
             guard let data = FileManager.default.contents(atPath: state + "/identity.json"),
