@@ -1,0 +1,154 @@
+import AsyncHTTPClient
+import Foundation
+import KlevrAPI
+import KlevrAgent
+import KlevrCore
+import NIOCore
+import NIOHTTP1
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A zone of real agent processes electing a primary that relays for the others.
+@Suite(.serialized, .timeLimit(.minutes(5)))
+struct ZoneElectionSystemTests {
+    /// A manager and three agents: a, b with a manager URL, c with only `--peer` addresses.
+    static func zone() async throws -> (Cluster, [String: String]) {
+        let cluster = try Cluster()
+        try await cluster.startManager()
+        try await cluster.bootstrap(zone: "z")
+        var ids: [String: String] = [:]
+        ids["a"] = try await cluster.startAgent("a", zone: "z")
+        ids["b"] = try await cluster.startAgent("b", zone: "z")
+        ids["c"] = try await cluster.startAgent("c", zone: "z", viaPeers: ["a", "b"])
+        return (cluster, ids)
+    }
+
+    static func primary(_ cluster: Cluster) async throws -> (id: String?, epoch: Int64) {
+        let zone = try await cluster.client.send(.GET, "/api/v1/zones/z", as: ZoneView.self)
+        return (zone.primary, zone.epoch)
+    }
+
+    @Test func runsReachEveryAgentThroughThePrimaryIncludingOneWithoutAManagerRoute() async throws {
+        let (cluster, ids) = try await Self.zone()
+        defer { cluster.shutdown() }
+        try await eventually(20, "a primary is elected") { try await Self.primary(cluster).id != nil }
+        for (name, id) in ids.sorted(by: { $0.key < $1.key }) {
+            let task = try await cluster.createTask(
+                TaskCreateRequest(zone: "z", target: TargetSpec(kind: .agent, agentId: id), steps: [StepSpec(script: "echo hello from \(name)")]))
+            let runID = try #require(task.runs.first?.id)
+            try await eventually(30, "the run on \(name) succeeded") { try await cluster.run(runID).status == .succeeded }
+            #expect(try await cluster.output(runID) == "hello from \(name)\n")
+        }
+        // The agent without a manager route is reported online through the primary.
+        let agent = try await cluster.client.send(.GET, "/api/v1/agents/\(try #require(ids["c"]))", as: AgentView.self)
+        #expect(agent.status == "online")
+    }
+
+    @Test func killingThePrimaryDuringAFanOutLosesNothingAndRunsNothingTwice() async throws {
+        let (cluster, ids) = try await Self.zone()
+        defer { cluster.shutdown() }
+        try await eventually(20, "a primary is elected") { try await Self.primary(cluster).id != nil }
+        let (oldPrimary, oldEpoch) = try await Self.primary(cluster)
+        let victimName = try #require(ids.first { $0.value == oldPrimary }?.key)
+        var runs: [String] = []
+        for index in 0..<10 {
+            let task = try await cluster.createTask(
+                TaskCreateRequest(
+                    zone: "z", target: TargetSpec(kind: .all),
+                    steps: [StepSpec(script: "echo task\(index)-$KLEVR_RUN_ID; sleep 0.$((RANDOM % 9)); echo done-\(index)")]))
+            runs += task.runs.map(\.id)
+        }
+        #expect(runs.count == 30)
+        try await Task.sleep(for: .milliseconds(300))
+        let killedAt = ContinuousClock.now
+        cluster.agents[victimName]?.kill9()
+        var newPrimary: String?
+        try await eventually(5, "a new primary holds the lease within 5 s") {
+            let (primary, epoch) = try await Self.primary(cluster)
+            newPrimary = primary
+            return primary != nil && primary != oldPrimary && epoch > oldEpoch
+        }
+        #expect(ContinuousClock.now - killedAt < .seconds(5))
+        // The killed agent comes back (as a secondary) and reports what it was running.
+        try await cluster.startAgent(victimName, zone: "z", viaPeers: victimName == "c" ? ["a", "b"] : nil)
+        for id in runs {
+            try await eventually(60, "run \(id) ends") { try await cluster.run(id).status.isTerminal }
+        }
+        for id in runs {
+            let run = try await cluster.run(id)
+            let output = try await cluster.output(id)
+            // Executed at most once: its first line appears once (or never, for a run refused or lost with the agent).
+            #expect(output.components(separatedBy: "-\(id)\n").count - 1 <= 1, "\(output)")
+            if run.agentId != oldPrimary {
+                #expect(run.status == .succeeded, "\(run.status) \(run.reason ?? "")")
+                #expect(output.contains("done-"), "full output of \(id): \(output)")
+            }
+        }
+        _ = newPrimary
+    }
+
+    @Test func aPausedPrimaryIsFencedAndRejoinsAsASecondary() async throws {
+        let (cluster, ids) = try await Self.zone()
+        defer {
+            for agent in cluster.agents.values { kill(agent.pid, SIGCONT) }
+            cluster.shutdown()
+        }
+        try await eventually(20, "a primary is elected") { try await Self.primary(cluster).id != nil }
+        let (oldPrimary, oldEpoch) = try await Self.primary(cluster)
+        let name = try #require(ids.first { $0.value == oldPrimary }?.key)
+        let process = try #require(cluster.agents[name])
+        kill(process.pid, SIGSTOP)
+        try await eventually(10, "another agent takes the lease") {
+            let (primary, epoch) = try await Self.primary(cluster)
+            return primary != nil && primary != oldPrimary && epoch > oldEpoch
+        }
+        kill(process.pid, SIGCONT)
+        try await eventually(15, "the old primary steps down and follows") { process.log.contains("stepping down as primary") && process.log.contains("following the zone's primary") }
+        // It still runs work, now as a secondary.
+        let task = try await cluster.createTask(
+            TaskCreateRequest(zone: "z", target: TargetSpec(kind: .agent, agentId: try #require(oldPrimary)), steps: [StepSpec(script: "echo back")]))
+        let runID = try #require(task.runs.first?.id)
+        try await eventually(30, "the old primary runs work as a secondary") { try await cluster.run(runID).status == .succeeded }
+        let events = try await cluster.client.send(.GET, "/api/v1/zones/z/events", as: Page<EventView>.self)
+        #expect(events.items.contains { $0.kind == "primary_retired" && $0.agentId == oldPrimary && $0.epoch == oldEpoch })
+    }
+
+    @Test func outsidersOnThePeerPortCanNeitherJoinNorSubmit() async throws {
+        let (cluster, _) = try await Self.zone()
+        defer { cluster.shutdown() }
+        try await eventually(20, "a primary is elected") { try await Self.primary(cluster).id != nil }
+        let (primary, _) = try await Self.primary(cluster)
+        let name = try #require(cluster.agents.keys.first { cluster.peerPorts[$0] != nil && (try? String(contentsOfFile: cluster.directory + "/agents/\($0)/identity.json", encoding: .utf8))?.contains(primary ?? "-") == true })
+        let port = try #require(cluster.peerPorts[name])
+        let outsider = JSONClient(baseURL: "http://127.0.0.1:\(port)")
+        let report = AgentReport(
+            agentId: Secrets.newID(), results: [RunResult(runId: Secrets.newID(), outcome: .succeeded, exitCode: 0, reason: nil, result: nil, finishedAt: 1)])
+        await #expect(throws: JSONClient.Failure.self) {
+            _ = try await outsider.send(.POST, "/peer/v1/sync", body: SyncRequest(wait: false, reports: [report]), as: SyncResponse.self)
+        }
+        await #expect(throws: JSONClient.Failure.self) { _ = try await outsider.send(.GET, "/peer/v1/whois", as: PeerWhois.self) }
+        // A forged signature with a guessed secret is refused too.
+        let forger = JSONClient(baseURL: "http://127.0.0.1:\(port)", peerSigner: .init(agentID: report.agentId, secret: Secrets.randomToken(bytes: 32)))
+        do {
+            _ = try await forger.send(.POST, "/peer/v1/sync", body: SyncRequest(wait: false, reports: [report]), as: SyncResponse.self)
+            Issue.record("a forged peer request was accepted")
+        } catch let failure as JSONClient.Failure {
+            #expect(failure.status == 401)
+        }
+        // Joining through a member needs a valid enrollment key.
+        let join = EnrollRequest(
+            zone: "z", enrollKey: "kle_guess", publicKey: Data(repeating: 1, count: 32).base64EncodedString(),
+            facts: HostFacts(hostname: "intruder", os: "x", version: "1", addresses: []))
+        do {
+            _ = try await outsider.send(.POST, "/peer/v1/enroll", body: join, as: EnrollResponse.self)
+            Issue.record("an enrollment with a wrong key was accepted")
+        } catch let failure as JSONClient.Failure {
+            #expect(failure.status == 401)
+        }
+        let agents = try await cluster.client.send(.GET, "/api/v1/agents", as: Page<AgentView>.self)
+        #expect(agents.items.count == 3)
+    }
+}
