@@ -18,12 +18,19 @@ import ServiceLifecycle
 public struct AgentService: Service {
     let config: AgentConfig
     let logger: Logger
-    let http: HTTPClient
 
-    public init(config: AgentConfig, logger: Logger, http: HTTPClient = .shared) {
+    public init(config: AgentConfig, logger: Logger) {
         self.config = config
         self.logger = logger
-        self.http = http
+    }
+
+    /// The agent's HTTP client: a refused connection fails at once instead of being retried until the
+    /// request's deadline, so that a dead primary is noticed (and left) quickly.
+    static func makeHTTPClient() -> HTTPClient {
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool.retryConnectionEstablishment = false
+        configuration.timeout.connect = .seconds(3)
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 
     /// Enrollment failed for a reason that retrying cannot fix.
@@ -32,8 +39,19 @@ public struct AgentService: Service {
     }
 
     public func run() async throws {
+        let http = Self.makeHTTPClient()
+        do {
+            try await run(http: http)
+        } catch {
+            try? await http.shutdown()
+            throw error
+        }
+        try? await http.shutdown()
+    }
+
+    func run(http: HTTPClient) async throws {
         try DurableFile.makeDirectory(config.stateDir)
-        guard let identity = try await identity() else { return }
+        guard let identity = try await identity(http: http) else { return }
         var agentLogger = self.logger
         agentLogger[metadataKey: "agent.id"] = "\(identity.agentId)"
         let logger = agentLogger
@@ -58,7 +76,8 @@ public struct AgentService: Service {
         let canceler = RunCanceler(outbox: outbox, registry: registry, logger: logger)
         let zone = ZoneState(
             selfID: identity.agentId,
-            config: ElectionStateMachine.Config(canReachManager: config.managerURL != nil, failoverTimeout: config.failoverTimeout),
+            config: ElectionStateMachine.Config(
+                canReachManager: config.managerURL != nil, failoverTimeout: config.failoverTimeout, renewInterval: 700),
             seeds: config.peers, selfAddress: config.peerAddress, stateDir: config.stateDir, now: Clock.nowMillis())
         let link = ZoneLink(
             identity: identity, zone: zone,
@@ -106,7 +125,7 @@ public struct AgentService: Service {
 
     /// The stored identity, or a new one from enrollment. Retries while the manager is unreachable;
     /// returns nil when shut down before enrolling.
-    func identity() async throws -> AgentIdentity? {
+    func identity(http: HTTPClient) async throws -> AgentIdentity? {
         if let stored = try AgentIdentity.load(stateDir: config.stateDir) {
             if stored.zone != config.zone {
                 throw EnrollmentRefused(

@@ -72,6 +72,10 @@ extension Manager {
         let deadline = ContinuousClock.now + .milliseconds(holdMillis)
         while true {
             let version = await hub.version(key)
+            if let fence, !(try await store.holdsLease(zoneID: fence.zoneID, agentID: agent.id, epoch: fence.epoch, now: Clock.nowMillis())) {
+                // The lease moved on while this poll was held: hand nothing to a deposed primary.
+                throw StoreError.staleEpoch("epoch \(fence.epoch) is not the zone's current lease; step down")
+            }
             var runs: [PendingRun] = []
             var cancels: [CancelOrder] = []
             let recipients = fence == nil ? [agent.id] : try await store.activeAgents(zoneID: agent.zoneID).map(\.id)

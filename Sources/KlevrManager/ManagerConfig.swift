@@ -33,7 +33,7 @@ public struct ManagerConfig: Sendable {
         host: String = "127.0.0.1", port: Int = 8090, database: DatabaseURL, adminPassword: String? = nil,
         heartbeatSeconds: Int = 5, longPollSeconds: Double = 25, redeliverAfterSeconds: Double = 10, bcryptCost: UInt8 = 12,
         sessionSeconds: Int64 = 12 * 3600, signingKey: Curve25519.Signing.PrivateKey = .init(), envelopeLifetimeSeconds: Int64 = 15 * 60,
-        leaseMillis: Int64 = 3_000
+        leaseMillis: Int64 = 2_500
     ) {
         self.leaseMillis = leaseMillis
         self.signingKey = signingKey

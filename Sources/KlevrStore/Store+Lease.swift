@@ -67,6 +67,14 @@ extension Store {
                     """
                 ).first()
                 if taken != nil {
+                    // Whatever the old primary was handed and no agent has started may have died with it:
+                    // make it due for delivery again now (agents never run a run twice).
+                    try await db.raw(
+                        "UPDATE runs SET dispatched_at = 0 WHERE zone_id = \(bind: zoneID) AND status = 'dispatched'"
+                    ).run()
+                    try await db.raw(
+                        "UPDATE runs SET cancel_sent_at = NULL WHERE zone_id = \(bind: zoneID) AND cancel_requested = 1"
+                    ).run()
                     try await Self.recordEvent(
                         db, kind: "primary_retired", zoneID: zoneID, agentID: current.holder, epoch: current.epoch,
                         detail: "lease of epoch \(current.epoch) expired", now: now)
@@ -92,6 +100,18 @@ extension Store {
             RETURNING epoch
             """
         ).first() != nil
+    }
+
+    /// Whether `agentID` holds the zone's unexpired lease of `epoch` (a check that renews nothing).
+    public func holdsLease(zoneID: String, agentID: String, epoch: Int64, now: Int64) async throws -> Bool {
+        try await database.read { db in
+            try await db.raw(
+                """
+                SELECT epoch FROM zone_leases
+                WHERE zone_id = \(bind: zoneID) AND holder = \(bind: agentID) AND epoch = \(bind: epoch) AND expires_at > \(bind: now)
+                """
+            ).first() != nil
+        }
     }
 
     /// The zone's lease row, if any agent ever held it.

@@ -33,59 +33,13 @@ struct DispatchBench: AsyncParsableCommand {
 
     func run() async throws {
         LogSetup.bootstrap(level: "error")
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("klevr-bench-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let logger = Logger(label: "klevr.bench")
-        let config = ManagerConfig(
-            host: "127.0.0.1", port: 0, database: .sqlite(path: directory + "/bench.db"), adminPassword: Secrets.randomToken(bytes: 16),
-            bcryptCost: 4)
-        let (manager, _) = try await Manager.bootstrap(config: config, logger: logger)
-        let portBox = PortBox()
-        let app = manager.application(onServerRunning: { port in portBox.set(port) })
-
-        var httpConfig = HTTPClient.Configuration()
-        httpConfig.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: agents * 2 + 64)
-        httpConfig.timeout = .init(connect: .seconds(10), read: .seconds(120))
-        let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: httpConfig)
-
-        var failure: (any Error)?
-        do {
-            try await runManager(app: app, portBox: portBox, manager: manager, http: http)
-        } catch {
-            failure = error
-        }
-        await manager.store.database.close()
-        try? await http.shutdown()
-        if let failure { throw failure }
-    }
-
-    func runManager(app: some ApplicationProtocol, portBox: PortBox, manager: Manager, http: HTTPClient) async throws {
-        let services = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: Logger(label: "klevr.bench")))
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await services.run() }
-            let deadline = ContinuousClock.now + .seconds(30)
-            while portBox.value == nil && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
-            guard let port = portBox.value else { throw CLIError("the manager did not start") }
-            let base = "http://127.0.0.1:\(port)"
-            do {
-                try await runBenchmark(manager: manager, base: base, http: http)
-            } catch {
-                await services.triggerGracefulShutdown()
-                throw error
-            }
-            await services.triggerGracefulShutdown()
-            try await group.waitForAll()
+        try await BenchManager.run(poolSize: agents * 2 + 64) { manager, base, http in
+            try await runBenchmark(manager: manager, base: base, http: http)
         }
     }
 
     func runBenchmark(manager: Manager, base: String, http: HTTPClient) async throws {
-        let store = manager.store
-        let now = Clock.nowMillis()
-        guard let admin = try await store.user(named: "admin") else { throw CLIError("no admin") }
-        let token = Secrets.generate(.apiToken)
-        _ = try await store.createToken(userID: admin.id, name: "bench", tokenHash: Secrets.hash(token), now: now)
-        let client = JSONClient(baseURL: base, http: http, bearer: token)
+        let client = try await BenchManager.adminClient(manager, base: base, http: http)
         _ = try await client.send(.POST, "/api/v1/zones", body: ZoneCreateRequest(name: "bench"), as: ZoneView.self)
         let key = try await client.send(.POST, "/api/v1/zones/bench/enroll-keys", body: EnrollKeyCreateRequest(), as: EnrollKeyCreated.self).key
 
@@ -231,4 +185,57 @@ final class PortBox: Sendable {
     private let port = Mutex<Int?>(nil)
     func set(_ value: Int) { port.withLock { $0 = value } }
     var value: Int? { port.withLock { $0 } }
+}
+
+/// A manager on a temporary SQLite database, served on a free loopback port for a benchmark.
+enum BenchManager {
+    static func run(
+        poolSize: Int, leaseMillis: Int64 = 2_500, _ body: @escaping @Sendable (Manager, String, HTTPClient) async throws -> Void
+    ) async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("klevr-bench-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let logger = Logger(label: "klevr.bench")
+        let config = ManagerConfig(
+            host: "127.0.0.1", port: 0, database: .sqlite(path: directory + "/bench.db"), adminPassword: Secrets.randomToken(bytes: 16),
+            bcryptCost: 4, leaseMillis: leaseMillis)
+        let (manager, _) = try await Manager.bootstrap(config: config, logger: logger)
+        let portBox = PortBox()
+        let app = manager.application(onServerRunning: { port in portBox.set(port) })
+        var httpConfig = HTTPClient.Configuration()
+        httpConfig.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: poolSize)
+        httpConfig.timeout = .init(connect: .seconds(10), read: .seconds(120))
+        let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: httpConfig)
+        var failure: (any Error)?
+        do {
+            let services = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger))
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await services.run() }
+                let deadline = ContinuousClock.now + .seconds(30)
+                while portBox.value == nil && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+                guard let port = portBox.value else { throw CLIError("the manager did not start") }
+                do {
+                    try await body(manager, "http://127.0.0.1:\(port)", http)
+                } catch {
+                    await services.triggerGracefulShutdown()
+                    throw error
+                }
+                await services.triggerGracefulShutdown()
+                try await group.waitForAll()
+            }
+        } catch {
+            failure = error
+        }
+        await manager.store.database.close()
+        try? await http.shutdown()
+        if let failure { throw failure }
+    }
+
+    /// An API client with a fresh admin token.
+    static func adminClient(_ manager: Manager, base: String, http: HTTPClient) async throws -> JSONClient {
+        guard let admin = try await manager.store.user(named: "admin") else { throw CLIError("no admin") }
+        let token = Secrets.generate(.apiToken)
+        _ = try await manager.store.createToken(userID: admin.id, name: "bench", tokenHash: Secrets.hash(token), now: Clock.nowMillis())
+        return JSONClient(baseURL: base, http: http, bearer: token)
+    }
 }

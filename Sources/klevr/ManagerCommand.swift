@@ -43,7 +43,13 @@ struct ManagerCommand: AsyncParsableCommand {
         let app = manager.application(
             onGeneratedPassword: printAdminPassword,
             onServerRunning: { port in say("klevr manager listening on http://\(host):\(port) (database \(databaseURL))") })
-        try await app.runService()
+        do {
+            try await app.runService()
+        } catch {
+            await manager.store.database.close()
+            throw error
+        }
+        await manager.store.database.close()
     }
 }
 

@@ -32,6 +32,16 @@ struct UpCommand: AsyncParsableCommand {
         let config = ManagerConfig(
             host: host, port: port, database: .sqlite(path: dataDir + "/klevr.db"), signingKey: try SigningKeyFile.loadOrCreate(dataDir: dataDir))
         let (manager, generated) = try await Manager.bootstrap(config: config, logger: logger)
+        do {
+            try await serve(manager, generated: generated, dataDir: dataDir, host: host, port: port, logger: logger)
+        } catch {
+            await manager.store.database.close()
+            throw error
+        }
+        await manager.store.database.close()
+    }
+
+    func serve(_ manager: Manager, generated: String?, dataDir: String, host: String, port: Int, logger: Logger) async throws {
 
         // The demo keeps the first admin password in a 0600 file so that a second 'up' can show it again.
         let passwordFile = dataDir + "/admin-password"

@@ -51,7 +51,10 @@ struct ZoneLink: Sendable {
         case .peer(let address):
             let answer: SyncResponse
             do {
-                answer = try await peerClient(address).send(.POST, "/peer/v1/sync", body: request, as: SyncResponse.self, timeout: timeout)
+                // The primary answers a poll within about a second (plus its relay to the manager): a short
+                // deadline notices a dead or switched primary soon.
+                answer = try await peerClient(address).send(
+                    .POST, "/peer/v1/sync", body: request, as: SyncResponse.self, timeout: min(timeout, .seconds(12)))
             } catch let failure as JSONClient.Failure where failure.status == 409 {
                 if let hint = try? JSONDecoder().decode(PeerWhois.self, from: Data(failure.body.utf8)), let primary = hint.primary,
                     primary != identity.agentId
