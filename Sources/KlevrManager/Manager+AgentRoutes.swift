@@ -75,13 +75,19 @@ extension Manager {
             let zone = request.uri.queryParameters["zone"].map(String.init)
             let agents = try await store.agents(zoneName: zone, after: try Self.cursor(request), limit: limit)
             let next = agents.count == limit ? agents.last.map { Cursor(createdAt: $0.enrolledAt, id: $0.id).text } : nil
-            return try JSONBody.response(Page(items: agents.map(view), nextCursor: next))
+            var leaderless: [String: Bool] = [:]
+            var views: [AgentView] = []
+            for agent in agents {
+                if leaderless[agent.zoneID] == nil { leaderless[agent.zoneID] = try await zoneUnreachable(agent.zoneID) }
+                views.append(view(agent, zoneUnreachable: leaderless[agent.zoneID] ?? false))
+            }
+            return try JSONBody.response(Page(items: views, nextCursor: next))
         }
         router.get("/api/v1/agents/{id}") { _, context in
             _ = try context.requireUser()
             let id = try Self.id(context)
             guard let agent = try await store.agent(id: id) else { throw Problem.notFound("no agent \(id)") }
-            return try JSONBody.response(view(agent))
+            return try JSONBody.response(view(agent, zoneUnreachable: try await zoneUnreachable(agent.zoneID)))
         }
         router.post("/api/v1/agents/{id}/retire") { _, context in
             _ = try context.requireUser(.operator_)
@@ -104,12 +110,18 @@ extension Manager {
         if !errors.isEmpty { throw Problem.invalid(errors) }
     }
 
-    func view(_ agent: AgentRecord) -> AgentView {
+    /// Whether a zone that had a primary has none now: its agents' silence is then the zone's, not theirs.
+    func zoneUnreachable(_ zoneID: String) async throws -> Bool {
+        guard let lease = try await store.lease(zoneID: zoneID) else { return false }
+        return lease.expiresAt <= Clock.nowMillis()
+    }
+
+    func view(_ agent: AgentRecord, zoneUnreachable: Bool = false) -> AgentView {
         let liveness = Liveness.evaluate(
             lastSeenMillis: agent.lastSeenAt, nowMillis: Clock.nowMillis(), heartbeatMillis: Int64(config.heartbeatSeconds) * 1000,
             managerStartedMillis: startedAt, retired: agent.retiredAt != nil)
         var reason: String?
-        if case .offline(let why) = liveness { reason = why }
+        if case .offline(let why) = liveness { reason = zoneUnreachable ? "zone unreachable" : why }
         return AgentView(
             id: agent.id, zone: agent.zoneName, hostname: agent.hostname, os: agent.os, version: agent.version,
             addresses: agent.addresses, status: liveness.status, statusReason: reason, lastSeenAt: agent.lastSeenAt,

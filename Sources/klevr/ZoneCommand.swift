@@ -7,7 +7,7 @@ import NIOHTTP1
 struct ZoneCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "zone", abstract: "Manage zones and their enrollment keys.",
-        subcommands: [Create.self, List.self, Delete.self, EnrollKey.self])
+        subcommands: [Create.self, List.self, Show.self, Delete.self, EnrollKey.self])
 
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a zone.")
@@ -31,6 +31,36 @@ struct ZoneCommand: AsyncParsableCommand {
             let page = try await api { try await client.send(.GET, "/api/v1/zones", as: Page<ZoneView>.self) }
             if options.output == .json { return try Printer.json(page.items) }
             Printer.table(["NAME", "AGENTS", "DESCRIPTION"], page.items.map { [$0.name, String($0.agents), $0.description] })
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show a zone: its primary, lease epoch, members and recent events.")
+        @Argument var name: String
+        @OptionGroup var options: ClientOptions
+        func run() async throws {
+            let client = try options.client()
+            let zone = try await api { try await client.send(.GET, "/api/v1/zones/\(name.urlPathEscaped)", as: ZoneView.self) }
+            let members = try await api { try await client.send(.GET, "/api/v1/agents?zone=\(name.urlPathEscaped)&limit=500", as: Page<AgentView>.self) }
+            let events = try await api { try await client.send(.GET, "/api/v1/zones/\(name.urlPathEscaped)/events?limit=10", as: Page<EventView>.self) }
+            if options.output == .json {
+                struct Details: Encodable { var zone: ZoneView; var members: [AgentView]; var events: [EventView] }
+                return try Printer.json(Details(zone: zone, members: members.items, events: events.items))
+            }
+            print("zone      \(zone.name)  \(zone.description)")
+            print("primary   \(zone.primary ?? "none (no unexpired lease)")")
+            print("epoch     \(zone.epoch)")
+            print("")
+            Printer.table(["MEMBER", "ROLE", "HOSTNAME", "STATUS", "LAST SEEN"], members.items.map {
+                [$0.id, $0.id == zone.primary ? "primary" : "secondary", $0.hostname, $0.status + ($0.statusReason.map { " (\($0))" } ?? ""),
+                 Printer.time($0.lastSeenAt)]
+            })
+            if !events.items.isEmpty {
+                print("")
+                Printer.table(["TIME", "EVENT", "AGENT", "EPOCH", "DETAIL"], events.items.map {
+                    [Printer.time($0.at), $0.kind, $0.agentId ?? "-", $0.epoch.map(String.init) ?? "-", $0.detail]
+                })
+            }
         }
     }
 
