@@ -28,6 +28,14 @@ public enum Secrets {
         return data.base64URLEncodedString()
     }
 
+    /// A random password of letters and digits (about 5.95 bits each), easy to paste and never starting
+    /// with `-` (which command lines would read as an option).
+    public static func randomPassword(length: Int = 22) -> String {
+        let alphabet = Array("ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789")
+        var generator = SystemRandomNumberGenerator()
+        return String((0..<length).map { _ in alphabet[Int.random(in: 0..<alphabet.count, using: &generator)] })
+    }
+
     /// The hex SHA-256 of a secret, the only form in which it is stored.
     public static func hash(_ secret: String) -> String {
         SHA256.hash(data: Data(secret.utf8)).map { String(format: "%02x", $0) }.joined()

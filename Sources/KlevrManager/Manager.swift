@@ -39,7 +39,7 @@ public struct Manager: Sendable {
     public func prepare() async throws -> String? {
         try await store.migrate()
         guard try await store.userCount() == 0 else { return nil }
-        let password = config.adminPassword ?? Secrets.randomToken(bytes: 15)
+        let password = config.adminPassword ?? Secrets.randomPassword()
         _ = try await store.createUser(
             username: "admin", passwordHash: try await passwords.hash(password), role: .admin, now: Clock.nowMillis())
         logger.notice("created the first user 'admin'")

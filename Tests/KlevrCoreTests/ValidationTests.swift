@@ -33,6 +33,12 @@ import Testing
         #expect(!Secrets.hash(first).contains(first))
     }
 
+    @Test func generatedPasswordsAreAlphanumericAndDiffer() {
+        let passwords = (0..<200).map { _ in Secrets.randomPassword() }
+        #expect(Set(passwords).count == 200)
+        #expect(passwords.allSatisfy { $0.count == 22 && $0.allSatisfy { $0.isLetter || $0.isNumber } })
+    }
+
     @Test func liveness() {
         let minute: Int64 = 60_000
         let started: Int64 = 1_000 * minute
