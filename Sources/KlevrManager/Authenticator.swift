@@ -11,7 +11,7 @@ struct Authenticator: RouterMiddleware {
     typealias Context = KlevrRequestContext
 
     static let sessionCookie = "klevr_session"
-    static let csrfHeader = HTTPField.Name("X-Klevr-CSRF")!
+    static let csrfHeader = "x-klevr-csrf"
 
     /// Routes that answer without credentials: health, login and enrollment (which needs a zone key).
     static let publicRoutes: Set<String> = [
@@ -37,7 +37,8 @@ struct Authenticator: RouterMiddleware {
         } else if let cookie = request.cookies[Self.sessionCookie]?.value {
             if let (user, csrf) = try await store.session(tokenHash: Secrets.hash(cookie), now: now) {
                 let safe = request.method == .get || request.method == .head
-                if !safe && request.headers[Self.csrfHeader] != csrf {
+                let sent = request.headers.first { $0.name.canonicalName == Self.csrfHeader }?.value
+                if !safe && sent != csrf {
                     throw Problem.forbidden("cookie-authenticated writes need the X-Klevr-CSRF header from the login answer")
                 }
                 context.principal = .user(user, viaSession: true)

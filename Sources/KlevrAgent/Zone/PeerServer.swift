@@ -51,7 +51,7 @@ struct PeerServer {
     }
 
     func authenticate(_ request: Request, body: Data) async throws -> String {
-        guard let header = request.headers[HTTPField.Name(PeerAuth.header)!],
+        guard let header = request.headers.first(where: { $0.name.canonicalName == PeerAuth.header.lowercased() })?.value,
             let sender = PeerAuth.verify(
                 header: header, secret: link.identity.zonePeerSecret, method: request.method.rawValue, path: request.uri.path, body: body,
                 now: Clock.nowMillis())
