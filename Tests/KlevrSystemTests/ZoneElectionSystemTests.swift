@@ -105,8 +105,35 @@ struct ZoneElectionSystemTests {
             let (primary, epoch) = try await Self.primary(cluster)
             return primary != nil && primary != oldPrimary && epoch > oldEpoch
         }
+        // Anything sent under the old epoch is refused with 409 and applies nothing: replay what the paused
+        // primary would send next, with its own credential and epoch.
+        let paused = try #require(try AgentIdentity.load(stateDir: cluster.directory + "/agents/" + name))
+        let pending = try await cluster.createTask(
+            TaskCreateRequest(zone: "z", target: TargetSpec(kind: .agent, agentId: paused.agentId), steps: [StepSpec(script: "echo never")]))
+        let pendingRun = try #require(pending.runs.first?.id)
+        let forged = SyncRequest(
+            wait: false,
+            reports: [
+                AgentReport(
+                    agentId: paused.agentId, started: [RunStarted(runId: pendingRun, at: Clock.nowMillis())],
+                    logs: [LogChunk(runId: pendingRun, seq: 1, stream: "stdout", data: "stale\n", at: Clock.nowMillis())],
+                    results: [RunResult(runId: pendingRun, outcome: .succeeded, exitCode: 0, reason: nil, result: nil, finishedAt: Clock.nowMillis())])
+            ], epoch: oldEpoch)
+        do {
+            _ = try await JSONClient(baseURL: cluster.url, bearer: paused.credential).send(.POST, "/api/v1/agent/sync", body: forged, as: SyncResponse.self)
+            Issue.record("a sync under the old epoch was accepted")
+        } catch let failure as JSONClient.Failure {
+            #expect(failure.status == 409)
+            #expect(failure.problem?.type.hasSuffix("stale-epoch") == true)
+        }
+        #expect(try await cluster.output(pendingRun).isEmpty)
+        #expect(try await cluster.run(pendingRun).status != .succeeded)
+
         kill(process.pid, SIGCONT)
         try await eventually(15, "the old primary steps down and follows") { process.log.contains("stepping down as primary") && process.log.contains("following the zone's primary") }
+        // Its queued run is delivered to it as a secondary now, and runs once.
+        try await eventually(30, "the run queued while it was paused succeeds") { try await cluster.run(pendingRun).status == .succeeded }
+        #expect(try await cluster.output(pendingRun) == "never\n")
         // It still runs work, now as a secondary.
         let task = try await cluster.createTask(
             TaskCreateRequest(zone: "z", target: TargetSpec(kind: .agent, agentId: try #require(oldPrimary)), steps: [StepSpec(script: "echo back")]))
