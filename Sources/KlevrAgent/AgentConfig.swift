@@ -43,3 +43,14 @@ public struct AgentConfig: Sendable {
         advertise ?? "\(listenHost == "0.0.0.0" ? "127.0.0.1" : listenHost):\(listenPort)"
     }
 }
+
+extension AgentConfig: CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
+    /// The configuration without the enrollment key, for anything that prints it.
+    public var description: String {
+        "AgentConfig(manager: \(managerURL ?? "-"), zone: \(zone), state: \(stateDir), listen: \(listenHost):\(listenPort), peers: \(peers))"
+    }
+
+    public var debugDescription: String { description }
+
+    public var customMirror: Mirror { Mirror(self, children: ["description": description], displayStyle: .struct) }
+}

@@ -58,3 +58,10 @@ public struct AgentIdentity: Codable, Sendable, Equatable {
         return key
     }
 }
+
+extension AgentIdentity: CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
+    /// The identity without its credential, private key or zone secret, for anything that prints it.
+    public var description: String { "AgentIdentity(agent: \(agentId), zone: \(zone), manager: \(managerURL))" }
+    public var debugDescription: String { description }
+    public var customMirror: Mirror { Mirror(self, children: ["description": description], displayStyle: .struct) }
+}

@@ -203,3 +203,8 @@ actor RunRegistry {
         await withCheckedContinuation { emptyWaiters.append($0) }
     }
 }
+
+extension AgentService: CustomStringConvertible {
+    /// Service names are logged by the service group: never let the enrollment key in.
+    public var description: String { "AgentService(\(config))" }
+}

@@ -60,7 +60,7 @@ public struct Manager: Sendable {
             configuration: .init(address: .hostname(config.host, port: config.port), serverName: "klevr"),
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
             logger: logger)
-        app.addServices(store.database)
+        app.addServices(store.database, LivenessSweeper(manager: self))
         if case .postgres = config.database {
             app.beforeServerStarts {
                 if let password = try await prepare() { onGeneratedPassword(password) }
@@ -117,4 +117,10 @@ public struct Manager: Sendable {
     static func agentKey(_ id: String) -> String { "agent:" + id }
     static func runKey(_ id: String) -> String { "run:" + id }
     static func zoneKey(_ id: String) -> String { "zone:" + id }
+}
+
+extension Manager: CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
+    public var description: String { "Manager(\(config))" }
+    public var debugDescription: String { description }
+    public var customMirror: Mirror { Mirror(self, children: ["config": config], displayStyle: .struct) }
 }

@@ -49,3 +49,16 @@ public struct ManagerConfig: Sendable {
         self.sessionSeconds = sessionSeconds
     }
 }
+
+extension ManagerConfig: CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
+    /// The configuration without its secrets (admin password, signing key), for anything that prints it.
+    public var description: String {
+        "ManagerConfig(listen: \(host):\(port), database: \(database), heartbeat: \(heartbeatSeconds) s, lease: \(leaseMillis) ms)"
+    }
+
+    public var debugDescription: String { description }
+
+    public var customMirror: Mirror {
+        Mirror(self, children: ["description": description], displayStyle: .struct)
+    }
+}

@@ -129,6 +129,13 @@ extension Store {
 
     // MARK: - Events
 
+    /// Records an event of a zone.
+    public func recordEvent(kind: String, zoneID: String, agentID: String?, epoch: Int64?, detail: String, now: Int64) async throws {
+        try await database.read { db in
+            try await Self.recordEvent(db, kind: kind, zoneID: zoneID, agentID: agentID, epoch: epoch, detail: detail, now: now)
+        }
+    }
+
     static func recordEvent(
         _ db: any SQLDatabase, kind: String, zoneID: String, agentID: String?, epoch: Int64?, detail: String, now: Int64
     ) async throws {

@@ -112,7 +112,7 @@ final class Cluster: @unchecked Sendable {
     /// Starts (or restarts) the manager on the same data dir and port, and waits until it answers.
     func startManager() async throws {
         manager = try KlevrProcess(
-            ["manager", "--data-dir", directory + "/manager", "--listen", "127.0.0.1:\(port)", "--admin-password", Self.password, "--heartbeat", "2"],
+            ["manager", "--data-dir", directory + "/manager", "--listen", "127.0.0.1:\(port)", "--admin-password", Self.password, "--heartbeat", "2", "--log-level", "debug"],
             logPath: directory + "/manager.log")
         let probe = JSONClient(baseURL: url)
         try await eventually(30, "the manager answers /readyz") {

@@ -54,6 +54,15 @@ struct SystemTests {
         #expect(timed.output.contains("timed_out"), "\(timed.output)")
         #expect(ContinuousClock.now - started < .seconds(8))
         try await eventually(5, "no sleep of the timed-out run survives") { !Self.processExists(marker) }
+
+        // No secret in any process's log (agents and manager log at debug level here).
+        let credentials = try ["a", "b", "c"].compactMap { try AgentIdentity.load(stateDir: cluster.directory + "/agents/" + $0) }
+        let secrets = [cluster.enrollKey, cluster.token, Cluster.password] + credentials.flatMap { [$0.credential, $0.zonePeerSecret, $0.privateKey] }
+        let logs = (cluster.agents.values.map(\.log) + [cluster.manager?.log ?? ""]).joined(separator: "\n")
+        #expect(!logs.isEmpty)
+        for secret in secrets where !secret.isEmpty {
+            #expect(!logs.contains(secret), "a secret is in a process log")
+        }
     }
 
     @Test func cancelOfARunningRunKillsItsProcesses() async throws {

@@ -1,0 +1,53 @@
+import Foundation
+import KlevrAPI
+import KlevrCore
+import KlevrStore
+import Logging
+import ServiceLifecycle
+
+/// Records `agent_online` / `agent_offline` events (with the reason) when an agent's liveness changes.
+///
+/// Liveness itself is computed from `last_seen_at` whenever it is read; this service only notices the
+/// changes, once per heartbeat interval. It starts from what it sees at its first pass, without events,
+/// so a manager restart does not report every agent as newly online.
+struct LivenessSweeper: Service {
+    let manager: Manager
+
+    func run() async throws {
+        var known: [String: String] = [:]
+        var first = true
+        let interval = Duration.seconds(max(1, manager.config.heartbeatSeconds))
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            do {
+                known = try await sweep(known, recordEvents: !first)
+                first = false
+            } catch {
+                manager.logger.warning("liveness sweep failed", metadata: ["error": "\(error)"])
+            }
+            try? await Task.sleep(for: interval)
+        }
+    }
+
+    func sweep(_ known: [String: String], recordEvents: Bool) async throws -> [String: String] {
+        let agents = try await manager.store.agents(zoneName: nil, after: nil, limit: 100_000)
+        var next: [String: String] = [:]
+        var unreachable: [String: Bool] = [:]
+        for agent in agents where agent.retiredAt == nil {
+            if unreachable[agent.zoneID] == nil { unreachable[agent.zoneID] = try await manager.zoneUnreachable(agent.zoneID) }
+            let view = manager.view(agent, zoneUnreachable: unreachable[agent.zoneID] ?? false)
+            let state = view.status + (view.statusReason.map { ": " + $0 } ?? "")
+            next[agent.id] = state
+            guard recordEvents, let before = known[agent.id], before != state else { continue }
+            let kind = view.status == "online" ? "agent_online" : "agent_offline"
+            try await manager.store.recordEvent(
+                kind: kind, zoneID: agent.zoneID, agentID: agent.id, epoch: nil, detail: state, now: Clock.nowMillis())
+            manager.logger.info("agent liveness changed", metadata: ["agent.id": "\(agent.id)", "state": "\(state)"])
+        }
+        return next
+    }
+}
+
+extension LivenessSweeper: CustomStringConvertible {
+    /// Service names are logged by the service group: never let the manager's configuration (secrets) in.
+    var description: String { "LivenessSweeper" }
+}

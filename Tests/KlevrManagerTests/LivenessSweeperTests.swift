@@ -1,0 +1,38 @@
+import Foundation
+import KlevrAPI
+import KlevrCore
+@testable import KlevrManager
+import KlevrStore
+import Testing
+
+/// Liveness changes are recorded as zone events, with the reason.
+@Suite struct LivenessSweeperTests {
+    @Test func anAgentGoingSilentAndComingBackIsRecorded() async throws {
+        let harness = try await TestManager.make()
+        let base = harness.manager
+        // The same manager, started long ago (outside the restart grace period).
+        let manager = Manager(
+            config: base.config, store: base.store, logger: base.logger, hub: base.hub, passwords: base.passwords, throttle: base.throttle,
+            startedAt: 0)
+        let store = manager.store
+        let now = Clock.nowMillis()
+        let zone = try await store.createZone(name: "z", description: "", now: now)
+        let agent = try await store.enrollAgent(
+            zoneID: zone.id, publicKey: "pk", credentialHash: "c", hostname: "h", os: "l", version: "1", addresses: [], now: now)
+        let sweeper = LivenessSweeper(manager: manager)
+        var known = try await sweeper.sweep([:], recordEvents: false)
+        #expect(known[agent] == "online")
+        #expect(try await store.events(zoneID: zone.id, limit: 10).isEmpty)
+
+        try await store.touchAgent(id: agent, now: now - 60_000)
+        known = try await sweeper.sweep(known, recordEvents: true)
+        #expect(known[agent] == "offline: missed heartbeats")
+        try await store.touchAgent(id: agent, now: Clock.nowMillis())
+        known = try await sweeper.sweep(known, recordEvents: true)
+        let events = try await store.events(zoneID: zone.id, limit: 10)
+        #expect(events.map(\.kind).sorted() == ["agent_offline", "agent_online"])
+        #expect(events.first { $0.kind == "agent_offline" }?.detail == "offline: missed heartbeats")
+        #expect(events.allSatisfy { $0.agentID == agent })
+        await store.database.close()
+    }
+}
