@@ -143,9 +143,12 @@ public struct LeaseRequest: Codable, Sendable {
     public var knownEpoch: Int64
     /// Where members reach the caller's peer API; recorded for the membership list.
     public var peerAddress: String?
-    public init(knownEpoch: Int64, peerAddress: String? = nil) {
+    /// The caller's election priority (recorded for the membership list).
+    public var priority: Int?
+    public init(knownEpoch: Int64, peerAddress: String? = nil, priority: Int? = nil) {
         self.knownEpoch = knownEpoch
         self.peerAddress = peerAddress
+        self.priority = priority
     }
 }
 
@@ -155,10 +158,13 @@ public struct Member: Codable, Sendable, Equatable {
     /// `host:port` of its peer API; empty when unknown.
     public var peerAddress: String
     public var canReachManager: Bool
-    public init(agentId: String, peerAddress: String, canReachManager: Bool) {
+    /// Election priority: among candidates, higher goes first, then the lower id.
+    public var priority: Int
+    public init(agentId: String, peerAddress: String, canReachManager: Bool, priority: Int = 0) {
         self.agentId = agentId
         self.peerAddress = peerAddress
         self.canReachManager = canReachManager
+        self.priority = priority
     }
 }
 

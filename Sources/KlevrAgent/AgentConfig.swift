@@ -21,11 +21,14 @@ public struct AgentConfig: Sendable {
     public var peers: [String]
     /// Silence of the primary after which a candidate asks for the lease (ms).
     public var failoverTimeout: Int64
+    /// Election priority: among candidates, higher asks first (then the lower id).
+    public var priority: Int
 
     public init(
         managerURL: String?, zone: String, enrollKey: String?, stateDir: String, killGraceSeconds: Double = 2, listenHost: String = "0.0.0.0",
-        listenPort: Int = 18800, advertise: String? = nil, peers: [String] = [], failoverTimeout: Int64 = 2_000
+        listenPort: Int = 18800, advertise: String? = nil, peers: [String] = [], failoverTimeout: Int64 = 2_000, priority: Int = 0
     ) {
+        self.priority = priority
         self.managerURL = managerURL
         self.zone = zone
         self.enrollKey = enrollKey

@@ -93,7 +93,7 @@ public struct AgentService: Service {
             router: peerServer.router(),
             configuration: .init(address: .hostname(config.listenHost, port: config.listenPort), serverName: "klevr-agent"),
             logger: logger)
-        let election = ElectionLoop(link: link, peerAddress: config.peerAddress, logger: logger)
+        let election = ElectionLoop(link: link, peerAddress: config.peerAddress, priority: config.priority, logger: logger)
 
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask { try await peerApp.run() }

@@ -72,6 +72,9 @@ public struct ElectionStateMachine: Sendable, Equatable {
     /// When the primary was last heard from (followers), or the lease was last asked for (candidates),
     /// or last renewed (primaries).
     public private(set) var since: Int64
+    /// Extra wait before campaigning, from this agent's rank among the candidates (0 for the first):
+    /// candidates are ranked by priority, then id, so that they do not all ask at once.
+    public var campaignDelay: Int64 = 0
 
     public init(id: String, config: Config, now: Int64) {
         self.id = id
@@ -99,7 +102,7 @@ public struct ElectionStateMachine: Sendable, Equatable {
         switch (role, event) {
         // MARK: follower
         case (.follower(let primary, let epoch), .tick(let now)):
-            guard now - since >= config.failoverTimeout else { return .none }
+            guard now - since >= config.failoverTimeout + (config.canReachManager ? campaignDelay : 0) else { return .none }
             guard config.canReachManager else { return .findPrimary }
             role = .candidate(epoch: epoch)
             since = now

@@ -50,8 +50,11 @@ extension Manager {
             if let address = body.peerAddress, address.count > 255 || address.contains(" ") {
                 throw Problem.invalid("peerAddress", "must be host:port")
             }
-            if body.peerAddress != agent.peerAddress || !agent.managerRoute {
-                try await store.updatePeer(agentID: agent.id, peerAddress: body.peerAddress, reachedManager: true)
+            if let priority = body.priority, !(-1000...1000).contains(priority) {
+                throw Problem.invalid("priority", "must be from -1000 to 1000")
+            }
+            if body.peerAddress != agent.peerAddress || !agent.managerRoute || (body.priority != nil && body.priority != agent.priority) {
+                try await store.updatePeer(agentID: agent.id, peerAddress: body.peerAddress, reachedManager: true, priority: body.priority)
             }
             let now = Clock.nowMillis()
             let outcome = try await store.acquireLease(zoneID: agent.zoneID, agentID: agent.id, now: now, duration: config.leaseMillis)

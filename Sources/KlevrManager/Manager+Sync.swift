@@ -97,7 +97,7 @@ extension Manager {
                 var membership: Membership?
                 if let fence {
                     let members = try await store.activeAgents(zoneID: agent.zoneID).map {
-                        Member(agentId: $0.id, peerAddress: $0.peerAddress, canReachManager: $0.managerRoute)
+                        Member(agentId: $0.id, peerAddress: $0.peerAddress, canReachManager: $0.managerRoute, priority: $0.priority)
                     }
                     membership = Membership(primary: agent.id, epoch: fence.epoch, members: members)
                 }

@@ -81,6 +81,9 @@ enum Migrations {
             "ALTER TABLE agents ADD COLUMN peer_address TEXT NOT NULL DEFAULT ''",
             "ALTER TABLE agents ADD COLUMN manager_route INTEGER NOT NULL DEFAULT 0",
         ]),
+        (4, [
+            "ALTER TABLE agents ADD COLUMN priority BIGINT NOT NULL DEFAULT 0",
+        ]),
     ]
 
     /// Applies the migrations this database has not seen yet, each in its own transaction.

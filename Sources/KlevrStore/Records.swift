@@ -46,6 +46,8 @@ public struct AgentRecord: Sendable, Equatable {
     public var peerAddress: String
     /// Whether it has reached the manager directly (so it can be elected primary).
     public var managerRoute: Bool
+    /// Election priority (higher first).
+    public var priority: Int
 }
 
 /// A stored task (its steps, parameters and target as the operator gave them).

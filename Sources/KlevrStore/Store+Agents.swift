@@ -78,12 +78,16 @@ extension Store {
             lastSeenAt: try row.decode(column: "last_seen_at", as: Int64.self),
             retiredAt: try row.decode(column: "retired_at", as: Int64?.self),
             peerAddress: try row.decode(column: "peer_address", as: String.self),
-            managerRoute: try row.decode(column: "manager_route", as: Int64.self) != 0)
+            managerRoute: try row.decode(column: "manager_route", as: Int64.self) != 0,
+            priority: Int(try row.decode(column: "priority", as: Int64.self)))
     }
 
     /// Records where an agent's peer API is, and whether it just reached the manager directly.
-    public func updatePeer(agentID: String, peerAddress: String?, reachedManager: Bool) async throws {
+    public func updatePeer(agentID: String, peerAddress: String?, reachedManager: Bool, priority: Int? = nil) async throws {
         try await database.read { db in
+            if let priority {
+                try await db.raw("UPDATE agents SET priority = \(bind: Int64(priority)) WHERE id = \(bind: agentID)").run()
+            }
             if let peerAddress {
                 try await db.raw("UPDATE agents SET peer_address = \(bind: peerAddress) WHERE id = \(bind: agentID)").run()
             }

@@ -19,6 +19,7 @@ struct AgentCommand: AsyncParsableCommand {
         @Option(help: "Address of the peer API (HOST:PORT) that zone members use.") var listen = "0.0.0.0:18800"
         @Option(help: "HOST:PORT members use to reach this agent (default: the --listen address).") var advertise: String?
         @Option(name: .customLong("peer"), help: "A known member of the zone (HOST:PORT), repeatable.") var peers: [String] = []
+        @Option(help: "Election priority, -1000 to 1000: candidates with a higher one take over first.") var priority = 0
         @Option(help: "Zone to join.") var zone: String
         @Option(help: "Enrollment key, needed on first start only (prefer the KLEVR_ENROLL_KEY environment variable).")
         var enrollKey: String?
@@ -31,12 +32,13 @@ struct AgentCommand: AsyncParsableCommand {
                 throw ValidationError("--manager must be an http:// or https:// URL")
             }
             guard manager != nil || !peers.isEmpty else { throw ValidationError("give --manager URL, or --peer HOST:PORT for an agent without a manager route") }
+            guard (-1000...1000).contains(priority) else { throw ValidationError("--priority must be from -1000 to 1000") }
             let (host, port) = try parseListen(listen)
             for peer in peers { _ = try parseListen(peer) }
             let key = enrollKey ?? ProcessInfo.processInfo.environment["KLEVR_ENROLL_KEY"]
             let config = AgentConfig(
                 managerURL: manager, zone: zone, enrollKey: key, stateDir: stateDir, listenHost: host, listenPort: port, advertise: advertise,
-                peers: peers)
+                peers: peers, priority: priority)
             let logger = Logger(label: "klevr.agent")
             let group = ServiceGroup(
                 configuration: .init(services: [.init(service: AgentService(config: config, logger: logger))],

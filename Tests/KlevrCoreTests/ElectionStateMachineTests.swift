@@ -152,6 +152,17 @@ import Testing
         #expect(alive.handle(.tick(now: Self.t0 + 760)) == .none)
     }
 
+    @Test func lowerRankedCandidatesWaitTheirTurn() {
+        var second = Self.machine(.follower(primary: "agent-a", epoch: 3))
+        second.campaignDelay = 300
+        #expect(second.handle(.tick(now: Self.t0 + 2_000)) == .none)
+        #expect(second.handle(.tick(now: Self.t0 + 2_300)) == .requestLease(knownEpoch: 3))
+        // The delay only orders agents that can campaign at all.
+        var noRoute = Self.machine(.follower(primary: "agent-a", epoch: 3), config: .init(canReachManager: false))
+        noRoute.campaignDelay = 900
+        #expect(noRoute.handle(.tick(now: Self.t0 + 2_000)) == .findPrimary)
+    }
+
     @Test func aFreshAgentWaitsOneTimeoutThenCampaigns() {
         var machine = ElectionStateMachine(id: Self.me, config: Self.config, now: Self.t0)
         #expect(machine.handle(.tick(now: Self.t0 + 500)) == .none)

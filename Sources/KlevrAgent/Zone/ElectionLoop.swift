@@ -11,6 +11,7 @@ import ServiceLifecycle
 struct ElectionLoop: Sendable {
     let link: ZoneLink
     let peerAddress: String
+    let priority: Int
     let logger: Logger
 
     func run() async {
@@ -40,7 +41,7 @@ struct ElectionLoop: Sendable {
             let started = Clock.nowMillis()
             do {
                 let answer = try await manager.send(
-                    .POST, "/api/v1/agent/lease", body: LeaseRequest(knownEpoch: epoch, peerAddress: peerAddress), as: LeaseResponse.self,
+                    .POST, "/api/v1/agent/lease", body: LeaseRequest(knownEpoch: epoch, peerAddress: peerAddress, priority: priority), as: LeaseResponse.self,
                     timeout: .seconds(2))
                 let next: ElectionStateMachine.Action
                 if answer.granted {

@@ -67,8 +67,20 @@ actor ZoneState {
     func update(_ list: Membership) {
         guard list != membership else { return }
         membership = list
+        machine.campaignDelay = Self.campaignDelay(of: selfID, in: list)
         for member in list.members where !member.peerAddress.isEmpty { addresses[member.agentId] = member.peerAddress }
         if let data = try? JSONEncoder().encode(list) { try? DurableFile.write(data, to: membershipPath) }
+    }
+
+    /// How long this agent waits, beyond the failover timeout, before campaigning: 300 ms per candidate
+    /// ranked before it (members with a manager route other than the current primary, by priority
+    /// descending, then id). An agent the list does not know yet goes last.
+    static func campaignDelay(of agentID: String, in list: Membership) -> Int64 {
+        let ranked = list.members
+            .filter { $0.canReachManager && $0.agentId != list.primary }
+            .sorted { ($0.priority, $1.agentId) > ($1.priority, $0.agentId) }
+        let rank = ranked.firstIndex { $0.agentId == agentID } ?? ranked.count
+        return Int64(rank) * 300
     }
 
     /// Addresses to ask when looking for the primary: the members, then the `--peer` seeds.
