@@ -192,8 +192,6 @@ actor RunRegistry {
 
     func control(_ runID: String) -> RunControl? { controls[runID] }
 
-    var isEmpty: Bool { controls.isEmpty }
-
     func stopAll(_ reason: StopReason) async {
         for control in controls.values { await control.stop(reason) }
     }

@@ -75,11 +75,6 @@ public actor Outbox {
         return true
     }
 
-    /// Whether this run is in the ledger.
-    public func knows(_ runID: String) -> Bool {
-        Validation.isValidID(runID) && FileManager.default.fileExists(atPath: ledgerDir + "/" + runID)
-    }
-
     /// Runs that were accepted but have neither a pending result nor an acknowledged one: they were
     /// executing when the agent stopped.
     public func interruptedRuns() throws -> [String] {
