@@ -124,7 +124,7 @@ final class AgentFleet: @unchecked Sendable {
         var arguments: [[String]] = []
         var dirs: [String] = []
         for index in 0..<count {
-            let port = try Self.freePort()
+            let port = try LoopbackPort.free()
             let dir = "\(root)/agent-\(index)"
             dirs.append(dir)
             arguments.append([
@@ -171,17 +171,4 @@ final class AgentFleet: @unchecked Sendable {
         stateDirs.firstIndex { (try? AgentIdentity.load(stateDir: $0))??.agentId == agentID }
     }
 
-    static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-        }
-        guard bound else { throw CLIError("no free port") }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
 }

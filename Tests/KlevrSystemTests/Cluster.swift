@@ -87,27 +87,13 @@ final class Cluster: @unchecked Sendable {
     init() throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("klevr-system-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        port = try Self.freePort()
+        port = try LoopbackPort.free()
     }
 
     var url: String { "http://127.0.0.1:\(port)" }
     var client: JSONClient { JSONClient(baseURL: url, bearer: token) }
     var cliEnvironment: [String: String] { ["KLEVR_CONFIG": directory + "/cli.json"] }
 
-    static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-        }
-        guard bound else { throw CancellationError() }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
 
     /// Starts (or restarts) the manager on the same data dir and port, and waits until it answers.
     func startManager() async throws {
@@ -142,7 +128,7 @@ final class Cluster: @unchecked Sendable {
     @discardableResult
     func startAgent(_ name: String, zone: String, viaPeers: [String]? = nil) async throws -> String {
         let state = directory + "/agents/" + name
-        let port = try peerPorts[name] ?? Self.freePort()
+        let port = try peerPorts[name] ?? LoopbackPort.free()
         peerPorts[name] = port
         var arguments = ["agent", "run", "--zone", zone, "--state-dir", state, "--listen", "127.0.0.1:\(port)", "--log-level", "debug"]
         if let viaPeers {
