@@ -137,6 +137,8 @@ let package = Package(
             name: "KlevrSystemTests",
             dependencies: [
                 "KlevrCore", "KlevrAPI", "KlevrAgent",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),

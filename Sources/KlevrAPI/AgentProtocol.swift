@@ -1,3 +1,4 @@
+import Foundation
 import KlevrCore
 
 // The agent side of the API: enrollment and the sync exchange.
@@ -29,13 +30,66 @@ public struct EnrollRequest: Codable, Sendable {
     public var facts: HostFacts
     /// Where zone members reach this agent's peer API (`host:port`).
     public var peerAddress: String?
-    public init(zone: String, enrollKey: String, publicKey: String, facts: HostFacts, peerAddress: String? = nil) {
+    /// The agent's X25519 public key, base64 (32 bytes): run parameters and answers are sealed to it.
+    public var sealKey: String?
+    /// Proof of possession: the agent's Ed25519 signature (base64) over ``EnrollRequest/statement()``.
+    public var proof: String?
+    /// The manager's time (epoch ms) as the agent estimated it when signing; the manager accepts a
+    /// statement within 10 minutes of its clock, and never one older than the agent's last.
+    public var proofTime: Int64?
+    public init(
+        zone: String, enrollKey: String, publicKey: String, facts: HostFacts, peerAddress: String? = nil, sealKey: String? = nil,
+        proof: String? = nil, proofTime: Int64? = nil
+    ) {
         self.zone = zone
         self.enrollKey = enrollKey
         self.publicKey = publicKey
         self.facts = facts
         self.peerAddress = peerAddress
+        self.sealKey = sealKey
+        self.proof = proof
+        self.proofTime = proofTime
     }
+
+    /// The bytes the proof signs: zone, both public keys, the enrollment key's hash and the time.
+    public func statement() -> Data {
+        Data("klevr-enroll-v1\n\(zone)\n\(publicKey)\n\(sealKey ?? "")\n\(Secrets.hash(enrollKey))\n\(proofTime ?? 0)".utf8)
+    }
+}
+
+/// `GET /api/v1/agent/hello` (and `/peer/v1/hello` from any member): the manager's public keys and clock,
+/// so that a new agent can check them against the pin of its enrollment key and seal its enrollment.
+public struct ManagerHello: Codable, Sendable, Equatable {
+    /// The manager's Ed25519 public key (base64); its SHA-256 is the pin in enrollment keys.
+    public var managerPublicKey: String
+    /// The manager's X25519 public key (base64) that enrollments are sealed to.
+    public var managerSealKey: String
+    /// The manager's signature over the seal key (domain ``SignedBlob/Domain/managerSealKey``).
+    public var sealKeySignature: String
+    /// The manager's clock (epoch ms), or a member's estimate of it.
+    public var managerTime: Int64
+    public init(managerPublicKey: String, managerSealKey: String, sealKeySignature: String, managerTime: Int64) {
+        self.managerPublicKey = managerPublicKey
+        self.managerSealKey = managerSealKey
+        self.sealKeySignature = sealKeySignature
+        self.managerTime = managerTime
+    }
+
+    /// The bytes the seal key signature covers.
+    public static func sealKeyStatement(_ sealKey: String) -> Data {
+        Data("\(SignedBlob.Domain.managerSealKey)\n\(sealKey)".utf8)
+    }
+}
+
+/// An enrollment sealed to the manager's X25519 key (`POST /api/v1/agent/enroll-sealed`, and relayed by
+/// members at `POST /peer/v1/enroll`): a relay learns neither the enrollment key nor the answer. The
+/// answer is a ``SealedBox`` sealed to the agent's `sealKey`, holding a ``SignedBlob`` of the
+/// ``EnrollResponse`` signed by the manager.
+public struct SealedEnrollment: Codable, Sendable {
+    public var box: SealedBox
+    public init(box: SealedBox) { self.box = box }
+    public static let requestContext = "enroll-request"
+    public static let answerContext = "enroll-answer"
 }
 
 /// The agent's identity, returned once.
@@ -46,15 +100,26 @@ public struct EnrollResponse: Codable, Sendable {
     public var heartbeatSeconds: Int
     /// The manager's Ed25519 public key (base64, 32 bytes): agents verify every run with it.
     public var managerPublicKey: String
-    /// The zone's peer secret (base64): members authenticate every peer request with it.
-    public var zonePeerSecret: String
-    public init(agentId: String, credential: String, zone: String, heartbeatSeconds: Int, managerPublicKey: String, zonePeerSecret: String) {
+    /// The manager's X25519 key (base64), with its signature by the manager's signing key.
+    public var managerSealKey: String
+    public var sealKeySignature: String
+    /// The zone's id (peer requests name it).
+    public var zoneId: String
+    /// The manager's clock when it answered (epoch ms).
+    public var managerTime: Int64
+    public init(
+        agentId: String, credential: String, zone: String, zoneId: String, heartbeatSeconds: Int, managerPublicKey: String, managerSealKey: String,
+        sealKeySignature: String, managerTime: Int64
+    ) {
         self.agentId = agentId
         self.credential = credential
         self.zone = zone
+        self.zoneId = zoneId
         self.heartbeatSeconds = heartbeatSeconds
         self.managerPublicKey = managerPublicKey
-        self.zonePeerSecret = zonePeerSecret
+        self.managerSealKey = managerSealKey
+        self.sealKeySignature = sealKeySignature
+        self.managerTime = managerTime
     }
 }
 
@@ -110,12 +175,18 @@ public struct AgentReport: Codable, Sendable {
     public var started: [RunStarted]
     public var logs: [LogChunk]
     public var results: [RunResult]
-    public init(agentId: String, facts: HostFacts? = nil, started: [RunStarted] = [], logs: [LogChunk] = [], results: [RunResult] = []) {
+    /// The agent's wall clock minus its estimate of the manager's clock (ms), shown on the agent.
+    public var clockSkewMillis: Int64?
+    public init(
+        agentId: String, facts: HostFacts? = nil, started: [RunStarted] = [], logs: [LogChunk] = [], results: [RunResult] = [],
+        clockSkewMillis: Int64? = nil
+    ) {
         self.agentId = agentId
         self.facts = facts
         self.started = started
         self.logs = logs
         self.results = results
+        self.clockSkewMillis = clockSkewMillis
     }
 
     /// Whether the report carries anything besides the heartbeat.
@@ -130,10 +201,27 @@ public struct SyncRequest: Codable, Sendable {
     /// The lease epoch a zone primary holds; the manager checks and renews it with the reports, and
     /// answers 409 (`stale-epoch`) without applying anything when it is not current.
     public var epoch: Int64?
-    public init(wait: Bool, reports: [AgentReport], epoch: Int64? = nil) {
+    /// A primary's relay of its members' reports, each signed by the member (domain
+    /// ``SignedBlob/Domain/report``); the manager verifies each with the member's key.
+    public var relayed: [SignedBlob]?
+    /// A primary's members it hears from now: the manager counts them as seen and hands out work only
+    /// for them (runs for the others stay queued).
+    public var liveMembers: [String]?
+    /// The digest of the signed membership the caller holds; the answer carries a new one only when it differs.
+    public var membershipDigest: String?
+    /// Peer API only: how long the primary may hold a member's poll (ms, at most 30 s).
+    public var holdMillis: Int?
+    public init(
+        wait: Bool, reports: [AgentReport], epoch: Int64? = nil, relayed: [SignedBlob]? = nil, liveMembers: [String]? = nil,
+        membershipDigest: String? = nil, holdMillis: Int? = nil
+    ) {
+        self.holdMillis = holdMillis
         self.wait = wait
         self.reports = reports
         self.epoch = epoch
+        self.relayed = relayed
+        self.liveMembers = liveMembers
+        self.membershipDigest = membershipDigest
     }
 }
 
@@ -155,29 +243,38 @@ public struct LeaseRequest: Codable, Sendable {
 /// A zone member as the membership list gives it.
 public struct Member: Codable, Sendable, Equatable {
     public var agentId: String
+    /// The member's Ed25519 public key (base64): its peer requests and answers are checked with it.
+    public var publicKey: String
     /// `host:port` of its peer API; empty when unknown.
     public var peerAddress: String
     public var canReachManager: Bool
     /// Election priority: among candidates, higher goes first, then the lower id.
     public var priority: Int
-    public init(agentId: String, peerAddress: String, canReachManager: Bool, priority: Int = 0) {
+    public init(agentId: String, publicKey: String = "", peerAddress: String, canReachManager: Bool, priority: Int = 0) {
         self.agentId = agentId
+        self.publicKey = publicKey
         self.peerAddress = peerAddress
         self.canReachManager = canReachManager
         self.priority = priority
     }
 }
 
-/// The zone's membership, as a primary distributes it to every member.
+/// The zone's membership, signed by the manager (domain ``SignedBlob/Domain/membership``) and passed
+/// by the primary to every member: the lease holder and its epoch, and every active member's keys and
+/// address. Members trust a peer only if the latest membership they hold lists it.
 public struct Membership: Codable, Sendable, Equatable {
+    public var zoneId: String
     public var primary: String
     public var epoch: Int64
     public var members: [Member]
-    public init(primary: String, epoch: Int64, members: [Member]) {
+    public init(zoneId: String = "", primary: String, epoch: Int64, members: [Member]) {
+        self.zoneId = zoneId
         self.primary = primary
         self.epoch = epoch
         self.members = members
     }
+
+    public func member(_ agentID: String) -> Member? { members.first { $0.agentId == agentID } }
 }
 
 /// The zone's lease as the manager decided it.
@@ -191,7 +288,13 @@ public struct LeaseResponse: Codable, Sendable, Equatable {
     public var holderAddress: String
     /// How long the lease lasts from now (ms), so that agents need not trust clocks to agree.
     public var durationMillis: Int64
-    public init(granted: Bool, holder: String, epoch: Int64, expiresAt: Int64, holderAddress: String = "", durationMillis: Int64 = 0) {
+    /// The manager's clock when it answered (epoch ms).
+    public var managerTime: Int64?
+    public init(
+        granted: Bool, holder: String, epoch: Int64, expiresAt: Int64, holderAddress: String = "", durationMillis: Int64 = 0,
+        managerTime: Int64? = nil
+    ) {
+        self.managerTime = managerTime
         self.granted = granted
         self.holder = holder
         self.epoch = epoch
@@ -209,12 +312,21 @@ public struct PeerWhois: Codable, Sendable, Equatable {
     public var primary: String?
     public var primaryAddress: String?
     public var epoch: Int64
-    public init(agentId: String, role: String, primary: String?, primaryAddress: String?, epoch: Int64) {
+    /// The manager-signed membership the answering agent holds (its primary and epoch are what count).
+    public var signedMembership: SignedBlob?
+    /// The answering agent's estimate of the manager's clock.
+    public var managerTime: Int64?
+    public init(
+        agentId: String, role: String, primary: String?, primaryAddress: String?, epoch: Int64, signedMembership: SignedBlob? = nil,
+        managerTime: Int64? = nil
+    ) {
         self.agentId = agentId
         self.role = role
         self.primary = primary
         self.primaryAddress = primaryAddress
         self.epoch = epoch
+        self.signedMembership = signedMembership
+        self.managerTime = managerTime
     }
 }
 
@@ -225,7 +337,11 @@ public struct RunEnvelope: Codable, Sendable, Equatable {
     public var agentId: String
     public var zone: String
     public var steps: [StepSpec]
+    /// The parameters in clear: filled in only on the agent, once it opened ``sealedParams``. The
+    /// manager never sends parameters in clear to an agent that has a seal key.
     public var params: [String: String]
+    /// The parameters (JSON object) sealed to the target agent's X25519 key (context `run-params:<run id>`).
+    public var sealedParams: SealedBox?
     public var timeoutSeconds: Int
     public var issuedAt: Int64
     /// After this time (epoch ms) an agent refuses to start the run; a re-sent run is signed anew.
@@ -234,8 +350,9 @@ public struct RunEnvelope: Codable, Sendable, Equatable {
     public var signature: String
     public init(
         runId: String, taskId: String, agentId: String, zone: String, steps: [StepSpec], params: [String: String],
-        timeoutSeconds: Int, issuedAt: Int64, expiresAt: Int64, signature: String = ""
+        timeoutSeconds: Int, issuedAt: Int64, expiresAt: Int64, signature: String = "", sealedParams: SealedBox? = nil
     ) {
+        self.sealedParams = sealedParams
         self.runId = runId
         self.taskId = taskId
         self.agentId = agentId
@@ -249,14 +366,19 @@ public struct RunEnvelope: Codable, Sendable, Equatable {
     }
 }
 
-/// An order to stop a run.
+/// An order to stop a run, signed by the manager like run envelopes.
 public struct CancelOrder: Codable, Sendable, Equatable {
     public var agentId: String
     public var runId: String
-    public init(agentId: String, runId: String) {
+    /// The manager's Ed25519 signature (base64) over ``signedPayload``.
+    public var signature: String
+    public init(agentId: String, runId: String, signature: String = "") {
         self.agentId = agentId
         self.runId = runId
+        self.signature = signature
     }
+
+    public var signedPayload: Data { Data("klevr-cancel-v1\n\(agentId)\n\(runId)".utf8) }
 }
 
 /// What the manager has durably stored from a report; the agent may drop these from its outbox.
@@ -276,20 +398,44 @@ public struct SyncAcks: Codable, Sendable, Equatable {
     }
 }
 
+/// The acknowledgements of one relayed member, as the manager signs them for it.
+public struct MemberAcks: Codable, Sendable, Equatable {
+    public var agentId: String
+    public var acks: SyncAcks
+    public init(agentId: String, acks: SyncAcks) {
+        self.agentId = agentId
+        self.acks = acks
+    }
+}
+
 /// The answer to a sync.
 public struct SyncResponse: Codable, Sendable {
     public var acks: SyncAcks
     public var runs: [RunEnvelope]
     public var cancels: [CancelOrder]
     public var heartbeatSeconds: Int
-    /// In answers of a zone primary (peer API) and to a primary: the zone's membership.
-    public var membership: Membership?
-    public init(acks: SyncAcks, runs: [RunEnvelope], cancels: [CancelOrder], heartbeatSeconds: Int, membership: Membership? = nil) {
+    /// To a primary, and from a primary to its members: the zone's manager-signed ``Membership``, when
+    /// it differs from the caller's `membershipDigest`.
+    public var signedMembership: SignedBlob?
+    /// The manager's clock when it answered (epoch ms); from a primary, its estimate of it.
+    public var managerTime: Int64?
+    /// To a primary: the acknowledgements of each relayed member's report, signed by the manager (domain
+    /// ``SignedBlob/Domain/acks``), which the primary passes on unchanged.
+    public var memberAcks: [String: SignedBlob]?
+    /// From a primary to a member: the manager-signed acknowledgements of its reports.
+    public var signedAcks: SignedBlob?
+    public init(
+        acks: SyncAcks, runs: [RunEnvelope], cancels: [CancelOrder], heartbeatSeconds: Int, signedMembership: SignedBlob? = nil,
+        managerTime: Int64? = nil, memberAcks: [String: SignedBlob]? = nil, signedAcks: SignedBlob? = nil
+    ) {
         self.acks = acks
         self.runs = runs
         self.cancels = cancels
         self.heartbeatSeconds = heartbeatSeconds
-        self.membership = membership
+        self.signedMembership = signedMembership
+        self.managerTime = managerTime
+        self.memberAcks = memberAcks
+        self.signedAcks = signedAcks
     }
 }
 

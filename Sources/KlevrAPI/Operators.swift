@@ -186,10 +186,13 @@ public struct AgentView: Codable, Sendable {
     public var statusReason: String?
     public var lastSeenAt: Int64?
     public var enrolledAt: Int64
+    /// The agent's wall clock minus the manager's (ms), as last measured; times shown are the manager's.
+    public var clockSkewMillis: Int64?
     public init(
         id: String, zone: String, hostname: String, os: String, version: String, addresses: [String],
-        status: String, statusReason: String?, lastSeenAt: Int64?, enrolledAt: Int64
+        status: String, statusReason: String?, lastSeenAt: Int64?, enrolledAt: Int64, clockSkewMillis: Int64? = nil
     ) {
+        self.clockSkewMillis = clockSkewMillis
         self.id = id
         self.zone = zone
         self.hostname = hostname

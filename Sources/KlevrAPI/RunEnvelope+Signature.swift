@@ -32,6 +32,7 @@ extension RunEnvelope {
         var zone: String
         var steps: [StepSpec]
         var params: [String: String]
+        var sealedParams: SealedBox?
         var timeoutSeconds: Int
         var issuedAt: Int64
         var expiresAt: Int64
@@ -42,7 +43,7 @@ extension RunEnvelope {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let part = SignedPart(
-            runId: runId, taskId: taskId, agentId: agentId, zone: zone, steps: steps, params: params, timeoutSeconds: timeoutSeconds,
+            runId: runId, taskId: taskId, agentId: agentId, zone: zone, steps: steps, params: params, sealedParams: sealedParams, timeoutSeconds: timeoutSeconds,
             issuedAt: issuedAt, expiresAt: expiresAt)
         return Data("klevr-run-v1\n".utf8) + (try encoder.encode(part))
     }
@@ -63,5 +64,44 @@ extension RunEnvelope {
         else { throw .badSignature }
         guard agentId == agentID else { throw .wrongAgent(agentId) }
         guard now <= expiresAt else { throw .expired(expiresAt) }
+    }
+}
+
+extension RunEnvelope {
+    /// The context run parameters are sealed for: bound to the run, so a box cannot be moved to another.
+    public var paramsContext: String { "run-params:\(runId)" }
+
+    /// This envelope with its parameters sealed to the agent's X25519 key (nothing in clear remains).
+    public func sealingParams(to key: Curve25519.KeyAgreement.PublicKey) throws -> RunEnvelope {
+        var copy = self
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        copy.sealedParams = try Sealing.seal(try encoder.encode(params), to: key, context: paramsContext)
+        copy.params = [:]
+        return copy
+    }
+
+    /// This envelope with its sealed parameters opened (call after ``verify(managerKey:agentID:now:)``).
+    public func openingParams(with key: Curve25519.KeyAgreement.PrivateKey) throws -> RunEnvelope {
+        guard let sealedParams else { return self }
+        var copy = self
+        copy.params = try JSONDecoder().decode([String: String].self, from: try Sealing.open(sealedParams, with: key, context: paramsContext))
+        copy.sealedParams = nil
+        return copy
+    }
+}
+
+extension CancelOrder {
+    /// This order, signed with the manager's key.
+    public func signed(with key: Curve25519.Signing.PrivateKey) throws -> CancelOrder {
+        var copy = self
+        copy.signature = try key.signature(for: signedPayload).base64EncodedString()
+        return copy
+    }
+
+    /// Whether the manager signed this order.
+    public func verifies(with key: Curve25519.Signing.PublicKey) -> Bool {
+        guard let data = Data(base64Encoded: signature) else { return false }
+        return key.isValidSignature(data, for: signedPayload)
     }
 }

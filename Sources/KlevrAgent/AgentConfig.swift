@@ -1,4 +1,14 @@
+import Crypto
+import Foundation
 import Logging
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Everything the agent needs to start, built once by `main` and passed down.
 public struct AgentConfig: Sendable {
@@ -8,8 +18,16 @@ public struct AgentConfig: Sendable {
     public var zone: String
     /// Needed only for the first start; afterwards the identity in the state dir is used.
     public var enrollKey: String?
-    /// Identity, outbox and working directories live here (mode 0700).
+    /// Identity and outbox live here (mode 0700).
     public var stateDir: String
+    /// Runs execute in `<workDir>/<run id>/`, removed when the run ends. Outside the state directory,
+    /// so that scripts cannot reach the agent's key and credential through their working directory.
+    /// Holds nothing but run directories.
+    public var workDir: String
+    /// The account scripts run as (the agent must be root to switch); nil for the agent's own.
+    public var runAs: String?
+    /// How many runs execute at once (at least 1); the others wait their turn.
+    public var maxRuns: Int
     /// Seconds a SIGTERM'd step gets before SIGKILL.
     public var killGraceSeconds: Double
     /// Where the peer API listens (`host:port`).
@@ -26,8 +44,12 @@ public struct AgentConfig: Sendable {
 
     public init(
         managerURL: String?, zone: String, enrollKey: String?, stateDir: String, killGraceSeconds: Double = 2, listenHost: String = "0.0.0.0",
-        listenPort: Int = 18800, advertise: String? = nil, peers: [String] = [], failoverTimeout: Int64 = 2_000, priority: Int = 0
+        listenPort: Int = 18800, advertise: String? = nil, peers: [String] = [], failoverTimeout: Int64 = 2_000, priority: Int = 0,
+        workDir: String? = nil, runAs: String? = nil, maxRuns: Int = AgentConfig.defaultMaxRuns
     ) {
+        self.workDir = workDir ?? Self.defaultWorkDir(stateDir: stateDir)
+        self.runAs = runAs
+        self.maxRuns = max(1, maxRuns)
         self.priority = priority
         self.managerURL = managerURL
         self.zone = zone
@@ -41,6 +63,19 @@ public struct AgentConfig: Sendable {
         self.failoverTimeout = failoverTimeout
     }
 
+    /// How many runs execute at once unless `--max-runs` says otherwise.
+    public static let defaultMaxRuns = 16
+
+    /// The work directory unless `--work-dir` says otherwise: one per state directory and user under
+    /// the system's temporary directory, `<tmp>/klevr-work-<uid>-<12 hex digits of the state dir's hash>`.
+    public static func defaultWorkDir(stateDir: String, temporaryDirectory: String = "/tmp") -> String {
+        let absolute = URL(fileURLWithPath: stateDir).standardizedFileURL.path
+        let digest = SHA256.hash(data: Data(absolute.utf8)).map { String(format: "%02x", $0) }.joined()
+        var base = temporaryDirectory
+        while base.count > 1 && base.hasSuffix("/") { base.removeLast() }
+        return "\(base)/klevr-work-\(geteuid())-\(digest.prefix(12))"
+    }
+
     /// The address advertised to the zone.
     public var peerAddress: String {
         advertise ?? "\(listenHost == "0.0.0.0" ? "127.0.0.1" : listenHost):\(listenPort)"
@@ -50,7 +85,7 @@ public struct AgentConfig: Sendable {
 extension AgentConfig: CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
     /// The configuration without the enrollment key, for anything that prints it.
     public var description: String {
-        "AgentConfig(manager: \(managerURL ?? "-"), zone: \(zone), state: \(stateDir), listen: \(listenHost):\(listenPort), peers: \(peers))"
+        "AgentConfig(manager: \(managerURL ?? "-"), zone: \(zone), state: \(stateDir), work: \(workDir), run as: \(runAs ?? "-"), max runs: \(maxRuns), listen: \(listenHost):\(listenPort), peers: \(peers))"
     }
 
     public var debugDescription: String { description }

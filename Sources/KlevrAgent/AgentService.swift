@@ -51,7 +51,9 @@ public struct AgentService: Service {
 
     func run(http: HTTPClient) async throws {
         try DurableFile.makeDirectory(config.stateDir)
-        guard let identity = try await identity(http: http) else { return }
+        guard let (identity, clock) = try await identity(http: http) else { return }
+        let keys = try identity.keys()
+        guard let zoneID = identity.zoneId else { throw AgentIdentity.Outdated() }
         var agentLogger = self.logger
         agentLogger[metadataKey: "agent.id"] = "\(identity.agentId)"
         let logger = agentLogger
@@ -68,19 +70,21 @@ public struct AgentService: Service {
                     reason: "the agent stopped while the run was executing (crash or kill); it was not run again",
                     result: nil, finishedAt: Clock.nowMillis()))
         }
-        let executor = Executor(
-            workRoot: config.stateDir + "/work", outbox: outbox, killGraceSeconds: config.killGraceSeconds, logger: logger)
+        let executor = try Executor(
+            workDir: config.workDir, runAs: config.runAs, maskedSecrets: identity.secrets, outbox: outbox,
+            killGraceSeconds: config.killGraceSeconds, logger: logger)
+        let slots = RunSlots(limit: config.maxRuns)
         let registry = RunRegistry()
-        let intake = try RunIntake(identity: identity, outbox: outbox)
+        let intake = try RunIntake(identity: identity, outbox: outbox, clock: clock)
         let (incoming, incomingContinuation) = AsyncStream<RunEnvelope>.makeStream()
         let canceler = RunCanceler(outbox: outbox, registry: registry, logger: logger)
         let zone = ZoneState(
-            selfID: identity.agentId,
+            selfID: identity.agentId, zoneID: zoneID, managerKey: keys.manager,
             config: ElectionStateMachine.Config(
                 canReachManager: config.managerURL != nil, failoverTimeout: config.failoverTimeout, renewInterval: 700),
             seeds: config.peers, selfAddress: config.peerAddress, stateDir: config.stateDir, now: Clock.nowMillis())
         let link = ZoneLink(
-            identity: identity, zone: zone,
+            identity: identity, keys: keys, zone: zone, clock: clock,
             managerClient: config.managerURL.map { JSONClient(baseURL: $0, http: http, bearer: identity.credential) }, http: http,
             queues: MemberQueues(), logger: logger,
             ownRuns: { envelopes in for envelope in envelopes { incomingContinuation.yield(envelope) } },
@@ -88,7 +92,9 @@ public struct AgentService: Service {
         let session = AgentSession(
             identity: identity, link: link, outbox: outbox, registry: registry, logger: logger,
             heartbeat: .seconds(max(1, identity.heartbeatSeconds)))
-        let peerServer = PeerServer(link: link, managerURL: config.managerURL, heartbeatSeconds: identity.heartbeatSeconds)
+        let peerServer = PeerServer(
+            link: link, managerURL: config.managerURL, heartbeatSeconds: identity.heartbeatSeconds,
+            batcher: ReportBatcher(send: { blobs in await link.relay(blobs) }))
         let peerApp = Application(
             router: peerServer.router(),
             configuration: .init(address: .hostname(config.listenHost, port: config.listenPort), serverName: "klevr-agent"),
@@ -106,11 +112,11 @@ public struct AgentService: Service {
                 await session.pushLoop()
             }
             for await envelope in incoming {
-                guard try await intake.admit(envelope, logger: logger) else { continue }
+                guard let envelope = try await intake.admit(envelope, logger: logger) else { continue }
                 let control = await registry.add(envelope.runId)
                 group.addTask {
                     logger.info("run started", metadata: ["run.id": "\(envelope.runId)"])
-                    let result = await executor.execute(envelope, control: control)
+                    let result = await slots.withSlot(unlessStopped: control) { await executor.execute(envelope, control: control) }
                     try await outbox.finish(result)
                     await registry.remove(envelope.runId)
                     logger.info("run finished", metadata: ["run.id": "\(envelope.runId)", "outcome": "\(result.outcome.rawValue)"])
@@ -123,9 +129,14 @@ public struct AgentService: Service {
         }
     }
 
-    /// The stored identity, or a new one from enrollment. Retries while the manager is unreachable;
-    /// returns nil when shut down before enrolling.
-    func identity(http: HTTPClient) async throws -> AgentIdentity? {
+    /// The stored identity, or a new one from enrollment, with the agent's estimate of the manager's
+    /// clock. Retries while the manager is unreachable; returns nil when shut down before enrolling.
+    ///
+    /// Enrollment (docs/security.md): the agent asks the manager (or a member) for the manager's keys,
+    /// checks them against the pin carried by the enrollment key, signs its enrollment statement with its
+    /// private key (proof of possession) and seals the request to the manager's key; the answer comes
+    /// back sealed to the agent's key and signed by the manager. A relay or a fake peer learns nothing.
+    func identity(http: HTTPClient) async throws -> (AgentIdentity, ManagerClock)? {
         if let stored = try AgentIdentity.load(stateDir: config.stateDir) {
             if stored.zone != config.zone {
                 throw EnrollmentRefused(
@@ -133,36 +144,73 @@ public struct AgentService: Service {
             }
             var identity = stored
             identity.managerURL = config.managerURL ?? ""
-            return identity
+            return (identity, ManagerClock())
         }
         guard let enrollKey = config.enrollKey, !enrollKey.isEmpty else {
             throw EnrollmentRefused(description: "this agent is not enrolled yet: give --enroll-key")
         }
+        let pin = KlevrAPI.Keys.pin(inEnrollKey: enrollKey)
+        if config.managerURL == nil && pin == nil {
+            throw EnrollmentRefused(
+                description: "enrolling through a peer needs an enrollment key that carries the manager's pin (kle_….<pin>, as the manager prints it)")
+        }
         let key = try AgentIdentity.keyPair(stateDir: config.stateDir)
-        let request = EnrollRequest(
-            zone: config.zone, enrollKey: enrollKey, publicKey: key.publicKey.rawRepresentation.base64EncodedString(),
-            facts: HostFactsCollector.collect(), peerAddress: config.peerAddress)
+        let sealKey = try AgentIdentity.sealKeyPair(stateDir: config.stateDir)
         // With a manager URL the agent enrolls there; otherwise through a member of the zone.
-        let targets = config.managerURL.map { [($0, "/api/v1/agent/enroll")] } ?? config.peers.map { ("http://" + $0, "/peer/v1/enroll") }
+        let targets: [(base: String, hello: String, enroll: String)] =
+            config.managerURL.map { [($0, "/api/v1/agent/hello", "/api/v1/agent/enroll-sealed")] }
+            ?? config.peers.map { ("http://" + $0, "/peer/v1/hello", "/peer/v1/enroll") }
         guard !targets.isEmpty else { throw EnrollmentRefused(description: "give --manager URL or --peer HOST:PORT") }
         var delay = Duration.seconds(1)
         var attempt = 0
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            let (base, path) = targets[attempt % targets.count]
+            let target = targets[attempt % targets.count]
             attempt += 1
             do {
-                let answer = try await JSONClient(baseURL: base, http: http).send(.POST, path, body: request, as: EnrollResponse.self)
+                let client = JSONClient(baseURL: target.base, http: http)
+                let hello = try await client.send(.GET, target.hello, as: ManagerHello.self, timeout: .seconds(10))
+                guard let managerKey = KlevrAPI.Keys.signing(hello.managerPublicKey),
+                    let signature = Data(base64Encoded: hello.sealKeySignature),
+                    managerKey.isValidSignature(signature, for: ManagerHello.sealKeyStatement(hello.managerSealKey)),
+                    let managerSealKey = KlevrAPI.Keys.agreement(hello.managerSealKey)
+                else { throw EnrollmentRefused(description: "\(target.base) answered with keys the manager did not sign") }
+                if let pin {
+                    guard KlevrAPI.Keys.pin(of: managerKey) == pin else {
+                        throw EnrollmentRefused(
+                            description: "\(target.base) presented a manager key that does not match the enrollment key's pin; not enrolling there")
+                    }
+                } else {
+                    logger.warning("the enrollment key carries no manager pin: trusting the manager's key on first use")
+                }
+                let clock = ManagerClock(managerTime: hello.managerTime)
+                var request = EnrollRequest(
+                    zone: config.zone, enrollKey: enrollKey, publicKey: key.publicKey.rawRepresentation.base64EncodedString(),
+                    facts: HostFactsCollector.collect(), peerAddress: config.peerAddress,
+                    sealKey: sealKey.publicKey.rawRepresentation.base64EncodedString(), proofTime: clock.now())
+                request.proof = try key.signature(for: request.statement()).base64EncodedString()
+                let sealed = SealedEnrollment(
+                    box: try Sealing.seal(try JSONEncoder().encode(request), to: managerSealKey, context: SealedEnrollment.requestContext))
+                let box = try await client.send(.POST, target.enroll, body: sealed, as: SealedBox.self, timeout: .seconds(30))
+                guard let opened = try? Sealing.open(box, with: sealKey, context: SealedEnrollment.answerContext),
+                    let blob = try? JSONDecoder().decode(SignedBlob.self, from: opened),
+                    let answer = try? blob.open(EnrollResponse.self, domain: SignedBlob.Domain.enrollAnswer, key: managerKey),
+                    answer.managerPublicKey == hello.managerPublicKey
+                else { throw EnrollmentRefused(description: "the enrollment answer was not sealed to this agent and signed by the manager") }
+                clock.observe(answer.managerTime)
                 let identity = AgentIdentity(
                     agentId: answer.agentId, credential: answer.credential, zone: answer.zone, managerURL: config.managerURL ?? "",
                     privateKey: key.rawRepresentation.base64EncodedString(), heartbeatSeconds: answer.heartbeatSeconds,
-                    managerPublicKey: answer.managerPublicKey, zonePeerSecret: answer.zonePeerSecret)
+                    managerPublicKey: answer.managerPublicKey, sealPrivateKey: sealKey.rawRepresentation.base64EncodedString(),
+                    zoneId: answer.zoneId, managerSealKey: answer.managerSealKey, sealKeySignature: answer.sealKeySignature)
                 try identity.save(stateDir: config.stateDir)
                 logger.info("enrolled", metadata: ["agent.id": "\(answer.agentId)", "zone": "\(answer.zone)"])
-                return identity
-            } catch let failure as JSONClient.Failure where (400..<500).contains(failure.status) && failure.status != 409 {
+                return (identity, clock)
+            } catch let refused as EnrollmentRefused where targets.count == 1 {
+                throw refused
+            } catch let failure as JSONClient.Failure where (400..<500).contains(failure.status) && failure.status != 409 && targets.count == 1 {
                 throw EnrollmentRefused(description: "enrollment refused: \(failure)")
             } catch {
-                logger.warning("cannot reach the manager to enroll; retrying", metadata: ["error": "\(error)"])
+                logger.warning("could not enroll through \(target.base); retrying", metadata: ["error": "\(error)"])
                 try? await Task.sleep(for: delay)
                 delay = min(delay * 2, .seconds(10))
             }

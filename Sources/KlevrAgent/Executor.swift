@@ -21,14 +21,34 @@ import Darwin
 /// step writes its result to `$KLEVR_RESULT_FILE`; the next step finds it in
 /// `$KLEVR_PREVIOUS_RESULT_FILE`. On timeout or cancel the whole process group gets SIGTERM, then
 /// SIGKILL after a grace period.
+///
+/// Each run works in its own directory under the work directory (outside the state directory), which
+/// is removed with everything in it, parameters included, when the run ends. Steps run as `--run-as`
+/// when given. The agent's secrets are masked in the output before it reaches the outbox.
 public struct Executor: Sendable {
-    let workRoot: String
+    let workDirectory: WorkDirectory
+    let user: ScriptUser?
+    let maskedSecrets: [String]
     let outbox: Outbox
     let killGrace: Duration
     let logger: Logger
 
-    public init(workRoot: String, outbox: Outbox, killGraceSeconds: Double, logger: Logger) {
-        self.workRoot = workRoot
+    /// Prepares the work directory (creates it, checks it is the agent's own, removes run directories
+    /// a crashed agent left behind) and resolves the run-as user.
+    /// - Parameters:
+    ///   - workDir: `AgentConfig.workDir`; must not be inside the state directory.
+    ///   - runAs: `AgentConfig.runAs`: the account steps run as; nil for the agent's own.
+    ///   - maskedSecrets: values replaced by `********` in the output (the agent's credential and keys);
+    ///     values shorter than 8 characters are ignored.
+    /// - Throws: ``ScriptUser/LookupError`` for an unusable `runAs`, ``WorkDirectory/Failure`` for an
+    ///   unusable work directory; both describe themselves for the operator.
+    public init(
+        workDir: String, runAs: String? = nil, maskedSecrets: [String] = [], outbox: Outbox, killGraceSeconds: Double, logger: Logger
+    ) throws {
+        let user = try runAs.map { name throws(ScriptUser.LookupError) in try ScriptUser.lookup(name) }
+        self.user = user
+        self.workDirectory = try WorkDirectory.prepare(path: workDir, owner: (user?.isOtherThanAgent ?? false) ? user : nil)
+        self.maskedSecrets = maskedSecrets
         self.outbox = outbox
         self.killGrace = .milliseconds(Int(killGraceSeconds * 1000))
         self.logger = logger
@@ -37,6 +57,7 @@ public struct Executor: Sendable {
     /// What the concurrent parts of a step report.
     enum StepPiece: Sendable {
         case readerDone
+        case ticker
         case watchdog(StopReason?)
     }
 
@@ -48,23 +69,43 @@ public struct Executor: Sendable {
     }
 
     /// Runs every step of the envelope and returns the run's result. Never throws: failures to even
-    /// start a step become a failed result with the reason.
+    /// start a step become a failed result with the reason. The run directory is gone when it returns.
     public func execute(_ envelope: RunEnvelope, control: RunControl) async -> RunResult {
         let runID = envelope.runId
-        let directory = workRoot + "/" + runID
+        if let stop = await control.stopReason {
+            // Stopped while it waited for a slot: nothing was started.
+            return Self.stoppedBeforeStart(runID: runID, stop)
+        }
+        let directory: String
+        let paramsJSON: Data
         do {
-            try DurableFile.makeDirectory(directory)
-            let paramsFile = directory + "/params.json"
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
-            let paramsJSON = try encoder.encode(envelope.params)
-            try DurableFile.write(paramsJSON, to: paramsFile)
+            paramsJSON = try encoder.encode(envelope.params)
+            directory = try workDirectory.createRunDirectory(runID: runID, parameters: paramsJSON)
+        } catch {
+            return couldNotExecute(runID: runID, error)
+        }
+        var result = await executeSteps(envelope, directory: directory, paramsJSON: paramsJSON, control: control)
+        do {
+            try workDirectory.removeRunDirectory(directory)
+        } catch {
+            logger.error("could not remove a run directory", metadata: ["run.id": "\(runID)", "error": "\(error)"])
+        }
+        result.result = result.result.map { masked($0) }
+        return result
+    }
+
+    private func executeSteps(_ envelope: RunEnvelope, directory: String, paramsJSON: Data, control: RunControl) async -> RunResult {
+        let runID = envelope.runId
+        do {
+            let paramsFile = directory + "/" + WorkDirectory.parametersFileName
             let deadline = ContinuousClock.now + .seconds(envelope.timeoutSeconds)
             var previousResult: String?
             var lastResultText: String?
             for (index, step) in envelope.steps.enumerated() {
                 let resultFile = directory + "/result-\(index + 1)"
-                var env = Self.baseEnvironment()
+                var env = Self.baseEnvironment(user: user)
                 env["KLEVR_RUN_ID"] = runID
                 env["KLEVR_TASK_ID"] = envelope.taskId
                 env["KLEVR_ZONE"] = envelope.zone
@@ -73,13 +114,13 @@ public struct Executor: Sendable {
                 env["KLEVR_RESULT_FILE"] = resultFile
                 env["KLEVR_PREVIOUS_RESULT_FILE"] = previousResult ?? "/dev/null"
                 env["TASK_ORIGIN_PARAM"] = String(decoding: paramsJSON, as: UTF8.self)
-                env["TASK_RESULT"] = previousResult.flatMap { try? String(contentsOfFile: $0, encoding: .utf8) } ?? ""
+                env["TASK_RESULT"] = previousResult.flatMap { workDirectory.readResult($0) } ?? ""
                 for (name, value) in envelope.params { env["KLEVR_PARAM_" + name] = value }
                 var stepDeadline = deadline
                 if let seconds = step.timeoutSeconds { stepDeadline = min(deadline, ContinuousClock.now + .seconds(seconds)) }
                 let end = try await runStep(
                     runID: runID, script: step.script, environment: env, directory: directory, deadline: stepDeadline, control: control)
-                lastResultText = Self.readResult(resultFile)
+                lastResultText = workDirectory.readResult(resultFile)
                 let stepName = step.name.map { "step \(index + 1) (\($0))" } ?? "step \(index + 1)"
                 switch end {
                 case .exited(0):
@@ -108,11 +149,36 @@ public struct Executor: Sendable {
             }
             return RunResult(runId: runID, outcome: .succeeded, exitCode: 0, reason: nil, result: lastResultText, finishedAt: Clock.nowMillis())
         } catch {
-            logger.error("could not execute a run", metadata: ["run.id": "\(runID)", "error": "\(error)"])
-            return RunResult(
-                runId: runID, outcome: .failed, exitCode: nil, reason: "the agent could not execute the run: \(error)", result: nil,
+            return couldNotExecute(runID: runID, error)
+        }
+    }
+
+    private func couldNotExecute(runID: String, _ error: any Error) -> RunResult {
+        logger.error("could not execute a run", metadata: ["run.id": "\(runID)", "error": "\(error)"])
+        return RunResult(
+            runId: runID, outcome: .failed, exitCode: nil, reason: "the agent could not execute the run: \(error)", result: nil,
+            finishedAt: Clock.nowMillis())
+    }
+
+    static func stoppedBeforeStart(runID: String, _ stop: StopReason) -> RunResult {
+        switch stop {
+        case .canceled:
+            RunResult(runId: runID, outcome: .canceled, exitCode: nil, reason: "canceled before it started", result: nil, finishedAt: Clock.nowMillis())
+        case .timedOut:
+            RunResult(
+                runId: runID, outcome: .timedOut, exitCode: nil, reason: "timed out before it started", result: nil, finishedAt: Clock.nowMillis())
+        case .shutdown:
+            RunResult(
+                runId: runID, outcome: .failed, exitCode: nil, reason: "the agent shut down before the run started", result: nil,
                 finishedAt: Clock.nowMillis())
         }
+    }
+
+    /// `text` with the agent's secrets masked.
+    func masked(_ text: String) -> String {
+        var masker = SecretMasker(secrets: maskedSecrets)
+        let bytes = masker.mask(Array(text.utf8)) + masker.finish()
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// Kills what is left of a run that was executing when the agent stopped (a SIGKILLed agent cannot
@@ -138,20 +204,18 @@ public struct Executor: Sendable {
         return killed
     }
 
-    /// What the step wrote to its result file, at most 64 KiB.
-    static func readResult(_ path: String) -> String? {
-        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
-        defer { try? handle.close() }
-        guard let data = try? handle.read(upToCount: 64 * 1024), !data.isEmpty else { return nil }
-        return String(decoding: data, as: UTF8.self)
-    }
-
-    /// The environment a step starts from: only harmless variables of the agent, never its secrets.
-    static func baseEnvironment() -> [String: String] {
+    /// The environment a step starts from: only harmless variables of the agent, never its secrets;
+    /// with a run-as user, that user's home and name.
+    static func baseEnvironment(user: ScriptUser? = nil) -> [String: String] {
         let inherited = ProcessInfo.processInfo.environment
         var env: [String: String] = ["PATH": inherited["PATH"] ?? "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"]
         for name in ["HOME", "LANG", "LC_ALL", "USER", "LOGNAME", "TZ", "TMPDIR"] {
             if let value = inherited[name] { env[name] = value }
+        }
+        if let user {
+            env["HOME"] = user.home
+            env["USER"] = user.name
+            env["LOGNAME"] = user.name
         }
         return env
     }
@@ -162,10 +226,15 @@ public struct Executor: Sendable {
     ) async throws -> StepEnd {
         var options = PlatformOptions()
         options.createSession = true
+        if let user, user.isOtherThanAgent {
+            options.userID = user.uid
+            options.groupID = user.gid
+            options.supplementaryGroups = user.groups
+        }
         let platformOptions = options
         var keys: [Environment.Key: String] = [:]
         for (name, value) in environment { keys[Environment.Key(stringLiteral: name)] = value }
-        let outbox = self.outbox
+        let output = StepOutput(runID: runID, outbox: outbox, coalescer: OutputCoalescer(secrets: maskedSecrets))
         let killGrace = self.killGrace
         let result = try await Subprocess.run(
             .path("/bin/sh"), arguments: ["-c", script], environment: .custom(keys), workingDirectory: FilePath(directory),
@@ -175,17 +244,23 @@ public struct Executor: Sendable {
             return try await withThrowingTaskGroup(of: StepPiece.self) { tasks in
                 tasks.addTask {
                     for try await buffer in execution.standardOutput {
-                        let text = buffer.withUnsafeBytes { String(decoding: $0, as: UTF8.self) }
-                        try await outbox.appendLog(runID: runID, stream: "stdout", data: text, at: Clock.nowMillis())
+                        try await output.append(buffer.withUnsafeBytes { Array($0) }, from: .stdout)
                     }
                     return .readerDone
                 }
                 tasks.addTask {
                     for try await buffer in execution.standardError {
-                        let text = buffer.withUnsafeBytes { String(decoding: $0, as: UTF8.self) }
-                        try await outbox.appendLog(runID: runID, stream: "stderr", data: text, at: Clock.nowMillis())
+                        try await output.append(buffer.withUnsafeBytes { Array($0) }, from: .stderr)
                     }
                     return .readerDone
+                }
+                // Output that trickles in is flushed when it has waited the coalescing interval.
+                tasks.addTask {
+                    while !Task.isCancelled {
+                        try? await Task.sleep(for: .milliseconds(50))
+                        try await output.tick()
+                    }
+                    return .ticker
                 }
                 // The watchdog: on timeout or stop, SIGTERM the whole group, then SIGKILL after the grace
                 // (or at once when the group's output closes first).
@@ -216,10 +291,13 @@ public struct Executor: Sendable {
                         readersDone += 1
                         // Both pipes are closed: the step's processes are gone or closed their output.
                         if readersDone == 2 { tasks.cancelAll() }
+                    case .ticker:
+                        break
                     case .watchdog(let why):
                         stop = why
                     }
                 }
+                try await output.finish()
                 return stop
             }
         }

@@ -19,28 +19,16 @@ public struct JSONClient: Sendable {
         }
     }
 
-    /// Signs peer requests with the zone's secret.
-    public struct PeerSigner: Sendable {
-        public var agentID: String
-        public var secret: String
-        public init(agentID: String, secret: String) {
-            self.agentID = agentID
-            self.secret = secret
-        }
-    }
-
     public let baseURL: String
     public let http: HTTPClient
     public var bearer: String?
-    public var peerSigner: PeerSigner?
 
-    public init(baseURL: String, http: HTTPClient = .shared, bearer: String? = nil, peerSigner: PeerSigner? = nil) {
+    public init(baseURL: String, http: HTTPClient = .shared, bearer: String? = nil) {
         var base = baseURL
         while base.hasSuffix("/") { base.removeLast() }
         self.baseURL = base
         self.http = http
         self.bearer = bearer
-        self.peerSigner = peerSigner
     }
 
     /// Sends a request and decodes a JSON answer.
@@ -73,12 +61,6 @@ public struct JSONClient: Sendable {
             bodyData = try JSONEncoder().encode(body)
             request.headers.add(name: "Content-Type", value: "application/json")
             request.body = .bytes(ByteBuffer(bytes: bodyData))
-        }
-        if let peerSigner {
-            let value = PeerAuth.sign(
-                secret: peerSigner.secret, agentID: peerSigner.agentID, method: method.rawValue, path: path.split(separator: "?").first.map(String.init) ?? path,
-                body: bodyData, now: Clock.nowMillis())
-            request.headers.add(name: PeerAuth.header, value: value)
         }
         let response = try await http.execute(request, timeout: timeout)
         var buffer = try await response.body.collect(upTo: 256 << 20)

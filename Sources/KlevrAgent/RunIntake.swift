@@ -11,12 +11,18 @@ public struct RunIntake: Sendable {
     let agentID: String
     let managerKey: Curve25519.Signing.PublicKey
     let outbox: Outbox
+    let sealKey: Curve25519.KeyAgreement.PrivateKey?
+    let clock: ManagerClock
 
     public struct InvalidKey: Error, CustomStringConvertible {
         public var description: String { "the stored manager public key is not an Ed25519 key; re-enroll the agent" }
     }
 
-    public init(identity: AgentIdentity, outbox: Outbox) throws {
+    public init(identity: AgentIdentity, outbox: Outbox, clock: ManagerClock = ManagerClock()) throws {
+        self.clock = clock
+        self.sealKey = identity.sealPrivateKey.flatMap { Data(base64Encoded: $0) }.flatMap {
+            try? Curve25519.KeyAgreement.PrivateKey(rawRepresentation: $0)
+        }
         guard let raw = Data(base64Encoded: identity.managerPublicKey),
             let key = try? Curve25519.Signing.PublicKey(rawRepresentation: raw)
         else { throw InvalidKey() }
@@ -25,20 +31,27 @@ public struct RunIntake: Sendable {
         self.outbox = outbox
     }
 
-    /// Whether to execute the run now. Records the run in the ledger either way (a run is decided once).
-    public func admit(_ envelope: RunEnvelope, logger: Logger, now: Int64 = Clock.nowMillis()) async throws -> Bool {
+    /// The run to execute now, its parameters opened, or nil. Records the run in the ledger either way
+    /// (a run is decided once). Expiry is judged in the manager's time, as this agent estimates it.
+    public func admit(_ envelope: RunEnvelope, logger: Logger, now: Int64? = nil) async throws -> RunEnvelope? {
+        let now = now ?? clock.now()
+        var opened = envelope
         do {
             try envelope.verify(managerKey: managerKey, agentID: agentID, now: now)
+            if envelope.sealedParams != nil {
+                guard let sealKey, let unsealed = try? envelope.openingParams(with: sealKey) else { throw RunEnvelope.Refusal.badSignature }
+                opened = unsealed
+            }
         } catch {
             logger.warning("refused a run", metadata: ["run.id": "\(envelope.runId)", "reason": "\(error)"])
             // A run for another agent is not ours to report; anything else is reported as refused.
-            if case .wrongAgent = error { return false }
+            if let refusal = error as? RunEnvelope.Refusal, case .wrongAgent = refusal { return nil }
             if try await outbox.begin(envelope.runId, at: now) {
                 try await outbox.finish(
                     RunResult(runId: envelope.runId, outcome: .failed, exitCode: nil, reason: "refused by the agent: \(error)", result: nil, finishedAt: now))
             }
-            return false
+            return nil
         }
-        return try await outbox.begin(envelope.runId, at: now)
+        return try await outbox.begin(envelope.runId, at: now) ? opened : nil
     }
 }

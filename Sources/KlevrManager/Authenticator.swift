@@ -15,7 +15,7 @@ struct Authenticator: RouterMiddleware {
 
     /// Routes that answer without credentials: health, login and enrollment (which needs a zone key).
     static let publicRoutes: Set<String> = [
-        "GET /healthz", "GET /readyz", "POST /api/v1/auth/login", "POST /api/v1/agent/enroll",
+        "GET /healthz", "GET /readyz", "POST /api/v1/auth/login", "POST /api/v1/agent/enroll", "POST /api/v1/agent/enroll-sealed", "GET /api/v1/agent/hello",
     ]
 
     let store: Store

@@ -8,36 +8,29 @@ import KlevrStore
 
 extension Manager {
     func addAgentRoutes(to router: Router<KlevrRequestContext>) {
+        router.get("/api/v1/agent/hello") { _, _ in
+            try JSONBody.response(hello())
+        }
         router.post("/api/v1/agent/enroll") { request, _ in
             let body = try await JSONBody.decode(EnrollRequest.self, from: request)
-            let now = Clock.nowMillis()
-            guard Validation.isValidName(body.zone),
-                let zone = try await store.validEnrollKeyZone(zoneName: body.zone, keyHash: Secrets.hash(body.enrollKey), now: now)
-            else {
-                logger.warning("refused an enrollment", metadata: ["zone": "\(body.zone.prefix(63))"])
-                throw Problem(.unauthorized, type: "enroll-refused", detail: "the enrollment key is wrong, revoked or expired for this zone")
+            return try JSONBody.response(try await enroll(body), status: .created)
+        }
+        router.post("/api/v1/agent/enroll-sealed") { request, _ in
+            let sealed = try await JSONBody.decode(SealedEnrollment.self, from: request)
+            let opened: EnrollRequest
+            do {
+                let bytes = try Sealing.open(sealed.box, with: sealKey, context: SealedEnrollment.requestContext)
+                opened = try JSONDecoder().decode(EnrollRequest.self, from: bytes)
+            } catch {
+                throw Problem.invalid("box", "does not open with the manager's seal key as an enrollment request")
             }
-            guard let keyData = Data(base64Encoded: body.publicKey), keyData.count == 32 else {
-                throw Problem.invalid("publicKey", "must be a base64 Ed25519 public key (32 bytes)")
+            guard let agentSealKey = opened.sealKey.flatMap(Keys.agreement) else {
+                throw Problem.invalid("sealKey", "must be a base64 X25519 public key (32 bytes)")
             }
-            try Self.validate(body.facts)
-            let credential = Secrets.generate(.agentCredential)
-            let agentID = try await store.enrollAgent(
-                zoneID: zone.id, publicKey: body.publicKey, credentialHash: Secrets.hash(credential), hostname: body.facts.hostname,
-                os: body.facts.os, version: body.facts.version, addresses: body.facts.addresses, now: now)
-            if let address = body.peerAddress {
-                guard address.count <= 255, !address.contains(where: { $0 == " " || $0 == "/" }) else {
-                    throw Problem.invalid("peerAddress", "must be host:port")
-                }
-                try await store.updatePeer(agentID: agentID, peerAddress: address, reachedManager: false)
-            }
-            logger.info("agent enrolled", metadata: ["agent.id": "\(agentID)", "zone": "\(zone.name)"])
-            return try JSONBody.response(
-                EnrollResponse(
-                    agentId: agentID, credential: credential, zone: zone.name, heartbeatSeconds: config.heartbeatSeconds,
-                    managerPublicKey: config.signingKey.publicKey.rawRepresentation.base64EncodedString(),
-                    zonePeerSecret: PeerAuth.zoneSecret(managerKey: config.signingKey.rawRepresentation, zoneID: zone.id)),
-                status: .created)
+            let answer = try await enroll(opened)
+            let signed = try SignedBlob.sign(answer, domain: SignedBlob.Domain.enrollAnswer, signer: "manager", key: config.signingKey)
+            let box = try Sealing.seal(try JSONEncoder().encode(signed), to: agentSealKey, context: SealedEnrollment.answerContext)
+            return try JSONBody.response(box, status: .created)
         }
         router.post("/api/v1/agent/sync") { request, context in
             let agent = try context.requireAgent()
@@ -64,12 +57,13 @@ extension Manager {
                 return try JSONBody.response(
                     LeaseResponse(
                         granted: true, holder: agent.id, epoch: epoch, expiresAt: expiresAt, holderAddress: agent.peerAddress,
-                        durationMillis: expiresAt - now))
+                        durationMillis: expiresAt - now, managerTime: Clock.nowMillis()))
             case .held(let holder, let epoch, let expiresAt):
                 let address = try await store.agent(id: holder)?.peerAddress ?? ""
                 return try JSONBody.response(
                     LeaseResponse(
-                        granted: false, holder: holder, epoch: epoch, expiresAt: expiresAt, holderAddress: address, durationMillis: max(0, expiresAt - now)))
+                        granted: false, holder: holder, epoch: epoch, expiresAt: expiresAt, holderAddress: address, durationMillis: max(0, expiresAt - now),
+                        managerTime: Clock.nowMillis()))
             }
         }
         router.get("/api/v1/agents") { request, context in
@@ -100,6 +94,74 @@ extension Manager {
             guard let agent = try await store.agent(id: id) else { throw Problem.notFound("no agent \(id)") }
             return try JSONBody.response(view(agent))
         }
+    }
+
+    /// The manager's X25519 key (derived from its signing key).
+    var sealKey: Curve25519.KeyAgreement.PrivateKey { Keys.managerSealKey(from: config.signingKey) }
+
+    func hello() throws -> ManagerHello {
+        let sealPublic = sealKey.publicKey.rawRepresentation.base64EncodedString()
+        return ManagerHello(
+            managerPublicKey: config.signingKey.publicKey.rawRepresentation.base64EncodedString(), managerSealKey: sealPublic,
+            sealKeySignature: try config.signingKey.signature(for: ManagerHello.sealKeyStatement(sealPublic)).base64EncodedString(),
+            managerTime: Clock.nowMillis())
+    }
+
+    /// How far an enrollment statement's time may be from the manager's clock.
+    static let enrollStatementWindow: Int64 = 10 * 60_000
+
+    /// Enrolls an agent that proved it holds the private key of the public key it presents.
+    func enroll(_ body: EnrollRequest) async throws -> EnrollResponse {
+        let now = Clock.nowMillis()
+        guard Validation.isValidName(body.zone), body.enrollKey.utf8.count <= 256,
+            let zone = try await store.validEnrollKeyZone(zoneName: body.zone, keyHash: Secrets.hash(body.enrollKey), now: now)
+        else {
+            logger.warning("refused an enrollment", metadata: ["zone": "\(body.zone.prefix(63))"])
+            throw Problem(.unauthorized, type: "enroll-refused", detail: "the enrollment key is wrong, revoked or expired for this zone")
+        }
+        guard let publicKey = Keys.signing(body.publicKey) else {
+            throw Problem.invalid("publicKey", "must be a base64 Ed25519 public key (32 bytes)")
+        }
+        guard let sealKey = body.sealKey, Keys.agreement(sealKey) != nil else {
+            throw Problem.invalid("sealKey", "must be a base64 X25519 public key (32 bytes)")
+        }
+        guard let proofTime = body.proofTime, let proof = body.proof.flatMap({ Data(base64Encoded: $0) }),
+            publicKey.isValidSignature(proof, for: body.statement())
+        else {
+            logger.warning("refused an enrollment without proof of possession", metadata: ["zone": "\(body.zone.prefix(63))"])
+            throw Problem(
+                .unauthorized, type: "enroll-refused",
+                detail: "the enrollment must be signed with the private key of 'publicKey' (proof over the enrollment statement)")
+        }
+        guard abs(proofTime - now) <= Self.enrollStatementWindow else {
+            throw Problem(
+                .unauthorized, type: "enroll-refused",
+                detail: "the enrollment statement's time is more than 10 minutes from the manager's clock; ask /api/v1/agent/hello for it")
+        }
+        try Self.validate(body.facts)
+        if let address = body.peerAddress {
+            guard address.count <= 255, !address.contains(where: { $0 == " " || $0 == "/" }) else {
+                throw Problem.invalid("peerAddress", "must be host:port")
+            }
+        }
+        let credential = Secrets.generate(.agentCredential)
+        let agentID: String
+        do {
+            agentID = try await store.enrollAgent(
+                zoneID: zone.id, publicKey: body.publicKey, sealKey: sealKey, proofTime: proofTime, credentialHash: Secrets.hash(credential),
+                hostname: body.facts.hostname, os: body.facts.os, version: body.facts.version, addresses: body.facts.addresses, now: now)
+        } catch StoreError.conflict(let message) {
+            throw Problem(.unauthorized, type: "enroll-refused", detail: message)
+        }
+        if let address = body.peerAddress {
+            try await store.updatePeer(agentID: agentID, peerAddress: address, reachedManager: false)
+        }
+        logger.info("agent enrolled", metadata: ["agent.id": "\(agentID)", "zone": "\(zone.name)"])
+        let hello = try hello()
+        return EnrollResponse(
+            agentId: agentID, credential: credential, zone: zone.name, zoneId: zone.id, heartbeatSeconds: config.heartbeatSeconds,
+            managerPublicKey: hello.managerPublicKey, managerSealKey: hello.managerSealKey, sealKeySignature: hello.sealKeySignature,
+            managerTime: Clock.nowMillis())
     }
 
     static func validate(_ facts: HostFacts) throws {

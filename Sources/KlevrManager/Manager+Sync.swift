@@ -15,100 +15,147 @@ extension Manager {
     /// holding the answer (long-poll) while there is nothing to hand out and the agent asked to wait.
     ///
     /// A zone primary sends its lease `epoch`: the manager checks and renews the lease in the same
-    /// transaction as each report (409 `stale-epoch` otherwise, with nothing applied), accepts reports
-    /// for every agent of its zone, and answers with the work of the whole zone.
+    /// transaction as the reports (409 `stale-epoch` otherwise, with nothing applied), accepts its
+    /// members' reports only when each is signed by that member (`relayed`), and answers with the work of
+    /// the members it hears from (`liveMembers`), in one transaction for the whole zone, with
+    /// parameters sealed to each target agent, and each member's acknowledgements signed for it.
     func sync(agent: AgentRecord, request: SyncRequest) async throws -> SyncResponse {
         let now = Clock.nowMillis()
         let fence = request.epoch.map { Fence(zoneID: agent.zoneID, primaryID: agent.id, epoch: $0, leaseDuration: config.leaseMillis) }
-        guard request.reports.count <= (fence == nil ? 1 : 10_000) else {
-            throw Problem.invalid("reports", "an agent reports for itself only, unless it is its zone's primary")
+        guard request.reports.count <= 1 else { throw Problem.invalid("reports", "an agent sends one report, its own") }
+        guard request.reports.allSatisfy({ $0.agentId == agent.id }) else {
+            throw Problem.forbidden("an agent may only report for itself; a primary relays its members' signed reports in 'relayed'")
         }
+        let relayed = request.relayed ?? []
+        guard relayed.isEmpty || fence != nil else { throw Problem.forbidden("only the zone's primary relays members' reports") }
+        guard relayed.count <= 10_000, (request.liveMembers?.count ?? 0) <= 100_000 else {
+            throw Problem.invalid("relayed", "at most 10000 relayed reports and 100000 live members per sync")
+        }
+        for report in request.reports { try Self.validate(report) }
+        if let facts = request.reports.first?.facts { try Self.validate(facts) }
+
+        // The zone's active members, once per exchange (their keys check relayed reports; the list is the membership).
+        let members: [String: AgentRecord]
+        if fence != nil {
+            members = Dictionary(try await store.activeAgents(zoneID: agent.zoneID).map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        } else {
+            members = [agent.id: agent]
+        }
+        var batches: [ReportedBatch] = request.reports.map(Self.batch)
+        var forgeries: [String] = []
+        for blob in relayed {
+            guard blob.signer != agent.id, let member = members[blob.signer], let key = Keys.signing(member.publicKey) else {
+                forgeries.append("a report for \(blob.signer.prefix(36)), which is not another active member of the zone")
+                continue
+            }
+            do {
+                let report = try blob.open(AgentReport.self, domain: SignedBlob.Domain.report, key: key)
+                guard report.agentId == member.id else { throw SignedBlob.Invalid(description: "the report names another agent") }
+                try Self.validate(report)
+                batches.append(Self.batch(report))
+            } catch let problem as Problem {
+                logger.warning("refused a relayed report", metadata: ["agent.id": "\(member.id)", "reason": "\(problem.document.detail)"])
+            } catch {
+                forgeries.append("a report for \(member.id) whose signature does not verify: \(error)")
+            }
+        }
+        for forgery in forgeries.prefix(10) {
+            logger.error("the zone's primary relayed a forged report", metadata: ["agent.id": "\(agent.id)", "detail": "\(forgery)"])
+            try? await store.recordEvent(
+                kind: "relay_forgery", zoneID: agent.zoneID, agentID: agent.id, epoch: fence?.epoch, detail: String(forgery.prefix(500)), now: now)
+        }
+        let live = (request.liveMembers ?? members.keys.map { $0 }).filter { members[$0] != nil }
+        let reporting = Set(batches.map(\.agentID))
+        let seenOnly = fence == nil ? [] : live.filter { !reporting.contains($0) && $0 != agent.id }
+        if batches.isEmpty || !reporting.contains(agent.id) {
+            batches.append(ReportedBatch(agentID: agent.id, started: [], logs: [], results: []))
+        }
+        let outcomes = try await store.applyReports(batches, now: now, fence: fence, alsoSeen: seenOnly, zoneID: agent.zoneID)
         var acks = SyncAcks()
-        var members: [String: AgentRecord] = [:]
-        for report in request.reports {
-            if report.agentId != agent.id {
-                // Only the zone's primary relays, and only for agents of its zone.
-                guard fence != nil else { throw Problem.forbidden("an agent may only report for itself") }
-                if members[report.agentId] == nil {
-                    guard Validation.isValidID(report.agentId), let member = try await store.agent(id: report.agentId), member.zoneID == agent.zoneID,
-                        member.retiredAt == nil
-                    else { throw Problem.forbidden("agent \(report.agentId.prefix(36)) is not an active member of this zone") }
-                    members[report.agentId] = member
-                }
-            }
-            try Self.validate(report)
-            if let facts = report.facts { try Self.validate(facts) }
-            let outcome = try await store.applyReport(
-                agentID: report.agentId,
-                started: report.started.map { ReportedStart(runID: $0.runId, at: $0.at) },
-                logs: report.logs.map { ReportedLog(runID: $0.runId, seq: $0.seq, stream: $0.stream, data: $0.data, at: $0.at) },
-                results: report.results.map {
-                    ReportedResult(
-                        runID: $0.runId, outcome: $0.outcome, exitCode: $0.exitCode, reason: $0.reason, result: $0.result,
-                        finishedAt: $0.finishedAt)
-                },
-                now: now, fence: fence)
-            acks.started += outcome.startedAcked
-            acks.logs.merge(outcome.logsAcked) { max($0, $1) }
-            acks.results += outcome.resultsAcked
-            acks.rejected.merge(outcome.rejected) { first, _ in first }
+        var memberAcks: [String: SignedBlob] = [:]
+        var touched: Set<String> = []
+        for (batch, outcome) in zip(batches, outcomes) {
+            var these = SyncAcks()
+            these.started = outcome.startedAcked
+            these.logs = outcome.logsAcked
+            these.results = outcome.resultsAcked
+            these.rejected = outcome.rejected
             for (runID, reason) in outcome.rejected {
-                logger.warning("rejected an agent report", metadata: ["agent.id": "\(report.agentId)", "run.id": "\(runID)", "reason": "\(reason)"])
+                logger.warning("rejected an agent report", metadata: ["agent.id": "\(batch.agentID)", "run.id": "\(runID)", "reason": "\(reason)"])
             }
-            let touched = Set(outcome.changedRuns + Array(outcome.logsAcked.keys))
-            if !touched.isEmpty { await hub.signal(touched.map(Self.runKey)) }
-        }
-        if request.reports.isEmpty {
-            if fence != nil {
-                _ = try await store.applyReport(agentID: agent.id, started: [], logs: [], results: [], now: now, fence: fence)
+            if batch.agentID == agent.id {
+                acks = these
             } else {
-                try await store.touchAgent(id: agent.id, now: now)
+                memberAcks[batch.agentID] = try SignedBlob.sign(
+                    MemberAcks(agentId: batch.agentID, acks: these), domain: SignedBlob.Domain.acks, signer: "manager", key: config.signingKey)
             }
+            touched.formUnion(outcome.changedRuns)
+            touched.formUnion(outcome.logsAcked.keys)
         }
+        if !touched.isEmpty { await hub.signal(touched.map(Self.runKey)) }
+
         let key = fence == nil ? Self.agentKey(agent.id) : Self.zoneKey(agent.zoneID)
         // A primary's poll is short (a third of its lease): the lease is renewed only by requests that
         // arrive, never by a held poll whose client may be gone, so a dead primary's lease runs out.
         let holdMillis = fence == nil ? Int(config.longPollSeconds * 1000) : Int(config.leaseMillis / 3)
         let deadline = ContinuousClock.now + .milliseconds(holdMillis)
+        // Work only for the members the primary hears from: a run for a member that is down stays queued.
+        let recipients = fence == nil ? [agent.id] : Array(Set(live + [agent.id]))
         while true {
             let version = await hub.version(key)
             if let fence, !(try await store.holdsLease(zoneID: fence.zoneID, agentID: agent.id, epoch: fence.epoch, now: Clock.nowMillis())) {
                 // The lease moved on while this poll was held: hand nothing to a deposed primary.
                 throw StoreError.staleEpoch("epoch \(fence.epoch) is not the zone's current lease; step down")
             }
-            var runs: [PendingRun] = []
-            var cancels: [CancelOrder] = []
-            let recipients = fence == nil ? [agent.id] : try await store.activeAgents(zoneID: agent.zoneID).map(\.id)
-            for recipient in recipients {
-                let work = try await store.takeWork(
-                    agentID: recipient, now: Clock.nowMillis(), redeliverAfter: Int64(config.redeliverAfterSeconds * 1000))
-                runs += work.runs
-                cancels += work.cancels.map { CancelOrder(agentId: recipient, runId: $0) }
-            }
+            let work = try await store.takeWork(
+                agentIDs: recipients, now: Clock.nowMillis(), redeliverAfter: Int64(config.redeliverAfterSeconds * 1000))
             let remaining = deadline - ContinuousClock.now
-            if !runs.isEmpty || !cancels.isEmpty || !request.wait || remaining <= .zero || Task.isShuttingDownGracefully {
-                if !runs.isEmpty {
-                    await hub.signal(runs.map { Self.runKey($0.run.id) })
+            if !work.runs.isEmpty || !work.cancels.isEmpty || !request.wait || remaining <= .zero || Task.isShuttingDownGracefully {
+                if !work.runs.isEmpty {
+                    await hub.signal(work.runs.map { Self.runKey($0.run.id) })
                 }
                 let issuedAt = Clock.nowMillis()
-                let envelopes = try runs.map {
-                    try Self.envelope($0, issuedAt: issuedAt, lifetime: config.envelopeLifetimeSeconds).signed(with: config.signingKey)
-                }
-                var membership: Membership?
-                if let fence {
-                    let members = try await store.activeAgents(zoneID: agent.zoneID).map {
-                        Member(agentId: $0.id, peerAddress: $0.peerAddress, canReachManager: $0.managerRoute, priority: $0.priority)
+                let envelopes = try work.runs.map { pending in
+                    var envelope = try Self.envelope(pending, issuedAt: issuedAt, lifetime: config.envelopeLifetimeSeconds)
+                    if let sealKey = members[pending.run.agentID].flatMap({ Keys.agreement($0.sealKey) }) {
+                        envelope = try envelope.sealingParams(to: sealKey)
                     }
-                    membership = Membership(primary: agent.id, epoch: fence.epoch, members: members)
+                    return try envelope.signed(with: config.signingKey)
+                }
+                let cancels = try work.cancels.map { try CancelOrder(agentId: $0.agentID, runId: $0.runID).signed(with: config.signingKey) }
+                var membership: SignedBlob?
+                if let fence {
+                    let signed = try await memberships.signed(
+                        Membership(
+                            zoneId: agent.zoneID, primary: agent.id, epoch: fence.epoch,
+                            members: members.values.sorted { ($0.enrolledAt, $0.id) < ($1.enrolledAt, $1.id) }.map {
+                                Member(
+                                    agentId: $0.id, publicKey: $0.publicKey, peerAddress: $0.peerAddress, canReachManager: $0.managerRoute,
+                                    priority: $0.priority)
+                            }), key: config.signingKey)
+                    if signed.digest != request.membershipDigest { membership = signed }
                 }
                 return SyncResponse(
-                    acks: acks, runs: envelopes, cancels: cancels, heartbeatSeconds: config.heartbeatSeconds, membership: membership)
+                    acks: acks, runs: envelopes, cancels: cancels, heartbeatSeconds: config.heartbeatSeconds, signedMembership: membership,
+                    managerTime: Clock.nowMillis(), memberAcks: memberAcks.isEmpty ? nil : memberAcks)
             }
             let seconds = Double(remaining.components.seconds) + Double(remaining.components.attoseconds) / 1e18
             // A manager that stops answers held polls at once instead of making shutdown wait for them.
             _ = try? await cancelWhenGracefulShutdown { await hub.wait(key, since: version, seconds: seconds) }
             if Task.isCancelled && !Task.isShuttingDownGracefully { throw CancellationError() }
         }
+    }
+
+    static func batch(_ report: AgentReport) -> ReportedBatch {
+        ReportedBatch(
+            agentID: report.agentId,
+            started: report.started.map { ReportedStart(runID: $0.runId, at: $0.at) },
+            logs: report.logs.map { ReportedLog(runID: $0.runId, seq: $0.seq, stream: $0.stream, data: $0.data, at: $0.at) },
+            results: report.results.map {
+                ReportedResult(
+                    runID: $0.runId, outcome: $0.outcome, exitCode: $0.exitCode, reason: $0.reason, result: $0.result, finishedAt: $0.finishedAt)
+            },
+            clockSkewMillis: report.clockSkewMillis.map { max(-10 * 365 * 86_400_000, min(10 * 365 * 86_400_000, $0)) })
     }
 
     static func validate(_ report: AgentReport) throws {
@@ -137,5 +184,18 @@ extension Manager {
             steps: try JSONDecoder().decode([StepSpec].self, from: Data(pending.task.stepsJSON.utf8)),
             params: try JSONDecoder().decode([String: String].self, from: Data(pending.task.paramsJSON.utf8)),
             timeoutSeconds: pending.task.timeoutSeconds, issuedAt: issuedAt, expiresAt: issuedAt + lifetime * 1000)
+    }
+}
+
+
+/// The zone memberships the manager signed, so that an unchanged list is not signed again on every poll.
+actor MembershipCache {
+    private var signed: [String: (membership: Membership, blob: SignedBlob)] = [:]
+
+    func signed(_ membership: Membership, key: Curve25519.Signing.PrivateKey) throws -> SignedBlob {
+        if let cached = signed[membership.zoneId], cached.membership == membership { return cached.blob }
+        let blob = try SignedBlob.sign(membership, domain: SignedBlob.Domain.membership, signer: "manager", key: key)
+        signed[membership.zoneId] = (membership, blob)
+        return blob
     }
 }

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Logging
 import Hummingbird
@@ -50,7 +51,7 @@ extension Manager {
             _ = try context.requireUser(.admin)
             let body = try await JSONBody.decode(EnrollKeyCreateRequest.self, from: request)
             let expiresAt = try Self.expiry(body.expiresInSeconds)
-            let key = Secrets.generate(.enrollKey)
+            let key = Secrets.generate(.enrollKey) + "." + Keys.pin(of: config.signingKey.publicKey)
             let record = try await store.createEnrollKey(
                 zoneName: try Self.zoneName(context), keyHash: Secrets.hash(key), prefix: String(key.prefix(10)), now: Clock.nowMillis(),
                 expiresAt: expiresAt)
@@ -61,7 +62,7 @@ extension Manager {
             _ = try context.requireUser(.admin)
             let body = try await JSONBody.decode(EnrollKeyCreateRequest.self, from: request)
             let expiresAt = try Self.expiry(body.expiresInSeconds)
-            let key = Secrets.generate(.enrollKey)
+            let key = Secrets.generate(.enrollKey) + "." + Keys.pin(of: config.signingKey.publicKey)
             let record = try await store.rotateEnrollKey(
                 zoneName: try Self.zoneName(context), id: try Self.id(context), newKeyHash: Secrets.hash(key), prefix: String(key.prefix(10)),
                 now: Clock.nowMillis(), expiresAt: expiresAt)

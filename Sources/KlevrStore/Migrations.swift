@@ -84,6 +84,14 @@ enum Migrations {
         (4, [
             "ALTER TABLE agents ADD COLUMN priority BIGINT NOT NULL DEFAULT 0",
         ]),
+        (5, [
+            // Zone channel v2: the agent's X25519 key (parameters are sealed to it), the time of its last
+            // enrollment statement (older ones are refused: no replay), its measured clock skew.
+            "ALTER TABLE agents ADD COLUMN seal_key TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE agents ADD COLUMN enroll_proof_at BIGINT NOT NULL DEFAULT 0",
+            "ALTER TABLE agents ADD COLUMN clock_skew_ms BIGINT",
+            "CREATE INDEX runs_zone_status ON runs(zone_id, status)",
+        ]),
     ]
 
     /// Applies the migrations this database has not seen yet, each in its own transaction.

@@ -48,6 +48,10 @@ public struct AgentRecord: Sendable, Equatable {
     public var managerRoute: Bool
     /// Election priority (higher first).
     public var priority: Int
+    /// The agent's X25519 public key (base64); empty for agents enrolled before zone channel v2.
+    public var sealKey: String = ""
+    /// The agent's wall clock minus the manager's (ms), as last measured.
+    public var clockSkewMillis: Int64?
 }
 
 /// A stored task (its steps, parameters and target as the operator gave them).

@@ -6,20 +6,27 @@ extension Store {
 
     /// Enrolls an agent, or re-enrolls the agent of the zone with the same public key (same state dir):
     /// it keeps its id and gets a new credential.
+    ///
+    /// `proofTime` is the time of the agent's signed enrollment statement: a statement no newer than the
+    /// agent's last one is a replay and is refused (``StoreError/conflict(_:)``).
     public func enrollAgent(
-        zoneID: String, publicKey: String, credentialHash: String, hostname: String, os: String, version: String,
-        addresses: [String], now: Int64
+        zoneID: String, publicKey: String, sealKey: String = "", proofTime: Int64 = 0, credentialHash: String, hostname: String, os: String,
+        version: String, addresses: [String], now: Int64
     ) async throws -> String {
         let addressJSON = try Self.encodeJSON(addresses)
         return try await database.transaction { db in
             if let existing = try await db.raw(
-                "SELECT id FROM agents WHERE zone_id = \(bind: zoneID) AND public_key = \(bind: publicKey) AND retired_at IS NULL"
+                "SELECT id, enroll_proof_at FROM agents WHERE zone_id = \(bind: zoneID) AND public_key = \(bind: publicKey) AND retired_at IS NULL"
             ).first() {
                 let id = try existing.decode(column: "id", as: String.self)
+                guard proofTime > (try existing.decode(column: "enroll_proof_at", as: Int64.self)) else {
+                    throw StoreError.conflict("this enrollment statement is not newer than the agent's last one (a replay)")
+                }
                 try await db.raw(
                     """
                     UPDATE agents SET credential_hash = \(bind: credentialHash), hostname = \(bind: hostname), os = \(bind: os),
-                    version = \(bind: version), addresses = \(bind: addressJSON), last_seen_at = \(bind: now) WHERE id = \(bind: id)
+                    version = \(bind: version), addresses = \(bind: addressJSON), last_seen_at = \(bind: now), seal_key = \(bind: sealKey),
+                    enroll_proof_at = \(bind: proofTime) WHERE id = \(bind: id)
                     """
                 ).run()
                 return id
@@ -27,9 +34,10 @@ extension Store {
             let id = Secrets.newID()
             try await db.raw(
                 """
-                INSERT INTO agents (id, zone_id, hostname, os, version, addresses, public_key, credential_hash, enrolled_at, last_seen_at)
+                INSERT INTO agents (id, zone_id, hostname, os, version, addresses, public_key, credential_hash, enrolled_at, last_seen_at,
+                seal_key, enroll_proof_at)
                 VALUES (\(bind: id), \(bind: zoneID), \(bind: hostname), \(bind: os), \(bind: version), \(bind: addressJSON),
-                \(bind: publicKey), \(bind: credentialHash), \(bind: now), \(bind: now))
+                \(bind: publicKey), \(bind: credentialHash), \(bind: now), \(bind: now), \(bind: sealKey), \(bind: proofTime))
                 """
             ).run()
             return id
@@ -79,7 +87,9 @@ extension Store {
             retiredAt: try row.decode(column: "retired_at", as: Int64?.self),
             peerAddress: try row.decode(column: "peer_address", as: String.self),
             managerRoute: try row.decode(column: "manager_route", as: Int64.self) != 0,
-            priority: Int(try row.decode(column: "priority", as: Int64.self)))
+            priority: Int(try row.decode(column: "priority", as: Int64.self)),
+            sealKey: try row.decode(column: "seal_key", as: String.self),
+            clockSkewMillis: try row.decode(column: "clock_skew_ms", as: Int64?.self))
     }
 
     /// Records where an agent's peer API is, and whether it just reached the manager directly.
@@ -93,6 +103,18 @@ extension Store {
             }
             if reachedManager {
                 try await db.raw("UPDATE agents SET manager_route = 1 WHERE id = \(bind: agentID)").run()
+            }
+        }
+    }
+
+    /// Records that the agents a primary hears from were seen.
+    public func touchAgents(ids: [String], zoneID: String, now: Int64) async throws {
+        guard !ids.isEmpty else { return }
+        try await database.read { db in
+            for slice in stride(from: 0, to: ids.count, by: 500).map({ Array(ids[$0..<min($0 + 500, ids.count)]) }) {
+                try await db.raw(
+                    "UPDATE agents SET last_seen_at = \(bind: now) WHERE zone_id = \(bind: zoneID) AND id IN (\(binds: slice))"
+                ).run()
             }
         }
     }

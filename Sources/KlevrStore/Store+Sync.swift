@@ -30,6 +30,23 @@ public struct ReportedResult: Sendable {
     }
 }
 
+/// One agent's report, in storage terms.
+public struct ReportedBatch: Sendable {
+    public var agentID: String
+    public var started: [ReportedStart]
+    public var logs: [ReportedLog]
+    public var results: [ReportedResult]
+    /// The agent's wall clock minus the manager's (ms), when it said.
+    public var clockSkewMillis: Int64?
+    public init(agentID: String, started: [ReportedStart], logs: [ReportedLog], results: [ReportedResult], clockSkewMillis: Int64? = nil) {
+        self.agentID = agentID
+        self.started = started
+        self.logs = logs
+        self.results = results
+        self.clockSkewMillis = clockSkewMillis
+    }
+}
+
 /// The lease a primary claims when it reports: checked and renewed in the same transaction.
 public struct Fence: Sendable {
     public var zoneID: String
@@ -47,144 +64,212 @@ public struct Fence: Sendable {
 extension Store {
     // MARK: - The agent sync exchange
 
-    /// Applies an agent's report in one transaction: starts, log chunks (idempotent by run and seq) and
-    /// results, each checked by ``RunStateMachine``. Items about runs of other agents, or transitions the
-    /// machine refuses, are rejected one by one without affecting the rest.
+    /// Applies an agent's report in one transaction (see ``applyReports(_:now:fence:)``).
     public func applyReport(
         agentID: String, started: [ReportedStart], logs: [ReportedLog], results: [ReportedResult], now: Int64, fence: Fence? = nil
     ) async throws -> ReportOutcome {
+        let outcomes = try await applyReports(
+            [ReportedBatch(agentID: agentID, started: started, logs: logs, results: results)], now: now, fence: fence)
+        return outcomes.first ?? ReportOutcome()
+    }
+
+    /// Applies the reports of one or more agents (a primary's relay of its zone) in one transaction:
+    /// starts, log chunks (idempotent by run and seq) and results, each checked by ``RunStateMachine``.
+    /// Items about runs of other agents, or transitions the machine refuses, are rejected one by one
+    /// without affecting the rest.
+    ///
+    /// Times are the manager's: an agent's reported times are kept only within what the manager saw
+    /// (a start not before the run's dispatch nor after now, a finish not before the start), so that
+    /// created ≤ dispatched ≤ started ≤ finished holds whatever the agents' clocks say.
+    ///
+    /// `alsoSeen` are agents of `zoneID` a primary hears from without a report: they count as seen now.
+    public func applyReports(
+        _ batches: [ReportedBatch], now: Int64, fence: Fence? = nil, alsoSeen: [String] = [], zoneID: String = ""
+    ) async throws -> [ReportOutcome] {
         try await database.transaction { db in
             if let fence {
                 guard try await Self.fenceAndRenew(
                     db, zoneID: fence.zoneID, agentID: fence.primaryID, epoch: fence.epoch, now: now, duration: fence.leaseDuration)
                 else { throw StoreError.staleEpoch("epoch \(fence.epoch) is not the zone's current lease; step down") }
             }
-            var outcome = ReportOutcome()
-            try await db.raw("UPDATE agents SET last_seen_at = \(bind: now) WHERE id = \(bind: agentID)").run()
-            var owned: [String: RunStatus] = [:]
-            func status(of runID: String) async throws -> RunStatus? {
-                if let known = owned[runID] { return known }
-                guard
-                    let row = try await db.raw("SELECT status, agent_id FROM runs WHERE id = \(bind: runID)").first(),
-                    try row.decode(column: "agent_id", as: String.self) == agentID,
-                    let status = RunStatus(rawValue: try row.decode(column: "status", as: String.self))
-                else { return nil }
-                owned[runID] = status
-                return status
-            }
-            for start in started {
-                guard let current = try await status(of: start.runID) else {
-                    outcome.rejected[start.runID] = "no run \(start.runID) for this agent"
-                    continue
-                }
-                do {
-                    if case .transition(let next) = try RunStateMachine.apply(.start, to: current) {
-                        try await db.raw(
-                            "UPDATE runs SET status = \(bind: next.rawValue), started_at = \(bind: start.at) WHERE id = \(bind: start.runID)"
-                        ).run()
-                        owned[start.runID] = next
-                        outcome.changedRuns.append(start.runID)
-                    }
-                    outcome.startedAcked.append(start.runID)
-                } catch let error as RunTransitionError {
-                    outcome.rejected[start.runID] = error.description
-                }
-            }
-            for chunk in logs {
-                guard try await status(of: chunk.runID) != nil else {
-                    outcome.rejected[chunk.runID] = "no run \(chunk.runID) for this agent"
-                    continue
-                }
+            for slice in stride(from: 0, to: alsoSeen.count, by: 500).map({ Array(alsoSeen[$0..<min($0 + 500, alsoSeen.count)]) }) {
                 try await db.raw(
-                    """
-                    INSERT INTO run_logs (run_id, seq, stream, data, at)
-                    VALUES (\(bind: chunk.runID), \(bind: chunk.seq), \(bind: chunk.stream), \(bind: chunk.data), \(bind: chunk.at))
-                    ON CONFLICT (run_id, seq) DO NOTHING
-                    """
+                    "UPDATE agents SET last_seen_at = \(bind: now) WHERE zone_id = \(bind: zoneID) AND id IN (\(binds: slice))"
                 ).run()
-                outcome.logsAcked[chunk.runID] = max(outcome.logsAcked[chunk.runID] ?? 0, chunk.seq)
             }
-            for result in results {
-                guard let current = try await status(of: result.runID) else {
-                    outcome.rejected[result.runID] = "no run \(result.runID) for this agent"
-                    continue
-                }
-                do {
-                    if case .transition(let next) = try RunStateMachine.apply(.finish(result.outcome), to: current) {
-                        try await db.raw(
-                            """
-                            UPDATE runs SET status = \(bind: next.rawValue), exit_code = \(bind: result.exitCode.map(Int64.init)),
-                            reason = \(bind: result.reason), result = \(bind: result.result), finished_at = \(bind: result.finishedAt),
-                            started_at = COALESCE(started_at, \(bind: result.finishedAt))
-                            WHERE id = \(bind: result.runID)
-                            """
-                        ).run()
-                        owned[result.runID] = next
-                        outcome.changedRuns.append(result.runID)
-                    }
-                    outcome.resultsAcked.append(result.runID)
-                } catch let error as RunTransitionError {
-                    outcome.rejected[result.runID] = error.description
-                }
+            var outcomes: [ReportOutcome] = []
+            for batch in batches {
+                outcomes.append(try await Self.apply(batch, db: db, now: now))
             }
-            return outcome
+            return outcomes
         }
     }
 
-    /// Runs to hand to an agent now, and runs it must stop.
+    private struct OwnedRun {
+        var status: RunStatus
+        var floor: Int64
+        var startedAt: Int64?
+    }
+
+    private static func apply(_ batch: ReportedBatch, db: any SQLDatabase, now: Int64) async throws -> ReportOutcome {
+        let agentID = batch.agentID
+        var outcome = ReportOutcome()
+        if let skew = batch.clockSkewMillis {
+            try await db.raw("UPDATE agents SET last_seen_at = \(bind: now), clock_skew_ms = \(bind: skew) WHERE id = \(bind: agentID)").run()
+        } else {
+            try await db.raw("UPDATE agents SET last_seen_at = \(bind: now) WHERE id = \(bind: agentID)").run()
+        }
+        if batch.started.isEmpty && batch.logs.isEmpty && batch.results.isEmpty { return outcome }
+        var owned: [String: OwnedRun] = [:]
+        func run(_ runID: String) async throws -> OwnedRun? {
+            if let known = owned[runID] { return known }
+            guard
+                let row = try await db.raw(
+                    "SELECT status, agent_id, created_at, dispatched_at, started_at FROM runs WHERE id = \(bind: runID)"
+                ).first(),
+                try row.decode(column: "agent_id", as: String.self) == agentID,
+                let status = RunStatus(rawValue: try row.decode(column: "status", as: String.self))
+            else { return nil }
+            let created = try row.decode(column: "created_at", as: Int64.self)
+            let dispatched = try row.decode(column: "dispatched_at", as: Int64?.self)
+            let known = OwnedRun(status: status, floor: max(created, dispatched ?? created), startedAt: try row.decode(column: "started_at", as: Int64?.self))
+            owned[runID] = known
+            return known
+        }
+        for start in batch.started {
+            guard let current = try await run(start.runID) else {
+                outcome.rejected[start.runID] = "no run \(start.runID) for this agent"
+                continue
+            }
+            do {
+                if case .transition(let next) = try RunStateMachine.apply(.start, to: current.status) {
+                    let at = min(max(start.at, current.floor), now)
+                    try await db.raw(
+                        "UPDATE runs SET status = \(bind: next.rawValue), started_at = \(bind: at) WHERE id = \(bind: start.runID)"
+                    ).run()
+                    owned[start.runID] = OwnedRun(status: next, floor: current.floor, startedAt: at)
+                    outcome.changedRuns.append(start.runID)
+                }
+                outcome.startedAcked.append(start.runID)
+            } catch let error as RunTransitionError {
+                outcome.rejected[start.runID] = error.description
+            }
+        }
+        for chunk in batch.logs {
+            guard let current = try await run(chunk.runID) else {
+                outcome.rejected[chunk.runID] = "no run \(chunk.runID) for this agent"
+                continue
+            }
+            let at = min(max(chunk.at, current.startedAt ?? current.floor), now)
+            try await db.raw(
+                """
+                INSERT INTO run_logs (run_id, seq, stream, data, at)
+                VALUES (\(bind: chunk.runID), \(bind: chunk.seq), \(bind: chunk.stream), \(bind: chunk.data), \(bind: at))
+                ON CONFLICT (run_id, seq) DO NOTHING
+                """
+            ).run()
+            outcome.logsAcked[chunk.runID] = max(outcome.logsAcked[chunk.runID] ?? 0, chunk.seq)
+        }
+        for result in batch.results {
+            guard let current = try await run(result.runID) else {
+                outcome.rejected[result.runID] = "no run \(result.runID) for this agent"
+                continue
+            }
+            do {
+                if case .transition(let next) = try RunStateMachine.apply(.finish(result.outcome), to: current.status) {
+                    let started = current.startedAt ?? min(max(result.finishedAt, current.floor), now)
+                    let finished = min(max(result.finishedAt, started), now)
+                    try await db.raw(
+                        """
+                        UPDATE runs SET status = \(bind: next.rawValue), exit_code = \(bind: result.exitCode.map(Int64.init)),
+                        reason = \(bind: result.reason), result = \(bind: result.result), finished_at = \(bind: finished),
+                        started_at = \(bind: started)
+                        WHERE id = \(bind: result.runID)
+                        """
+                    ).run()
+                    owned[result.runID] = OwnedRun(status: next, floor: current.floor, startedAt: started)
+                    outcome.changedRuns.append(result.runID)
+                }
+                outcome.resultsAcked.append(result.runID)
+            } catch let error as RunTransitionError {
+                outcome.rejected[result.runID] = error.description
+            }
+        }
+        return outcome
+    }
+
+    /// Runs to hand to an agent now, and runs it must stop (see ``takeWork(agentIDs:now:redeliverAfter:limit:)``).
+    public func takeWork(agentID: String, now: Int64, redeliverAfter: Int64, limit: Int = 100) async throws
+        -> (runs: [PendingRun], cancels: [String])
+    {
+        let work = try await takeWork(agentIDs: [agentID], now: now, redeliverAfter: redeliverAfter, limit: limit)
+        return (work.runs, work.cancels.map(\.runID))
+    }
+
+    /// Runs to hand to a set of agents now (a primary's whole zone in one transaction and a bounded number
+    /// of statements), and runs they must stop.
     ///
     /// Queued runs become `dispatched`. A dispatched run whose start the agent has not reported within
     /// `redeliverAfter` ms is handed out again (delivery is at least once; the agent never executes a run
     /// twice). Cancel orders are repeated on the same schedule until the agent reports the run's end.
-    public func takeWork(agentID: String, now: Int64, redeliverAfter: Int64, limit: Int = 100) async throws
-        -> (runs: [PendingRun], cancels: [String])
+    public func takeWork(agentIDs: [String], now: Int64, redeliverAfter: Int64, limit: Int = 2_000) async throws
+        -> (runs: [PendingRun], cancels: [(agentID: String, runID: String)])
     {
-        try await database.transaction { db in
-            let rows = try await db.raw(
-                SQLQueryString(Self.runSelect)
-                    + """
-                     WHERE r.agent_id = \(bind: agentID) AND r.cancel_requested = 0
-                    AND (r.status = 'queued' OR (r.status = 'dispatched' AND r.dispatched_at < \(bind: now - redeliverAfter)))
-                    ORDER BY r.created_at, r.id LIMIT \(bind: Int64(limit))
-                    """
-            ).all().map(Self.run(from:))
-            var pending: [PendingRun] = []
-            var tasks: [String: TaskRecord] = [:]
-            for run in rows {
-                let task: TaskRecord
-                if let known = tasks[run.taskID] {
-                    task = known
-                } else {
-                    guard let loaded = try await db.raw(SQLQueryString(Self.taskSelect) + " WHERE t.id = \(bind: run.taskID)").first().map(Self.task(from:))
-                    else { continue }
-                    tasks[run.taskID] = loaded
-                    task = loaded
-                }
-                guard case .transition = (try? RunStateMachine.apply(.dispatch, to: run.status)) ?? .duplicate else {
-                    // A dispatched run being re-sent: refresh its delivery time only.
-                    try await db.raw("UPDATE runs SET dispatched_at = \(bind: now) WHERE id = \(bind: run.id)").run()
-                    pending.append(PendingRun(run: run, task: task))
-                    continue
-                }
-                try await db.raw(
-                    "UPDATE runs SET status = 'dispatched', dispatched_at = \(bind: now) WHERE id = \(bind: run.id) AND status = 'queued'"
-                ).run()
-                var dispatched = run
-                dispatched.status = .dispatched
-                dispatched.dispatchedAt = now
-                pending.append(PendingRun(run: dispatched, task: task))
+        guard !agentIDs.isEmpty else { return ([], []) }
+        let slices = stride(from: 0, to: agentIDs.count, by: 500).map { Array(agentIDs[$0..<min($0 + 500, agentIDs.count)]) }
+        return try await database.transaction { db in
+            var rows: [RunRecord] = []
+            for slice in slices where rows.count < limit {
+                rows += try await db.raw(
+                    SQLQueryString(Self.runSelect)
+                        + """
+                         WHERE r.agent_id IN (\(binds: slice)) AND r.cancel_requested = 0
+                        AND (r.status = 'queued' OR (r.status = 'dispatched' AND r.dispatched_at < \(bind: now - redeliverAfter)))
+                        ORDER BY r.created_at, r.id LIMIT \(bind: Int64(limit - rows.count))
+                        """
+                ).all().map(Self.run(from:))
             }
-            let cancelRows = try await db.raw(
-                """
-                SELECT id FROM runs WHERE agent_id = \(bind: agentID) AND cancel_requested = 1
-                AND status IN ('dispatched', 'running') AND (cancel_sent_at IS NULL OR cancel_sent_at < \(bind: now - redeliverAfter))
-                """
-            ).all()
-            var cancels: [String] = []
-            for row in cancelRows {
-                let id = try row.decode(column: "id", as: String.self)
-                try await db.raw("UPDATE runs SET cancel_sent_at = \(bind: now) WHERE id = \(bind: id)").run()
-                cancels.append(id)
+            var tasks: [String: TaskRecord] = [:]
+            let taskIDs = Array(Set(rows.map(\.taskID)))
+            for slice in stride(from: 0, to: taskIDs.count, by: 500).map({ Array(taskIDs[$0..<min($0 + 500, taskIDs.count)]) }) {
+                for task in try await db.raw(SQLQueryString(Self.taskSelect) + " WHERE t.id IN (\(binds: slice))").all().map(Self.task(from:)) {
+                    tasks[task.id] = task
+                }
+            }
+            var pending: [PendingRun] = []
+            var touched: [String] = []
+            for run in rows {
+                guard let task = tasks[run.taskID] else { continue }
+                var handed = run
+                if case .transition = (try? RunStateMachine.apply(.dispatch, to: run.status)) ?? .duplicate {
+                    handed.status = .dispatched
+                }
+                // A re-sent run only gets its delivery time refreshed.
+                handed.dispatchedAt = now
+                touched.append(run.id)
+                pending.append(PendingRun(run: handed, task: task))
+            }
+            for slice in stride(from: 0, to: touched.count, by: 500).map({ Array(touched[$0..<min($0 + 500, touched.count)]) }) {
+                try await db.raw(
+                    """
+                    UPDATE runs SET status = 'dispatched', dispatched_at = \(bind: now)
+                    WHERE id IN (\(binds: slice)) AND status IN ('queued', 'dispatched')
+                    """
+                ).run()
+            }
+            var cancels: [(agentID: String, runID: String)] = []
+            for slice in slices {
+                let cancelRows = try await db.raw(
+                    """
+                    SELECT id, agent_id FROM runs WHERE agent_id IN (\(binds: slice)) AND cancel_requested = 1
+                    AND status IN ('dispatched', 'running') AND (cancel_sent_at IS NULL OR cancel_sent_at < \(bind: now - redeliverAfter))
+                    """
+                ).all()
+                let found = try cancelRows.map { (agentID: try $0.decode(column: "agent_id", as: String.self), runID: try $0.decode(column: "id", as: String.self)) }
+                if !found.isEmpty {
+                    try await db.raw("UPDATE runs SET cancel_sent_at = \(bind: now) WHERE id IN (\(binds: found.map(\.runID)))").run()
+                }
+                cancels += found
             }
             return (pending, cancels)
         }

@@ -23,7 +23,11 @@ struct AgentCommand: AsyncParsableCommand {
         @Option(help: "Zone to join.") var zone: String
         @Option(help: "Enrollment key, needed on first start only (prefer the KLEVR_ENROLL_KEY environment variable).")
         var enrollKey: String?
-        @Option(help: "Directory for the agent's identity, outbox and run directories.") var stateDir = "/var/lib/klevr-agent"
+        @Option(help: "Directory for the agent's identity and outbox.") var stateDir = "/var/lib/klevr-agent"
+        @Option(help: "Directory runs execute in, outside the state directory and holding nothing else (default: a directory of this agent under the system's temporary directory).")
+        var workDir: String?
+        @Option(help: "Run scripts as this user (the agent must run as root).") var runAs: String?
+        @Option(help: "How many runs execute at once; more wait their turn.") var maxRuns = AgentConfig.defaultMaxRuns
         @Option(help: "Log level.") var logLevel = "info"
 
         func run() async throws {
@@ -33,12 +37,24 @@ struct AgentCommand: AsyncParsableCommand {
             }
             guard manager != nil || !peers.isEmpty else { throw ValidationError("give --manager URL, or --peer HOST:PORT for an agent without a manager route") }
             guard (-1000...1000).contains(priority) else { throw ValidationError("--priority must be from -1000 to 1000") }
+            guard maxRuns >= 1 else { throw ValidationError("--max-runs must be at least 1") }
+            if let runAs {
+                do {
+                    _ = try ScriptUser.lookup(runAs)
+                } catch {
+                    throw ValidationError(error.description)
+                }
+            }
+            let work = workDir ?? AgentConfig.defaultWorkDir(stateDir: stateDir, temporaryDirectory: FileManager.default.temporaryDirectory.path)
+            guard !Self.overlaps(work, stateDir) else {
+                throw ValidationError("--work-dir must be outside --state-dir (and not contain it): scripts must not reach the agent's files")
+            }
             let (host, port) = try parseListen(listen)
             for peer in peers { _ = try parseListen(peer) }
             let key = enrollKey ?? ProcessInfo.processInfo.environment["KLEVR_ENROLL_KEY"]
             let config = AgentConfig(
                 managerURL: manager, zone: zone, enrollKey: key, stateDir: stateDir, listenHost: host, listenPort: port, advertise: advertise,
-                peers: peers, priority: priority)
+                peers: peers, priority: priority, workDir: work, runAs: runAs, maxRuns: maxRuns)
             let logger = Logger(label: "klevr.agent")
             let group = ServiceGroup(
                 configuration: .init(services: [.init(service: AgentService(config: config, logger: logger))],
@@ -48,6 +64,13 @@ struct AgentCommand: AsyncParsableCommand {
             } catch let refused as AgentService.EnrollmentRefused {
                 throw CLIError(refused.description)
             }
+        }
+
+        /// Whether one directory is the other or lies inside it.
+        static func overlaps(_ first: String, _ second: String) -> Bool {
+            let a = URL(fileURLWithPath: first).standardizedFileURL.resolvingSymlinksInPath().path
+            let b = URL(fileURLWithPath: second).standardizedFileURL.resolvingSymlinksInPath().path
+            return a == b || a.hasPrefix(b.hasSuffix("/") ? b : b + "/") || b.hasPrefix(a.hasSuffix("/") ? a : a + "/")
         }
     }
 

@@ -1,3 +1,4 @@
+import Crypto
 import ArgumentParser
 import AsyncHTTPClient
 import Foundation
@@ -47,13 +48,12 @@ struct DispatchBench: AsyncParsableCommand {
         var identities: [EnrollResponse] = []
         let anonymous = JSONClient(baseURL: base, http: http)
         for index in 0..<agents {
-            let publicKey = Data((0..<32).map { _ in UInt8.random(in: 0...255) }).base64EncodedString()
             identities.append(
                 try await anonymous.send(
                     .POST, "/api/v1/agent/enroll",
-                    body: EnrollRequest(
-                        zone: "bench", enrollKey: key, publicKey: publicKey,
-                        facts: HostFacts(hostname: "sim-\(index)", os: "simulated", version: "bench", addresses: [])),
+                    body: EnrollRequest.proving(
+                        zone: "bench", enrollKey: key, key: .init(), sealKey: Curve25519.KeyAgreement.PrivateKey().publicKey,
+                        facts: HostFacts(hostname: "sim-\(index)", os: "simulated", version: "bench", addresses: []), time: Clock.nowMillis()),
                     as: EnrollResponse.self))
         }
         let received = ReceiptBook()

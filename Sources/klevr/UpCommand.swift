@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import Hummingbird
+import Crypto
+import KlevrAPI
 import KlevrCore
 import KlevrManager
 import KlevrStore
@@ -56,7 +58,7 @@ struct UpCommand: AsyncParsableCommand {
         }
         // A short-lived key for agents that are not enrolled yet; it reaches them through the environment,
         // never the command line.
-        let enrollKey = Secrets.generate(.enrollKey)
+        let enrollKey = Secrets.generate(.enrollKey) + "." + Keys.pin(of: manager.config.signingKey.publicKey)
         _ = try await manager.store.createEnrollKey(
             zoneName: "local", keyHash: Secrets.hash(enrollKey), prefix: String(enrollKey.prefix(10)), now: now, expiresAt: now + 10 * 60 * 1000)
 

@@ -32,8 +32,8 @@ import Testing
     @Test func aSignedRunForThisAgentIsAdmittedOnce() async throws {
         let (intake, outbox) = try intake()
         let run = try envelope()
-        #expect(try await intake.admit(run, logger: logger))
-        #expect(try await !intake.admit(run, logger: logger))
+        #expect(try await intake.admit(run, logger: logger) != nil)
+        #expect(try await intake.admit(run, logger: logger) == nil)
         #expect(await outbox.report(agentID: agentID).results.isEmpty)
     }
 
@@ -42,13 +42,13 @@ import Testing
         let genuine = try envelope()
         var run = genuine
         run.steps[0].script = "rm -rf /"
-        #expect(try await !intake.admit(run, logger: logger))
+        #expect(try await intake.admit(run, logger: logger) == nil)
         let result = try #require(await outbox.report(agentID: agentID).results.first)
         #expect(result.runId == run.runId)
         #expect(result.outcome == .failed)
         #expect(result.reason?.contains("signature") == true)
         // The genuine envelope arriving later does not start it either: the run was decided.
-        #expect(try await !intake.admit(genuine, logger: logger))
+        #expect(try await intake.admit(genuine, logger: logger) == nil)
     }
 
     @Test func aRunSignedByAnotherKeyIsRefused() async throws {
@@ -58,17 +58,17 @@ import Testing
             runId: Secrets.newID(), taskId: Secrets.newID(), agentId: agentID, zone: "z", steps: [StepSpec(script: "id")], params: [:],
             timeoutSeconds: 60, issuedAt: now, expiresAt: now + 60_000
         ).signed(with: Curve25519.Signing.PrivateKey())
-        #expect(try await !intake.admit(forged, logger: logger))
+        #expect(try await intake.admit(forged, logger: logger) == nil)
         #expect(await outbox.report(agentID: agentID).results.first?.reason?.contains("signature") == true)
     }
 
     @Test func expiredAndMisaddressedRunsAreRefused() async throws {
         let (intake, outbox) = try intake()
         let expired = try envelope(expiresIn: -1)
-        #expect(try await !intake.admit(expired, logger: logger))
+        #expect(try await intake.admit(expired, logger: logger) == nil)
         #expect(await outbox.report(agentID: agentID).results.first?.reason?.contains("expired") == true)
         let other = try envelope(for: Secrets.newID())
-        #expect(try await !intake.admit(other, logger: logger))
+        #expect(try await intake.admit(other, logger: logger) == nil)
         #expect(await outbox.report(agentID: agentID).results.count == 1, "a run for another agent is not reported by this one")
     }
 }

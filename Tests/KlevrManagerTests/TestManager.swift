@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -124,11 +125,12 @@ extension TestClientProtocol {
     }
 
     /// Enrolls an agent with a fresh public key.
-    func enroll(zone: String, key: String) async throws -> EnrollResponse {
-        let publicKey = Data((0..<32).map { _ in UInt8.random(in: 0...255) }).base64EncodedString()
-        return try await decode(
+    func enroll(zone: String, key: String, signingKey: Curve25519.Signing.PrivateKey = .init()) async throws -> EnrollResponse {
+        try await decode(
             EnrollResponse.self, .post, "/api/v1/agent/enroll", token: nil,
-            body: EnrollRequest(zone: zone, enrollKey: key, publicKey: publicKey, facts: HostFacts(hostname: "h", os: "linux", version: "t", addresses: [])),
+            body: try EnrollRequest.proving(
+                zone: zone, enrollKey: key, key: signingKey, sealKey: Curve25519.KeyAgreement.PrivateKey().publicKey,
+                facts: HostFacts(hostname: "h", os: "linux", version: "t", addresses: []), time: Clock.nowMillis()),
             expect: .created)
     }
 }

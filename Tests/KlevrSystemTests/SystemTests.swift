@@ -57,7 +57,7 @@ struct SystemTests {
 
         // No secret in any process's log (agents and manager log at debug level here).
         let credentials = try ["a", "b", "c"].compactMap { try AgentIdentity.load(stateDir: cluster.directory + "/agents/" + $0) }
-        let secrets = [cluster.enrollKey, cluster.token, Cluster.password] + credentials.flatMap { [$0.credential, $0.zonePeerSecret, $0.privateKey] }
+        let secrets = [cluster.enrollKey, cluster.token, Cluster.password] + credentials.flatMap { [$0.credential, $0.privateKey, $0.sealPrivateKey ?? ""] }
         let logs = (cluster.agents.values.map(\.log) + [cluster.manager?.log ?? ""]).joined(separator: "\n")
         #expect(!logs.isEmpty)
         for secret in secrets where !secret.isEmpty {

@@ -1,4 +1,6 @@
 import AsyncHTTPClient
+import Crypto
+import NIOFoundationCompat
 import Foundation
 import KlevrAPI
 import KlevrAgent
@@ -156,26 +158,28 @@ struct ZoneElectionSystemTests {
         await #expect(throws: JSONClient.Failure.self) {
             _ = try await outsider.send(.POST, "/peer/v1/sync", body: SyncRequest(wait: false, reports: [report]), as: SyncResponse.self)
         }
-        await #expect(throws: JSONClient.Failure.self) { _ = try await outsider.send(.GET, "/peer/v1/whois", as: PeerWhois.self) }
-        // A forged signature with a guessed secret is refused too.
-        let forger = JSONClient(baseURL: "http://127.0.0.1:\(port)", peerSigner: .init(agentID: report.agentId, secret: Secrets.randomToken(bytes: 32)))
-        do {
-            _ = try await forger.send(.POST, "/peer/v1/sync", body: SyncRequest(wait: false, reports: [report]), as: SyncResponse.self)
-            Issue.record("a forged peer request was accepted")
-        } catch let failure as JSONClient.Failure {
-            #expect(failure.status == 401)
-        }
-        // Joining through a member needs a valid enrollment key.
-        let join = EnrollRequest(
-            zone: "z", enrollKey: "kle_guess", publicKey: Data(repeating: 1, count: 32).base64EncodedString(),
-            facts: HostFacts(hostname: "intruder", os: "x", version: "1", addresses: []))
-        do {
-            _ = try await outsider.send(.POST, "/peer/v1/enroll", body: join, as: EnrollResponse.self)
-            Issue.record("an enrollment with a wrong key was accepted")
-        } catch let failure as JSONClient.Failure {
-            #expect(failure.status == 401)
-        }
+        // A stamp signed with a key the zone does not know is refused.
+        let stranger = Curve25519.Signing.PrivateKey()
+        let body = try JSONEncoder().encode(SyncRequest(wait: false, reports: [report]))
+        let stamp = try PeerStamp.sign(
+            method: "POST", path: "/peer/v1/sync", body: body, sender: report.agentId, zone: Secrets.newID(), time: Clock.nowMillis(), key: stranger)
+        let forged = try await Self.post(port: port, path: "/peer/v1/sync", body: body, headers: [(PeerStamp.header, stamp.headerValue)])
+        #expect(forged.status == 401)
+        // Joining through a member needs a sealed enrollment the manager accepts.
+        let join = try await Self.post(port: port, path: "/peer/v1/enroll", body: Data(#"{"zone":"z","enrollKey":"kle_guess"}"#.utf8), headers: [])
+        #expect(join.status == 400)
         let agents = try await cluster.client.send(.GET, "/api/v1/agents", as: Page<AgentView>.self)
         #expect(agents.items.count == 3)
+    }
+
+    /// A raw POST to a peer port.
+    static func post(port: Int, path: String, body: Data, headers: [(String, String)]) async throws -> (status: Int, body: Data) {
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")
+        request.method = .POST
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        request.body = .bytes(ByteBuffer(bytes: body))
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+        var buffer = try await response.body.collect(upTo: 1 << 20)
+        return (Int(response.status.code), buffer.readData(length: buffer.readableBytes) ?? Data())
     }
 }

@@ -17,6 +17,11 @@ struct ElectionLoop: Sendable {
     func run() async {
         var lastSearch: Int64 = 0
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            // A member that is not among the first successors counts an open long poll on its primary as
+            // hearing it (a dead primary's connection closes); the successors rely on answers only.
+            if link.heldPolls.withLock({ $0 > 0 }), await !link.zone.isWatcher, case .follower(let primary?, let epoch) = await link.zone.role {
+                _ = await link.zone.heard(primary: primary, epoch: epoch, address: nil)
+            }
             let action = await link.zone.handle(.tick(now: Clock.nowMillis()))
             if action == .findPrimary {
                 // Searching costs requests to every member: at most twice a second.
@@ -43,6 +48,7 @@ struct ElectionLoop: Sendable {
                 let answer = try await manager.send(
                     .POST, "/api/v1/agent/lease", body: LeaseRequest(knownEpoch: epoch, peerAddress: peerAddress, priority: priority), as: LeaseResponse.self,
                     timeout: .seconds(2))
+                if let time = answer.managerTime { link.clock.observe(time) }
                 let next: ElectionStateMachine.Action
                 if answer.granted {
                     // The lease is counted from when we asked, on our own clock: never longer than the manager's.
@@ -60,22 +66,35 @@ struct ElectionLoop: Sendable {
             logger.notice("this agent is now the zone's primary", metadata: ["epoch": "\(epoch)"])
         case .stepDown(let epoch):
             logger.warning("stepping down as primary", metadata: ["epoch": "\(epoch)"])
+            await link.queues.wakeAll()
         case .follow(let primary, let epoch):
             logger.info("following the zone's primary", metadata: ["primary": "\(primary)", "epoch": "\(epoch)"])
         case .findPrimary:
             for address in await link.zone.candidatesToAsk() {
-                guard let answer = try? await link.peerClient(address).send(.GET, "/peer/v1/whois", as: PeerWhois.self, timeout: .seconds(1)) else {
-                    continue
-                }
-                if answer.role == "primary" {
-                    await perform(await link.zone.heard(primary: answer.agentId, epoch: answer.epoch, address: address))
-                    return
-                }
-                if let primary = answer.primary, primary != link.identity.agentId, let primaryAddress = answer.primaryAddress {
-                    await perform(await link.zone.heard(primary: primary, epoch: answer.epoch, address: primaryAddress))
+                if let (primary, epoch, primaryAddress) = await ask(address) {
+                    await perform(await link.zone.heard(primary: primary, epoch: epoch, address: primaryAddress))
                     return
                 }
             }
         }
+    }
+
+    /// Asks the member at `address` whom it follows. Only a signed answer counts, and only the primary
+    /// and epoch of the manager-signed membership it carries (or the one this agent holds): a fake peer
+    /// cannot make this agent follow anyone.
+    func ask(_ address: String) async -> (primary: String, epoch: Int64, address: String)? {
+        let zone = link.zone
+        guard let answer = try? await link.whois(address) else { return nil }
+        let whois = answer.value
+        guard whois.agentId == answer.signer else { return nil }
+        guard let list = await zone.membership, list.primary != link.identity.agentId, let primary = list.member(list.primary) else { return nil }
+        if whois.role == "primary" && whois.agentId == list.primary {
+            if let time = whois.managerTime { link.clock.observe(time) }
+            return (list.primary, list.epoch, address)
+        }
+        if whois.primary == list.primary {
+            return (list.primary, list.epoch, primary.peerAddress.isEmpty ? (whois.primaryAddress ?? "") : primary.peerAddress)
+        }
+        return nil
     }
 }

@@ -1,32 +1,44 @@
 import AsyncHTTPClient
+import Crypto
 import Foundation
 import KlevrAPI
 import KlevrCore
 import Logging
 import NIOCore
 import NIOHTTP1
+import Synchronization
 
 /// The agent's line to the manager: directly when it is the zone's primary (under its lease epoch),
 /// through the primary's peer API otherwise. Every answer's work is routed here: this agent's runs and
 /// cancels to its own executor, the other members' (on a primary) to their queues.
+///
+/// Through a primary, this agent's reports travel signed by this agent (the manager verifies them), its
+/// acknowledgements come back signed by the manager, its cancels are checked against the manager's
+/// signature, and the primary's answers must be signed by the primary the manager's membership names.
 struct ZoneLink: Sendable {
     struct NoUpstream: Error, CustomStringConvertible {
         var description: String { "no primary known yet" }
     }
 
     let identity: AgentIdentity
+    let keys: AgentIdentity.Keys
     let zone: ZoneState
+    let clock: ManagerClock
     let managerClient: JSONClient?
     let http: HTTPClient
     let queues: MemberQueues
     let logger: Logger
     let ownRuns: @Sendable ([RunEnvelope]) async -> Void
     let ownCancels: @Sendable ([String]) async -> Void
+    /// When this agent last sent an empty report through a primary (it refreshes its clock skew).
+    let lastHeartbeat = Locked<ContinuousClock.Instant?>(nil)
+    /// How many polls this agent holds open on its primary now.
+    let heldPolls = Locked(0)
 
-    var signer: JSONClient.PeerSigner { .init(agentID: identity.agentId, secret: identity.zonePeerSecret) }
+    var zoneID: String { zone.zoneID }
 
-    func peerClient(_ address: String) -> JSONClient {
-        JSONClient(baseURL: "http://\(address)", http: http, peerSigner: signer)
+    func peerClient(_ address: String) -> PeerClient {
+        PeerClient(address: address, http: http, agentID: identity.agentId, zoneID: zone.zoneID, key: keys.signing, clock: clock)
     }
 
     /// One sync through the current upstream.
@@ -36,6 +48,12 @@ struct ZoneLink: Sendable {
             guard let managerClient else { throw NoUpstream() }
             var fenced = request
             fenced.epoch = epoch
+            fenced.liveMembers = await queues.liveMembers()
+            fenced.membershipDigest = await zone.membershipDigest
+            if var own = fenced.reports.first {
+                own.clockSkewMillis = clock.skewMillis
+                fenced.reports = [own]
+            }
             let answer: SyncResponse
             do {
                 answer = try await managerClient.send(.POST, "/api/v1/agent/sync", body: fenced, as: SyncResponse.self, timeout: timeout)
@@ -43,46 +61,138 @@ struct ZoneLink: Sendable {
                 // Our epoch is stale: another agent took over. Step down; nothing we sent was applied.
                 let action = await zone.handle(.fenced(now: Clock.nowMillis()))
                 logger.warning("the manager fenced this primary; stepping down", metadata: ["epoch": "\(epoch)", "action": "\(action)"])
+                await queues.wakeAll()
                 throw failure
             }
-            if let membership = answer.membership { await zone.update(membership) }
-            await route(answer)
-            return answer
-        case .peer(let address):
-            let answer: SyncResponse
-            do {
-                // The primary answers a poll within about a second (plus its relay to the manager): a short
-                // deadline notices a dead or switched primary soon.
-                answer = try await peerClient(address).send(
-                    .POST, "/peer/v1/sync", body: request, as: SyncResponse.self, timeout: min(timeout, .seconds(12)))
-            } catch let failure as JSONClient.Failure where failure.status == 409 {
-                if let hint = try? JSONDecoder().decode(PeerWhois.self, from: Data(failure.body.utf8)), let primary = hint.primary,
-                    primary != identity.agentId
-                {
-                    _ = await zone.heard(primary: primary, epoch: hint.epoch, address: hint.primaryAddress)
-                }
-                throw failure
-            }
-            if let membership = answer.membership {
-                await zone.update(membership)
-                _ = await zone.heard(primary: membership.primary, epoch: membership.epoch, address: address)
+            if let time = answer.managerTime { clock.observe(time) }
+            if let blob = answer.signedMembership, let list = await zone.update(blob) {
+                await queues.keepOnly(Set(list.members.map(\.agentId)))
+                await queues.wakeAll()
             }
             await route(answer)
             return answer
+        case .peer(let address, let primary):
+            return try await syncThroughPeer(request, address: address, primary: primary, timeout: timeout)
         case .none:
             throw NoUpstream()
         }
     }
 
-    /// Hands this agent's runs and cancels to it, and the others' to their queues.
+    /// A sync through the primary at `address`.
+    private func syncThroughPeer(_ request: SyncRequest, address: String, primary: String, timeout: TimeAmount) async throws -> SyncResponse {
+        if await zone.key(of: primary) == nil {
+            // The primary is not in the membership held (none yet, or older): ask it for the manager's.
+            _ = try? await whois(address)
+        }
+        guard let primaryKey = await zone.key(of: primary) else { throw NoUpstream() }
+        var outgoing = SyncRequest(wait: request.wait, reports: [], membershipDigest: await zone.membershipDigest)
+        if var report = request.reports.first {
+            if report.isEmpty && !request.wait {
+                // The held poll tells the primary this agent lives; an empty report only refreshes the
+                // clock skew the manager shows, once a minute.
+                let due = lastHeartbeat.withLock { last in
+                    guard let last, ContinuousClock.now - last < .seconds(60) else {
+                        last = .now
+                        return true
+                    }
+                    return false
+                }
+                if !due { return SyncResponse(acks: SyncAcks(), runs: [], cancels: [], heartbeatSeconds: identity.heartbeatSeconds) }
+            }
+            report.clockSkewMillis = clock.skewMillis
+            outgoing.relayed = [try SignedBlob.sign(report, domain: SignedBlob.Domain.report, signer: identity.agentId, key: keys.signing)]
+        }
+        if request.wait {
+            outgoing.holdMillis = await zone.isWatcher ? 1_000 : 20_000
+        }
+        let body = try JSONEncoder().encode(outgoing)
+        if request.wait { heldPolls.withLock { $0 += 1 } }
+        defer { if request.wait { heldPolls.withLock { $0 -= 1 } } }
+        let answer = try await peerClient(address).exchange(
+            .POST, "/peer/v1/sync", body: body, timeout: min(timeout, .seconds(Int64(outgoing.holdMillis.map { $0 / 1000 + 10 } ?? 12))),
+            keyOf: { signer, _ in signer == primary ? primaryKey : nil })
+        guard answer.status == 200 else {
+            if answer.status == 409, let hint = try? JSONDecoder().decode(PeerWhois.self, from: answer.body) {
+                // It no longer leads: follow whom the manager's membership it holds names.
+                if let time = hint.managerTime { clock.observe(time) }
+                if let blob = hint.signedMembership, let list = await zone.update(blob), list.primary != identity.agentId {
+                    _ = await zone.heard(primary: list.primary, epoch: list.epoch, address: list.member(list.primary)?.peerAddress)
+                }
+            }
+            throw PeerClient.Failure.status(answer.status, answer.body)
+        }
+        let response = try JSONDecoder().decode(SyncResponse.self, from: answer.body)
+        if let time = response.managerTime { clock.observe(time) }
+        var epoch = await zone.membership?.epoch ?? 0
+        if let blob = response.signedMembership, let list = await zone.update(blob) { epoch = list.epoch }
+        if let list = await zone.membership, list.primary == primary {
+            _ = await zone.heard(primary: primary, epoch: max(epoch, list.epoch), address: address)
+        }
+        var acks = SyncAcks()
+        if let blob = response.signedAcks {
+            if let opened = try? blob.open(MemberAcks.self, domain: SignedBlob.Domain.acks, key: keys.manager), opened.agentId == identity.agentId {
+                acks = opened.acks
+            } else {
+                logger.warning("the primary passed acknowledgements the manager did not sign for this agent; ignored", metadata: ["primary": "\(primary)"])
+            }
+        }
+        var verified = response
+        verified.acks = acks
+        verified.runs = response.runs.filter { $0.agentId == identity.agentId }
+        verified.cancels = response.cancels.filter { $0.agentId == identity.agentId }
+        await route(verified)
+        return verified
+    }
+
+    /// Asks the member at `address` who it is. Only an answer signed by a member of a manager-signed
+    /// membership counts (the one held, or the newer one the answer carries, which is then kept).
+    func whois(_ address: String) async throws -> (signer: String, value: PeerWhois) {
+        let managerKey = keys.manager
+        let zoneID = self.zoneID
+        let held = await zone.membership
+        let answer = try await peerClient(address).send(
+            .GET, "/peer/v1/whois", body: nil as String?, as: PeerWhois.self, timeout: .seconds(2),
+            keyOf: { signer, body in
+                if let held, let key = held.member(signer).flatMap({ Keys.signing($0.publicKey) }) { return key }
+                guard let whois = try? JSONDecoder().decode(PeerWhois.self, from: body), let blob = whois.signedMembership,
+                    let list = ZoneState.open(blob, managerKey: managerKey, zoneID: zoneID)
+                else { return nil }
+                return list.member(signer).flatMap { Keys.signing($0.publicKey) }
+            })
+        if let blob = answer.value.signedMembership { await zone.update(blob) }
+        return answer
+    }
+
+    /// Hands this agent's runs and cancels to it, and the others' to their queues (on a primary).
+    /// Cancels take effect only when the manager signed them.
     func route(_ answer: SyncResponse) async {
         let me = identity.agentId
         let mine = answer.runs.filter { $0.agentId == me }
         if !mine.isEmpty { await ownRuns(mine) }
-        let myCancels = answer.cancels.filter { $0.agentId == me }.map(\.runId)
+        var myCancels: [String] = []
+        for order in answer.cancels where order.agentId == me {
+            if order.verifies(with: keys.manager) {
+                myCancels.append(order.runId)
+            } else {
+                logger.warning("ignored a cancel the manager did not sign", metadata: ["run.id": "\(order.runId.prefix(36))"])
+            }
+        }
         if !myCancels.isEmpty { await ownCancels(myCancels) }
         let others = answer.runs.filter { $0.agentId != me }
         let otherCancels = answer.cancels.filter { $0.agentId != me }
         if !others.isEmpty || !otherCancels.isEmpty { await queues.push(runs: others, cancels: otherCancels) }
+    }
+
+    /// On a primary: sends members' signed reports to the manager in one exchange; returns each member's
+    /// signed acknowledgements.
+    func relay(_ blobs: [SignedBlob]) async -> [String: SignedBlob]? {
+        guard case .manager = await zone.upstream else { return nil }
+        do {
+            let answer = try await sync(SyncRequest(wait: false, reports: [], relayed: blobs), timeout: .seconds(20))
+            return answer.memberAcks ?? [:]
+        } catch {
+            logger.warning("could not relay members' reports", metadata: ["count": "\(blobs.count)", "error": "\(error)"])
+            return nil
+        }
     }
 }

@@ -1,0 +1,44 @@
+import Foundation
+import KlevrCore
+import Synchronization
+
+/// The agent's estimate of the manager's clock, which every time the zone judges is expressed in.
+///
+/// Real fleets have wrong clocks; the agent's own wall clock only measures its skew. Each answer that
+/// carries the manager's time (directly, or a primary's estimate of it in its signed answer) resets the
+/// estimate, which then advances on the monotonic clock, so that a wall-clock jump changes nothing.
+public final class ManagerClock: Sendable {
+    private struct Reading {
+        var managerTime: Int64
+        var at: ContinuousClock.Instant
+    }
+
+    private let reading = Mutex<Reading?>(nil)
+
+    public init(managerTime: Int64? = nil) {
+        if let managerTime { observe(managerTime) }
+    }
+
+    /// Records the manager's time as just received.
+    public func observe(_ managerTime: Int64) {
+        guard managerTime > 0 else { return }
+        reading.withLock { $0 = Reading(managerTime: managerTime, at: .now) }
+    }
+
+    /// Whether the manager's time was heard of yet.
+    public var isKnown: Bool { reading.withLock { $0 != nil } }
+
+    /// The manager's time now (epoch ms); the local wall clock until it is known.
+    public func now() -> Int64 {
+        reading.withLock { current in
+            guard let current else { return Clock.nowMillis() }
+            let elapsed = ContinuousClock.now - current.at
+            return current.managerTime + elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000
+        }
+    }
+
+    /// The local wall clock minus the manager's (ms), once known.
+    public var skewMillis: Int64? {
+        isKnown ? Clock.nowMillis() - now() : nil
+    }
+}
