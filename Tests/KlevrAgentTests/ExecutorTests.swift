@@ -9,14 +9,18 @@ import Testing
 @Suite(.timeLimit(.minutes(2)))
 struct ExecutorTests {
     struct Fixture {
+        /// Stands in for the agent's state directory.
         let directory: String
+        let workDir: String
         let outbox: Outbox
         let executor: Executor
 
-        init() throws {
+        init(runAs: String? = nil, maskedSecrets: [String] = []) throws {
             directory = FileManager.default.temporaryDirectory.appendingPathComponent("klevr-exec-\(UUID().uuidString)").path
+            workDir = directory + "-work"
             outbox = try Outbox(directory: directory + "/outbox")
-            executor = Executor(workRoot: directory + "/work", outbox: outbox, killGraceSeconds: 1, logger: Logger(label: "test"))
+            executor = try Executor(
+                workDir: workDir, runAs: runAs, maskedSecrets: maskedSecrets, outbox: outbox, killGraceSeconds: 1, logger: Logger(label: "test"))
         }
 
         func envelope(_ steps: [StepSpec], params: [String: String] = [:], timeout: Int = 30) -> RunEnvelope {
@@ -27,6 +31,10 @@ struct ExecutorTests {
 
         func output(_ runID: String) async -> String {
             await outbox.report(agentID: "a", maxItems: 100_000).logs.filter { $0.runId == runID }.map(\.data).joined()
+        }
+
+        func chunks(_ runID: String) async -> [LogChunk] {
+            await outbox.report(agentID: "a", maxItems: 100_000, maxBytes: Int.max).logs.filter { $0.runId == runID }
         }
     }
 
