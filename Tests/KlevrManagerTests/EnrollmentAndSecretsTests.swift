@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import HTTPTypes
 import HummingbirdTesting
@@ -8,9 +9,42 @@ import KlevrStore
 import Testing
 
 @Suite struct EnrollmentAndSecretsTests {
-    static func enrollBody(zone: String, key: String) -> String {
-        let publicKey = Data(repeating: 7, count: 32).base64EncodedString()
-        return #"{"zone":"\#(zone)","enrollKey":"\#(key)","publicKey":"\#(publicKey)","facts":{"hostname":"h","os":"l","version":"1","addresses":[]}}"#
+    /// A signed enrollment (proof of possession) for a fresh key pair.
+    static func enrollBody(zone: String, key: String, signingKey: Curve25519.Signing.PrivateKey = .init(), time: Int64 = Clock.nowMillis()) -> String {
+        let request = try! EnrollRequest.proving(
+            zone: zone, enrollKey: key, key: signingKey, sealKey: Curve25519.KeyAgreement.PrivateKey().publicKey,
+            facts: HostFacts(hostname: "h", os: "l", version: "1", addresses: []), time: time)
+        return String(decoding: try! JSONEncoder().encode(request), as: UTF8.self)
+    }
+
+    @Test func enrollmentNeedsProofOfPossessionAndIsNotReplayable() async throws {
+        let harness = try await TestManager.make()
+        try await harness.test { client in
+            let admin = try await client.token()
+            let key = try await client.zoneWithKey("zone-a", admin: admin)
+            let victim = Curve25519.Signing.PrivateKey()
+            let genuine = Self.enrollBody(zone: "zone-a", key: key.key, signingKey: victim)
+            #expect(try await client.call(.post, "/api/v1/agent/enroll", json: genuine).status == .created)
+
+            // Someone else's public key with a proof made by another key: refused.
+            var stolen = try JSONDecoder().decode(EnrollRequest.self, from: Data(genuine.utf8))
+            stolen.proofTime = Clock.nowMillis() + 1
+            stolen.proof = try Curve25519.Signing.PrivateKey().signature(for: stolen.statement()).base64EncodedString()
+            let impostor = try await client.call(.post, "/api/v1/agent/enroll", json: String(decoding: try JSONEncoder().encode(stolen), as: UTF8.self))
+            #expect(impostor.status == .unauthorized)
+            // No proof at all: refused.
+            stolen.proof = nil
+            #expect(try await client.call(.post, "/api/v1/agent/enroll", json: String(decoding: try JSONEncoder().encode(stolen), as: UTF8.self)).status == .unauthorized)
+            // The victim's own request replayed: refused (its statement is not newer than the last).
+            #expect(try await client.call(.post, "/api/v1/agent/enroll", json: genuine).status == .unauthorized)
+            // A statement far from the manager's clock: refused.
+            let stale = Self.enrollBody(zone: "zone-a", key: key.key, time: Clock.nowMillis() - 3_600_000)
+            #expect(try await client.call(.post, "/api/v1/agent/enroll", json: stale).status == .unauthorized)
+            // The victim re-enrolling with a fresh statement keeps its id.
+            #expect(try await client.call(.post, "/api/v1/agent/enroll", json: Self.enrollBody(zone: "zone-a", key: key.key, signingKey: victim)).status == .created)
+            let agents = try await client.decode(Page<AgentView>.self, .get, "/api/v1/agents", token: admin)
+            #expect(agents.items.count == 1)
+        }
     }
 
     @Test func wrongRevokedAndExpiredKeysAreRefused() async throws {

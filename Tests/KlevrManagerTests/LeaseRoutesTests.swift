@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import HTTPTypes
 import HummingbirdTesting
@@ -14,7 +15,8 @@ import Testing
             let admin = try await client.token()
             let key = try await client.zoneWithKey("zone-a", admin: admin)
             let primary = try await client.enroll(zone: "zone-a", key: key.key)
-            let secondary = try await client.enroll(zone: "zone-a", key: key.key)
+            let member = try await client.enrolled(zone: "zone-a", key: key.key)
+            let secondary = member.answer
             let lease = try await client.decode(LeaseResponse.self, .post, "/api/v1/agent/lease", token: primary.credential, body: LeaseRequest(knownEpoch: 0))
             #expect(lease.granted)
             #expect(lease.epoch == 1)
@@ -41,15 +43,40 @@ import Testing
             let relayed = AgentReport(
                 agentId: secondary.agentId, started: [RunStarted(runId: runID, at: 1)],
                 results: [RunResult(runId: runID, outcome: .succeeded, exitCode: 0, reason: nil, result: nil, finishedAt: 2)])
+            // In clear, a report for another agent is refused: members' reports are relayed signed.
+            let unsigned = try await client.call(
+                .post, "/api/v1/agent/sync", token: primary.credential,
+                json: String(decoding: try JSONEncoder().encode(SyncRequest(wait: false, reports: [relayed], epoch: 1)), as: UTF8.self))
+            #expect(unsigned.status == .forbidden)
+            // Signed with another key (a primary inventing it), or altered after signing: not applied, recorded.
+            let invented = try SignedBlob.sign(relayed, domain: SignedBlob.Domain.report, signer: secondary.agentId, key: .init())
+            var altered = try SignedBlob.sign(
+                AgentReport(agentId: secondary.agentId, started: [RunStarted(runId: runID, at: 1)]), domain: SignedBlob.Domain.report,
+                signer: secondary.agentId, key: member.signingKey)
+            altered.payload = try JSONEncoder().encode(relayed).base64EncodedString()
+            let notApplied = try await client.decode(
+                SyncResponse.self, .post, "/api/v1/agent/sync", token: primary.credential,
+                body: SyncRequest(wait: false, reports: [], epoch: 1, relayed: [invented, altered]))
+            #expect(notApplied.memberAcks?[secondary.agentId] == nil)
+            #expect(try await client.decode(RunView.self, .get, "/api/v1/runs/\(runID)", token: admin).status == .dispatched)
+            let forgeries = try await client.decode(Page<EventView>.self, .get, "/api/v1/zones/zone-a/events", token: admin)
+            #expect(forgeries.items.filter { $0.kind == "relay_forgery" && $0.agentId == primary.agentId }.count == 2)
+
+            // Signed by the member, it is applied; the acknowledgements come back signed for the member.
+            let genuine = try SignedBlob.sign(relayed, domain: SignedBlob.Domain.report, signer: secondary.agentId, key: member.signingKey)
             let acks = try await client.decode(
-                SyncResponse.self, .post, "/api/v1/agent/sync", token: primary.credential, body: SyncRequest(wait: false, reports: [relayed], epoch: 1))
-            #expect(acks.acks.results == [runID])
+                SyncResponse.self, .post, "/api/v1/agent/sync", token: primary.credential,
+                body: SyncRequest(wait: false, reports: [], epoch: 1, relayed: [genuine]))
+            let managerKey = try #require(Keys.signing(primary.managerPublicKey))
+            let memberAcks = try #require(acks.memberAcks?[secondary.agentId]).open(MemberAcks.self, domain: SignedBlob.Domain.acks, key: managerKey)
+            #expect(memberAcks.agentId == secondary.agentId)
+            #expect(memberAcks.acks.results == [runID])
             #expect(try await client.decode(RunView.self, .get, "/api/v1/runs/\(runID)", token: admin).status == .succeeded)
 
             // A wrong epoch is refused with 409 stale-epoch and applies nothing.
             let stale = try await client.call(
                 .post, "/api/v1/agent/sync", token: primary.credential,
-                json: String(decoding: try JSONEncoder().encode(SyncRequest(wait: false, reports: [relayed], epoch: 7)), as: UTF8.self))
+                json: String(decoding: try JSONEncoder().encode(SyncRequest(wait: false, reports: [], epoch: 7, relayed: [genuine])), as: UTF8.self))
             #expect(stale.status == .conflict)
             #expect(try JSONDecoder().decode(ProblemDocument.self, from: Data(stale.body.utf8)).type.hasSuffix("stale-epoch"))
             // Without the lease, an agent cannot relay for others.

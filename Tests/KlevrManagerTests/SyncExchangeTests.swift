@@ -18,7 +18,8 @@ import Testing
         try await harness.test { client in
             let admin = try await client.token()
             let key = try await client.zoneWithKey("zone-a", admin: admin)
-            let agent = try await client.enroll(zone: "zone-a", key: key.key)
+            let keyed = try await client.enrolled(zone: "zone-a", key: key.key)
+            let agent = keyed.answer
             let other = try await client.enroll(zone: "zone-a", key: key.key)
             let task = try await client.decode(
                 TaskView.self, .post, "/api/v1/tasks", token: admin,
@@ -32,7 +33,11 @@ import Testing
             let first = try await Self.sync(client, agent.credential, SyncRequest(wait: true, reports: []))
             let envelope = try #require(first.runs.first)
             #expect(envelope.runId == runID)
-            #expect(envelope.params == ["WHO": "world"])
+            // Parameters travel sealed to the agent's key: nothing in clear on the wire.
+            #expect(envelope.params.isEmpty)
+            #expect(envelope.sealedParams != nil)
+            #expect(try envelope.openingParams(with: keyed.sealKey).params == ["WHO": "world"])
+            #expect(throws: (any Error).self) { try envelope.openingParams(with: Curve25519.KeyAgreement.PrivateKey()) }
             #expect(envelope.steps.first?.script == "echo $KLEVR_PARAM_WHO")
             // Signed by the manager, for this agent only; any change breaks the signature.
             let managerKey = try Curve25519.Signing.PublicKey(rawRepresentation: try #require(Data(base64Encoded: agent.managerPublicKey)))
@@ -104,7 +109,15 @@ import Testing
             try await Task.sleep(for: .milliseconds(200))
             let canceled = try await client.decode(RunView.self, .post, "/api/v1/runs/\(runID)/cancel", token: admin)
             #expect(canceled.cancelRequested)
-            #expect(try await cancelPoll.cancels == [CancelOrder(agentId: agent.agentId, runId: runID)])
+            let orders = try await cancelPoll.cancels
+            #expect(orders.map(\.runId) == [runID])
+            #expect(orders.map(\.agentId) == [agent.agentId])
+            // Signed by the manager: an agent acts on no cancel but the manager's.
+            let managerKey = try #require(Keys.signing(agent.managerPublicKey))
+            #expect(orders.allSatisfy { $0.verifies(with: managerKey) })
+            var forged = try #require(orders.first)
+            forged.runId = Secrets.newID()
+            #expect(!forged.verifies(with: managerKey))
         }
     }
 

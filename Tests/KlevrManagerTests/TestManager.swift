@@ -126,11 +126,27 @@ extension TestClientProtocol {
 
     /// Enrolls an agent with a fresh public key.
     func enroll(zone: String, key: String, signingKey: Curve25519.Signing.PrivateKey = .init()) async throws -> EnrollResponse {
-        try await decode(
+        try await enrolled(zone: zone, key: key, signingKey: signingKey).answer
+    }
+
+    /// Enrolls an agent with fresh keys (proof of possession signed with `signingKey`).
+    func enrolled(zone: String, key: String, signingKey: Curve25519.Signing.PrivateKey = .init()) async throws -> TestEnrolledAgent {
+        let sealKey = Curve25519.KeyAgreement.PrivateKey()
+        let answer = try await decode(
             EnrollResponse.self, .post, "/api/v1/agent/enroll", token: nil,
             body: try EnrollRequest.proving(
-                zone: zone, enrollKey: key, key: signingKey, sealKey: Curve25519.KeyAgreement.PrivateKey().publicKey,
+                zone: zone, enrollKey: key, key: signingKey, sealKey: sealKey.publicKey,
                 facts: HostFacts(hostname: "h", os: "linux", version: "t", addresses: []), time: Clock.nowMillis()),
             expect: .created)
+        return TestEnrolledAgent(answer: answer, signingKey: signingKey, sealKey: sealKey)
     }
+}
+
+/// An agent enrolled by a test, with its keys.
+struct TestEnrolledAgent {
+    var answer: EnrollResponse
+    var signingKey: Curve25519.Signing.PrivateKey
+    var sealKey: Curve25519.KeyAgreement.PrivateKey
+    var agentId: String { answer.agentId }
+    var credential: String { answer.credential }
 }

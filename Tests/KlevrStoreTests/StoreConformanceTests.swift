@@ -69,10 +69,16 @@ import Testing
         try await withStore(engine) { store in
             let zone = try await store.createZone(name: "z1", description: "", now: Self.now)
             let first = try await store.enrollAgent(
-                zoneID: zone.id, publicKey: "pk", credentialHash: "c1", hostname: "h", os: "l", version: "1", addresses: [], now: Self.now)
+                zoneID: zone.id, publicKey: "pk", proofTime: 10, credentialHash: "c1", hostname: "h", os: "l", version: "1", addresses: [], now: Self.now)
             let second = try await store.enrollAgent(
-                zoneID: zone.id, publicKey: "pk", credentialHash: "c2", hostname: "h2", os: "l", version: "1", addresses: [], now: Self.now)
+                zoneID: zone.id, publicKey: "pk", proofTime: 20, credentialHash: "c2", hostname: "h2", os: "l", version: "1", addresses: [], now: Self.now)
             #expect(first == second)
+            // A statement no newer than the last one is a replay: refused, nothing changes.
+            await #expect(throws: StoreError.self) {
+                _ = try await store.enrollAgent(
+                    zoneID: zone.id, publicKey: "pk", proofTime: 20, credentialHash: "c3", hostname: "h3", os: "l", version: "1", addresses: [], now: Self.now)
+            }
+            #expect(try await store.agent(credentialHash: "c3") == nil)
             #expect(try await store.agent(credentialHash: "c1") == nil)
             #expect(try await store.agent(credentialHash: "c2")?.hostname == "h2")
             try await store.retireAgent(id: first, now: Self.now)

@@ -126,7 +126,9 @@ final class Cluster: @unchecked Sendable {
     /// Starts (or restarts) an agent with its own state dir and peer port; returns its id once it is
     /// enrolled. With `viaPeers` it gets no manager URL, only those members' addresses.
     @discardableResult
-    func startAgent(_ name: String, zone: String, viaPeers: [String]? = nil) async throws -> String {
+    func startAgent(
+        _ name: String, zone: String, viaPeers: [String]? = nil, extraArguments: [String] = [], environment extraEnvironment: [String: String] = [:]
+    ) async throws -> String {
         let state = directory + "/agents/" + name
         let port = try peerPorts[name] ?? LoopbackPort.free()
         peerPorts[name] = port
@@ -136,7 +138,9 @@ final class Cluster: @unchecked Sendable {
         } else {
             arguments += ["--manager", url]
         }
-        agents[name] = try KlevrProcess(arguments, environment: ["KLEVR_ENROLL_KEY": enrollKey], logPath: directory + "/agent-\(name).log")
+        arguments += extraArguments
+        agents[name] = try KlevrProcess(
+            arguments, environment: ["KLEVR_ENROLL_KEY": enrollKey].merging(extraEnvironment) { _, new in new }, logPath: directory + "/agent-\(name).log")
         var id = ""
         try await eventually(30, "agent \(name) enrolled") {
             guard let data = FileManager.default.contents(atPath: state + "/identity.json"),
