@@ -267,11 +267,20 @@ public struct Membership: Codable, Sendable, Equatable {
     public var primary: String
     public var epoch: Int64
     public var members: [Member]
-    public init(zoneId: String = "", primary: String, epoch: Int64, members: [Member]) {
+    /// When the manager signed this list (its clock, epoch ms): of two lists of one epoch, members keep
+    /// the later, so that an old list (say, one that still names a retired agent) cannot come back.
+    public var issuedAt: Int64
+    public init(zoneId: String = "", primary: String, epoch: Int64, members: [Member], issuedAt: Int64 = 0) {
         self.zoneId = zoneId
         self.primary = primary
         self.epoch = epoch
         self.members = members
+        self.issuedAt = issuedAt
+    }
+
+    /// Whether this list supersedes `other` (a later epoch, or the same epoch signed later).
+    public func isNewer(than other: Membership) -> Bool {
+        (epoch, issuedAt) > (other.epoch, other.issuedAt)
     }
 
     public func member(_ agentID: String) -> Member? { members.first { $0.agentId == agentID } }

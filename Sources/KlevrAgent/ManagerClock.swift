@@ -19,9 +19,15 @@ public final class ManagerClock: Sendable {
         if let managerTime { observe(managerTime) }
     }
 
-    /// Records the manager's time as just received.
-    public func observe(_ managerTime: Int64) {
+    /// How far a member's word may move an estimate already held (a primary relays the manager's time;
+    /// it cannot move this agent's clock by hours).
+    public static let peerCorrectionLimit: Int64 = 5 * 60_000
+
+    /// Records the manager's time as just received; from a peer (`fromPeer`), only within
+    /// ``peerCorrectionLimit`` of the estimate held, once there is one.
+    public func observe(_ managerTime: Int64, fromPeer: Bool = false) {
         guard managerTime > 0 else { return }
+        if fromPeer, isKnown, abs(managerTime - now()) > Self.peerCorrectionLimit { return }
         reading.withLock { $0 = Reading(managerTime: managerTime, at: .now) }
     }
 

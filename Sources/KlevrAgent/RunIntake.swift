@@ -5,8 +5,9 @@ import KlevrCore
 import Logging
 
 /// Decides whether a received run may start: it must carry a valid manager signature, be addressed to
-/// this agent, not be expired, and not be in the ledger already. A refused run is recorded in the
-/// ledger and reported as failed with the reason, so the refusal is visible on the run.
+/// this agent, not be expired, and not be in the ledger already. An expired run is recorded in the
+/// ledger and reported as failed with the reason, so the refusal is visible on the run; an envelope the
+/// manager did not sign (or for another agent) is dropped and logged, and changes nothing.
 public struct RunIntake: Sendable {
     let agentID: String
     let managerKey: Curve25519.Signing.PublicKey
@@ -45,7 +46,14 @@ public struct RunIntake: Sendable {
         } catch {
             logger.warning("refused a run", metadata: ["run.id": "\(envelope.runId)", "reason": "\(error)"])
             // A run for another agent is not ours to report; anything else is reported as refused.
-            if let refusal = error as? RunEnvelope.Refusal, case .wrongAgent = refusal { return nil }
+            // A run for another agent is not ours to report, and one the manager did not sign is not a run at
+            // all: recording it would let whoever forged it (a relay) make the genuine run with that id fail.
+            if let refusal = error as? RunEnvelope.Refusal {
+                switch refusal {
+                case .wrongAgent, .badSignature: return nil
+                case .expired: break
+                }
+            }
             if try await outbox.begin(envelope.runId, at: now) {
                 try await outbox.finish(
                     RunResult(runId: envelope.runId, outcome: .failed, exitCode: nil, reason: "refused by the agent: \(error)", result: nil, finishedAt: now))

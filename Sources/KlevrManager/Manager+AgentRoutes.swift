@@ -190,7 +190,7 @@ extension Manager {
         return AgentView(
             id: agent.id, zone: agent.zoneName, hostname: agent.hostname, os: agent.os, version: agent.version,
             addresses: agent.addresses, status: liveness.status, statusReason: reason, lastSeenAt: agent.lastSeenAt,
-            enrolledAt: agent.enrolledAt)
+            enrolledAt: agent.enrolledAt, clockSkewMillis: agent.clockSkewMillis)
     }
 
     func isOnline(_ agent: AgentRecord) -> Bool {

@@ -43,9 +43,12 @@ extension Manager {
         }
         var batches: [ReportedBatch] = request.reports.map(Self.batch)
         var forgeries: [String] = []
+        var invalid: [String: [String: String]] = [:]
         for blob in relayed {
             guard blob.signer != agent.id, let member = members[blob.signer], let key = Keys.signing(member.publicKey) else {
-                forgeries.append("a report for \(blob.signer.prefix(36)), which is not another active member of the zone")
+                // Not (or no longer) an active member, say retired while its report travelled: nothing to verify
+                // it with, and nothing it says counts.
+                logger.info("dropped a relayed report of a non-member", metadata: ["signer": "\(blob.signer.prefix(36))"])
                 continue
             }
             do {
@@ -54,7 +57,13 @@ extension Manager {
                 try Self.validate(report)
                 batches.append(Self.batch(report))
             } catch let problem as Problem {
+                // A genuine report the manager cannot take (out of bounds): refuse its items for good, signed
+                // for the member, so that it does not send them forever.
                 logger.warning("refused a relayed report", metadata: ["agent.id": "\(member.id)", "reason": "\(problem.document.detail)"])
+                if let report = try? blob.open(AgentReport.self, domain: SignedBlob.Domain.report, key: key) {
+                    invalid[member.id] = Set(report.started.map(\.runId) + report.logs.map(\.runId) + report.results.map(\.runId))
+                        .filter(Validation.isValidID).reduce(into: [:]) { $0[$1] = "refused: \(problem.document.detail)" }
+                }
             } catch {
                 forgeries.append("a report for \(member.id) whose signature does not verify: \(error)")
             }
@@ -93,6 +102,11 @@ extension Manager {
             touched.formUnion(outcome.logsAcked.keys)
         }
         if !touched.isEmpty { await hub.signal(touched.map(Self.runKey)) }
+        for (memberID, rejected) in invalid where memberAcks[memberID] == nil {
+            memberAcks[memberID] = try SignedBlob.sign(
+                MemberAcks(agentId: memberID, acks: SyncAcks(rejected: rejected)), domain: SignedBlob.Domain.acks, signer: "manager",
+                key: config.signingKey)
+        }
 
         let key = fence == nil ? Self.agentKey(agent.id) : Self.zoneKey(agent.zoneID)
         // A primary's poll is short (a third of its lease): the lease is renewed only by requests that
@@ -192,10 +206,19 @@ extension Manager {
 actor MembershipCache {
     private var signed: [String: (membership: Membership, blob: SignedBlob)] = [:]
 
+    /// The signed list; a list that changed is signed with the time of signing (`issuedAt`), never
+    /// earlier than the zone's previous one.
     func signed(_ membership: Membership, key: Curve25519.Signing.PrivateKey) throws -> SignedBlob {
-        if let cached = signed[membership.zoneId], cached.membership == membership { return cached.blob }
-        let blob = try SignedBlob.sign(membership, domain: SignedBlob.Domain.membership, signer: "manager", key: key)
-        signed[membership.zoneId] = (membership, blob)
+        var list = membership
+        if let cached = signed[list.zoneId] {
+            list.issuedAt = cached.membership.issuedAt
+            if cached.membership == list { return cached.blob }
+            list.issuedAt = max(Clock.nowMillis(), cached.membership.issuedAt + 1)
+        } else {
+            list.issuedAt = Clock.nowMillis()
+        }
+        let blob = try SignedBlob.sign(list, domain: SignedBlob.Domain.membership, signer: "manager", key: key)
+        signed[list.zoneId] = (list, blob)
         return blob
     }
 }

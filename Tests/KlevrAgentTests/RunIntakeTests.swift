@@ -37,21 +37,19 @@ import Testing
         #expect(await outbox.report(agentID: agentID).results.isEmpty)
     }
 
-    @Test func anAlteredRunIsRefusedAndTheRefusalIsReported() async throws {
+    @Test func anAlteredRunIsDroppedAndTheGenuineOneStillRuns() async throws {
         let (intake, outbox) = try intake()
         let genuine = try envelope()
         var run = genuine
         run.steps[0].script = "rm -rf /"
         #expect(try await intake.admit(run, logger: logger) == nil)
-        let result = try #require(await outbox.report(agentID: agentID).results.first)
-        #expect(result.runId == run.runId)
-        #expect(result.outcome == .failed)
-        #expect(result.reason?.contains("signature") == true)
-        // The genuine envelope arriving later does not start it either: the run was decided.
+        // Nothing recorded: a forger (say, a relay) cannot make the genuine run with that id fail.
+        #expect(await outbox.report(agentID: agentID).results.isEmpty)
+        #expect(try await intake.admit(genuine, logger: logger) != nil)
         #expect(try await intake.admit(genuine, logger: logger) == nil)
     }
 
-    @Test func aRunSignedByAnotherKeyIsRefused() async throws {
+    @Test func aRunSignedByAnotherKeyIsDropped() async throws {
         let (intake, outbox) = try intake()
         let now = Clock.nowMillis()
         let forged = try RunEnvelope(
@@ -59,7 +57,8 @@ import Testing
             timeoutSeconds: 60, issuedAt: now, expiresAt: now + 60_000
         ).signed(with: Curve25519.Signing.PrivateKey())
         #expect(try await intake.admit(forged, logger: logger) == nil)
-        #expect(await outbox.report(agentID: agentID).results.first?.reason?.contains("signature") == true)
+        #expect(await outbox.report(agentID: agentID).results.isEmpty)
+        #expect(await outbox.isEmpty)
     }
 
     @Test func expiredAndMisaddressedRunsAreRefused() async throws {

@@ -89,7 +89,7 @@ struct ElectionLoop: Sendable {
         guard whois.agentId == answer.signer else { return nil }
         guard let list = await zone.membership, list.primary != link.identity.agentId, let primary = list.member(list.primary) else { return nil }
         if whois.role == "primary" && whois.agentId == list.primary {
-            if let time = whois.managerTime { link.clock.observe(time) }
+            if let time = whois.managerTime { link.clock.observe(time, fromPeer: true) }
             return (list.primary, list.epoch, address)
         }
         if whois.primary == list.primary {

@@ -114,7 +114,7 @@ struct ZoneLink: Sendable {
         guard answer.status == 200 else {
             if answer.status == 409, let hint = try? JSONDecoder().decode(PeerWhois.self, from: answer.body) {
                 // It no longer leads: follow whom the manager's membership it holds names.
-                if let time = hint.managerTime { clock.observe(time) }
+                if let time = hint.managerTime { clock.observe(time, fromPeer: true) }
                 if let blob = hint.signedMembership, let list = await zone.update(blob), list.primary != identity.agentId {
                     _ = await zone.heard(primary: list.primary, epoch: list.epoch, address: list.member(list.primary)?.peerAddress)
                 }
@@ -122,7 +122,7 @@ struct ZoneLink: Sendable {
             throw PeerClient.Failure.status(answer.status, answer.body)
         }
         let response = try JSONDecoder().decode(SyncResponse.self, from: answer.body)
-        if let time = response.managerTime { clock.observe(time) }
+        if let time = response.managerTime { clock.observe(time, fromPeer: true) }
         var epoch = await zone.membership?.epoch ?? 0
         if let blob = response.signedMembership, let list = await zone.update(blob) { epoch = list.epoch }
         if let list = await zone.membership, list.primary == primary {

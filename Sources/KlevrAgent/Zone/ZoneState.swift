@@ -98,13 +98,14 @@ actor ZoneState {
         return list
     }
 
-    /// A membership from the manager (for the primary) or a member: kept when the manager signed it and
-    /// it is not older than the one held. Returns the list when it was accepted.
+    /// A membership from the manager (for the primary) or a member: kept when the manager signed it for
+    /// this zone and it supersedes the one held (a later epoch, or the same epoch signed later). Returns
+    /// the list when it was accepted.
     @discardableResult
     func update(_ blob: SignedBlob) -> Membership? {
         if blob == signedMembership { return membership }
         guard let list = Self.open(blob, managerKey: managerKey, zoneID: zoneID) else { return nil }
-        if let membership, list.epoch < membership.epoch { return nil }
+        if let membership, !list.isNewer(than: membership) { return nil }
         install(list, blob: blob)
         if let data = try? JSONEncoder().encode(blob) { try? DurableFile.write(data, to: membershipPath) }
         for waiter in changeWaiters { waiter.resume() }
