@@ -90,8 +90,9 @@ extension Manager {
             _ = try context.requireUser(.operator_)
             let id = try Self.id(context)
             try await store.retireAgent(id: id, now: Clock.nowMillis())
-            await hub.signal([Self.agentKey(id)])
             guard let agent = try await store.agent(id: id) else { throw Problem.notFound("no agent \(id)") }
+            // Its zone's primary gets the membership without it at once, and every member soon after.
+            await hub.signal([Self.agentKey(id), Self.zoneKey(agent.zoneID)])
             return try JSONBody.response(view(agent))
         }
     }
@@ -157,6 +158,8 @@ extension Manager {
             try await store.updatePeer(agentID: agentID, peerAddress: address, reachedManager: false)
         }
         logger.info("agent enrolled", metadata: ["agent.id": "\(agentID)", "zone": "\(zone.name)"])
+        // The zone's primary answers its held poll at once: the new membership reaches the members.
+        await hub.signal([Self.zoneKey(zone.id)])
         let hello = try hello()
         return EnrollResponse(
             agentId: agentID, credential: credential, zone: zone.name, zoneId: zone.id, heartbeatSeconds: config.heartbeatSeconds,

@@ -109,22 +109,31 @@ extension Manager {
         }
 
         let key = fence == nil ? Self.agentKey(agent.id) : Self.zoneKey(agent.zoneID)
-        // A primary's poll is short (a third of its lease): the lease is renewed only by requests that
-        // arrive, never by a held poll whose client may be gone, so a dead primary's lease runs out.
-        let holdMillis = fence == nil ? Int(config.longPollSeconds * 1000) : Int(config.leaseMillis / 3)
+        // (The lease itself is renewed by the primary's lease requests and by each exchange as it arrives,
+        // never by a held poll, so a dead primary's lease runs out.) A primary's poll is held at most 10 s:
+        // its members' liveness and the membership it holds are refreshed at least that often.
+        let holdMillis = fence == nil ? Int(config.longPollSeconds * 1000) : Int(min(config.longPollSeconds, 10) * 1000)
         let deadline = ContinuousClock.now + .milliseconds(holdMillis)
         // Work only for the members the primary hears from: a run for a member that is down stays queued.
         let recipients = fence == nil ? [agent.id] : Array(Set(live + [agent.id]))
+        // Set when a held poll ran out without a signal: nothing changed, so nothing is asked of the store.
+        var quiet = false
+        // Set when a primary's held poll was woken: it returns even without work, so that a new membership
+        // (an agent enrolled or retired) reaches it at once.
+        var woke = false
         while true {
             let version = await hub.version(key)
-            if let fence, !(try await store.holdsLease(zoneID: fence.zoneID, agentID: agent.id, epoch: fence.epoch, now: Clock.nowMillis())) {
-                // The lease moved on while this poll was held: hand nothing to a deposed primary.
-                throw StoreError.staleEpoch("epoch \(fence.epoch) is not the zone's current lease; step down")
+            var work: (runs: [PendingRun], cancels: [(agentID: String, runID: String)]) = ([], [])
+            if !quiet {
+                if let fence, !(try await store.holdsLease(zoneID: fence.zoneID, agentID: agent.id, epoch: fence.epoch, now: Clock.nowMillis())) {
+                    // The lease moved on while this poll was held: hand nothing to a deposed primary.
+                    throw StoreError.staleEpoch("epoch \(fence.epoch) is not the zone's current lease; step down")
+                }
+                work = try await store.takeWork(
+                    agentIDs: recipients, now: Clock.nowMillis(), redeliverAfter: Int64(config.redeliverAfterSeconds * 1000))
             }
-            let work = try await store.takeWork(
-                agentIDs: recipients, now: Clock.nowMillis(), redeliverAfter: Int64(config.redeliverAfterSeconds * 1000))
             let remaining = deadline - ContinuousClock.now
-            if !work.runs.isEmpty || !work.cancels.isEmpty || !request.wait || remaining <= .zero || Task.isShuttingDownGracefully {
+            if quiet || (woke && fence != nil) || !work.runs.isEmpty || !work.cancels.isEmpty || !request.wait || remaining <= .zero || Task.isShuttingDownGracefully {
                 if !work.runs.isEmpty {
                     await hub.signal(work.runs.map { Self.runKey($0.run.id) })
                 }
@@ -155,8 +164,10 @@ extension Manager {
             }
             let seconds = Double(remaining.components.seconds) + Double(remaining.components.attoseconds) / 1e18
             // A manager that stops answers held polls at once instead of making shutdown wait for them.
-            _ = try? await cancelWhenGracefulShutdown { await hub.wait(key, since: version, seconds: seconds) }
+            let signaled = (try? await cancelWhenGracefulShutdown { await hub.wait(key, since: version, seconds: seconds) }) ?? true
             if Task.isCancelled && !Task.isShuttingDownGracefully { throw CancellationError() }
+            quiet = !signaled && ContinuousClock.now >= deadline
+            woke = signaled
         }
     }
 

@@ -21,6 +21,11 @@ public final class Database: Service, Sendable {
     let backend: Backend
     let logger: Logger
     private let closed = Mutex(false)
+    private let accesses = Atomic<Int>(0)
+
+    /// How many times the database was used (each ``read(_:)`` and each ``transaction(_:)`` counts once),
+    /// for benchmarks that measure what a workload costs the store.
+    public var accessCount: Int { accesses.load(ordering: .relaxed) }
 
     init(backend: Backend, logger: Logger) {
         self.backend = backend
@@ -77,6 +82,7 @@ public final class Database: Service, Sendable {
 
     /// Runs statements that need no atomicity across them.
     public func read<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+        accesses.add(1, ordering: .relaxed)
         switch backend {
         case .sqlite(let connection, let lock):
             await lock.lock()

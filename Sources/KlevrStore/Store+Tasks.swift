@@ -14,16 +14,19 @@ extension Store {
                 \(bind: task.paramsJSON), \(bind: Int64(task.timeoutSeconds)), \(bind: task.createdAt), \(bind: task.createdBy))
                 """
             ).run()
+            // A fan-out is a few multi-row inserts, not one statement per agent.
             var runIDs: [String] = []
-            for agentID in agentIDs {
-                let runID = Secrets.newID()
-                try await db.raw(
-                    """
-                    INSERT INTO runs (id, task_id, agent_id, zone_id, status, created_at)
-                    VALUES (\(bind: runID), \(bind: task.id), \(bind: agentID), \(bind: task.zoneID), 'queued', \(bind: task.createdAt))
-                    """
-                ).run()
-                runIDs.append(runID)
+            for start in stride(from: 0, to: agentIDs.count, by: 200) {
+                let slice = agentIDs[start..<min(start + 200, agentIDs.count)]
+                var query = SQLQueryString("INSERT INTO runs (id, task_id, agent_id, zone_id, status, created_at) VALUES ")
+                for (index, agentID) in slice.enumerated() {
+                    let runID = Secrets.newID()
+                    runIDs.append(runID)
+                    if index > 0 { query = query + ", " }
+                    query = query
+                        + "(\(bind: runID), \(bind: task.id), \(bind: agentID), \(bind: task.zoneID), 'queued', \(bind: task.createdAt))"
+                }
+                try await db.raw(query).run()
             }
             return runIDs
         }
