@@ -1,8 +1,10 @@
+import AsyncHTTPClient
 import ArgumentParser
 import Foundation
 import KlevrAPI
 import KlevrAgent
 import KlevrCore
+import NIOCore
 import NIOHTTP1
 
 struct TaskCommand: AsyncParsableCommand {
@@ -114,35 +116,106 @@ struct RunWatcher {
 
     static func label(_ run: RunView) -> String { String(run.agentId.prefix(8)) }
 
+    /// What one run's stream delivers.
+    enum Event: Sendable {
+        case output(runID: String, text: String)
+        case ended(RunView)
+        case failed(String)
+    }
+
+    /// Follows every run's log stream (Server-Sent Events) at once, so that each run's output and end
+    /// arrive as they are stored, without polling.
     func follow(_ initial: [RunView]) async throws -> [RunView] {
         var runs = initial
-        var seen: [String: Int64] = [:]
-        var partial: [String: String] = [:]
-        var delay: UInt64 = 100_000_000
-        while true {
-            var allDone = true
-            for index in runs.indices {
-                let run = runs[index]
-                if run.status.isTerminal && seen[run.id] != nil { continue }
-                let page = try await api {
-                    try await client.send(.GET, "/api/v1/runs/\(run.id)/logs?after=\(seen[run.id] ?? 0)", as: LogPage.self)
+        guard !runs.isEmpty else { return runs }
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool = .init(
+            idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: min(runs.count, 256) + 4)
+        configuration.timeout.connect = .seconds(10)
+        let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        let (events, continuation) = AsyncStream<Event>.makeStream()
+        let client = self.client
+        do {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for run in initial {
+                    group.addTask {
+                        do {
+                            try await Self.stream(run, client: client, http: http, into: continuation)
+                        } catch is CancellationError {
+                        } catch {
+                            continuation.yield(.failed("\(error)"))
+                        }
+                    }
                 }
-                for chunk in page.items {
-                    seen[run.id] = chunk.seq
-                    if printOutput { emit(chunk.data, for: run, partial: &partial) }
+                var partial: [String: String] = [:]
+                var ended: Set<String> = []
+                for await event in events {
+                    switch event {
+                    case .output(let runID, let text):
+                        if printOutput, let run = runs.first(where: { $0.id == runID }) { emit(text, for: run, partial: &partial) }
+                    case .ended(let run):
+                        if let index = runs.firstIndex(where: { $0.id == run.id }) { runs[index] = run }
+                        if printOutput, let rest = partial.removeValue(forKey: run.id), !rest.isEmpty { print("[\(Self.label(run))] \(rest)") }
+                        ended.insert(run.id)
+                    case .failed(let reason):
+                        throw CLIError(reason)
+                    }
+                    if ended.count == initial.count { break }
                 }
-                if seen[run.id] == nil { seen[run.id] = 0 }
-                if page.status.isTerminal {
-                    runs[index] = try await api { try await client.send(.GET, "/api/v1/runs/\(run.id)", as: RunView.self) }
-                    // Output stored with the result is already in `page`; flush a last partial line.
-                    if printOutput, let rest = partial.removeValue(forKey: run.id), !rest.isEmpty { print("[\(Self.label(run))] \(rest)") }
-                } else {
-                    allDone = false
-                }
+                group.cancelAll()
             }
-            if allDone { return runs }
-            try await Task.sleep(nanoseconds: delay)
-            delay = min(delay * 2, 500_000_000)
+        } catch {
+            continuation.finish()
+            try? await http.shutdown()
+            throw error
+        }
+        continuation.finish()
+        try? await http.shutdown()
+        return runs
+    }
+
+    /// Reads one run's stream until its `end` event, reconnecting (after the last seq seen) if it breaks.
+    static func stream(_ run: RunView, client: JSONClient, http: HTTPClient, into continuation: AsyncStream<Event>.Continuation) async throws {
+        var after: Int64 = 0
+        var failures = 0
+        while !Task.isCancelled {
+            do {
+                var request = HTTPClientRequest(url: client.baseURL + "/api/v1/runs/\(run.id)/logs?follow=true&after=\(after)")
+                if let bearer = client.bearer { request.headers.add(name: "Authorization", value: "Bearer \(bearer)") }
+                request.headers.add(name: "Accept", value: "text/event-stream")
+                let response = try await http.execute(request, timeout: .hours(24))
+                guard response.status == .ok else {
+                    var body = try await response.body.collect(upTo: 1 << 20)
+                    throw CLIError("the manager refused to stream run \(run.id): HTTP \(response.status.code) \(body.readString(length: body.readableBytes) ?? "")")
+                }
+                var pending = ""
+                for try await var buffer in response.body {
+                    pending += buffer.readString(length: buffer.readableBytes) ?? ""
+                    while let range = pending.range(of: "\n\n") {
+                        let event = String(pending[..<range.lowerBound])
+                        pending = String(pending[range.upperBound...])
+                        var name = "message"
+                        var data = ""
+                        for line in event.split(separator: "\n") {
+                            if line.hasPrefix("event: ") { name = String(line.dropFirst(7)) }
+                            if line.hasPrefix("data: ") { data = String(line.dropFirst(6)) }
+                        }
+                        if name == "log", let chunk = try? JSONDecoder().decode(LogChunkView.self, from: Data(data.utf8)) {
+                            after = max(after, chunk.seq)
+                            continuation.yield(.output(runID: run.id, text: chunk.data))
+                        } else if name == "end", let ended = try? JSONDecoder().decode(RunView.self, from: Data(data.utf8)) {
+                            continuation.yield(.ended(ended))
+                            return
+                        }
+                    }
+                }
+            } catch let error as CLIError {
+                throw error
+            } catch {
+                failures += 1
+                if failures > 20 { throw error }
+                try await Task.sleep(for: .milliseconds(200 * min(failures, 10)))
+            }
         }
     }
 
