@@ -102,8 +102,10 @@ public struct AgentIdentity: Codable, Sendable, Equatable {
     }
 
     /// The values a script must never see in its output (masked by the executor).
+    /// (Each also as JSON escapes `/`, the form it has in `identity.json`.)
     public var secrets: [String] {
-        [credential, privateKey] + (sealPrivateKey.map { [$0] } ?? [])
+        let values = [credential, privateKey] + (sealPrivateKey.map { [$0] } ?? [])
+        return values + values.filter { $0.contains("/") }.map { $0.replacingOccurrences(of: "/", with: "\\/") }
     }
 }
 

@@ -67,17 +67,17 @@ public struct AgentService: Service {
             try await outbox.finish(
                 RunResult(
                     runId: runID, outcome: .failed, exitCode: nil,
-                    reason: "the agent stopped while the run was executing (crash or kill); it was not run again",
+                    reason: "the agent stopped (crash or kill) while the run was executing or waiting for a slot; it was not run again",
                     result: nil, finishedAt: Clock.nowMillis()))
         }
         let executor = try Executor(
-            workDir: config.workDir, runAs: config.runAs, maskedSecrets: identity.secrets, outbox: outbox,
-            killGraceSeconds: config.killGraceSeconds, logger: logger)
+            workDir: config.workDir, runAs: config.runAs, maskedSecrets: identity.secrets + (config.enrollKey.map { [$0] } ?? []), outbox: outbox,
+            killGraceSeconds: config.killGraceSeconds, logger: logger, clock: clock)
         let slots = RunSlots(limit: config.maxRuns)
         let registry = RunRegistry()
         let intake = try RunIntake(identity: identity, outbox: outbox, clock: clock)
         let (incoming, incomingContinuation) = AsyncStream<RunEnvelope>.makeStream()
-        let canceler = RunCanceler(outbox: outbox, registry: registry, logger: logger)
+        let canceler = RunCanceler(outbox: outbox, registry: registry, logger: logger, clock: clock)
         let zone = ZoneState(
             selfID: identity.agentId, zoneID: zoneID, managerKey: keys.manager,
             config: ElectionStateMachine.Config(
@@ -115,8 +115,14 @@ public struct AgentService: Service {
                 guard let envelope = try await intake.admit(envelope, logger: logger) else { continue }
                 let control = await registry.add(envelope.runId)
                 group.addTask {
-                    logger.info("run started", metadata: ["run.id": "\(envelope.runId)"])
-                    let result = await slots.withSlot(unlessStopped: control) { await executor.execute(envelope, control: control) }
+                    let result = await slots.withSlot(unlessStopped: control) { () async -> RunResult in
+                        // Reported as started only now that it has a slot (--max-runs): until then it is queued here.
+                        if await control.stopReason == nil {
+                            try? await outbox.reportStart(envelope.runId, at: clock.now())
+                            logger.info("run started", metadata: ["run.id": "\(envelope.runId)"])
+                        }
+                        return await executor.execute(envelope, control: control)
+                    }
                     try await outbox.finish(result)
                     await registry.remove(envelope.runId)
                     logger.info("run finished", metadata: ["run.id": "\(envelope.runId)", "outcome": "\(result.outcome.rawValue)"])

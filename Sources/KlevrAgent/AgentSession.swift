@@ -94,6 +94,7 @@ struct RunCanceler: Sendable {
     let outbox: Outbox
     let registry: RunRegistry
     let logger: Logger
+    let clock: ManagerClock
 
     func cancel(_ runID: String) async {
         if let control = await registry.control(runID) {
@@ -101,9 +102,9 @@ struct RunCanceler: Sendable {
             return
         }
         do {
-            if try await outbox.begin(runID, at: Clock.nowMillis()) {
+            if try await outbox.begin(runID, at: clock.now()) {
                 try await outbox.finish(
-                    RunResult(runId: runID, outcome: .canceled, exitCode: nil, reason: "canceled before it started", result: nil, finishedAt: Clock.nowMillis()))
+                    RunResult(runId: runID, outcome: .canceled, exitCode: nil, reason: "canceled before it started", result: nil, finishedAt: clock.now()))
             }
         } catch {
             logger.error("could not record a cancel", metadata: ["run.id": "\(runID)", "error": "\(error)"])

@@ -32,6 +32,8 @@ public struct Executor: Sendable {
     let outbox: Outbox
     let killGrace: Duration
     let logger: Logger
+    /// The time reports carry: the manager's, as the agent estimates it (the wall clock without one).
+    let clock: ManagerClock?
 
     /// Prepares the work directory (creates it, checks it is the agent's own, removes run directories
     /// a crashed agent left behind) and resolves the run-as user.
@@ -43,8 +45,10 @@ public struct Executor: Sendable {
     /// - Throws: ``ScriptUser/LookupError`` for an unusable `runAs`, ``WorkDirectory/Failure`` for an
     ///   unusable work directory; both describe themselves for the operator.
     public init(
-        workDir: String, runAs: String? = nil, maskedSecrets: [String] = [], outbox: Outbox, killGraceSeconds: Double, logger: Logger
+        workDir: String, runAs: String? = nil, maskedSecrets: [String] = [], outbox: Outbox, killGraceSeconds: Double, logger: Logger,
+        clock: ManagerClock? = nil
     ) throws {
+        self.clock = clock
         let user = try runAs.map { name throws(ScriptUser.LookupError) in try ScriptUser.lookup(name) }
         self.user = user
         self.workDirectory = try WorkDirectory.prepare(path: workDir, owner: (user?.isOtherThanAgent ?? false) ? user : nil)
@@ -53,6 +57,8 @@ public struct Executor: Sendable {
         self.killGrace = .milliseconds(Int(killGraceSeconds * 1000))
         self.logger = logger
     }
+
+    func now() -> Int64 { clock?.now() ?? Clock.nowMillis() }
 
     /// What the concurrent parts of a step report.
     enum StepPiece: Sendable {
@@ -74,7 +80,7 @@ public struct Executor: Sendable {
         let runID = envelope.runId
         if let stop = await control.stopReason {
             // Stopped while it waited for a slot: nothing was started.
-            return Self.stoppedBeforeStart(runID: runID, stop)
+            return stoppedBeforeStart(runID: runID, stop)
         }
         let directory: String
         let paramsJSON: Data
@@ -128,26 +134,26 @@ public struct Executor: Sendable {
                 case .exited(let code):
                     return RunResult(
                         runId: runID, outcome: .failed, exitCode: Int(code), reason: "\(stepName) exited with status \(code)",
-                        result: lastResultText, finishedAt: Clock.nowMillis())
+                        result: lastResultText, finishedAt: now())
                 case .signaled(let signal):
                     return RunResult(
                         runId: runID, outcome: .failed, exitCode: nil, reason: "\(stepName) was killed by signal \(signal)",
-                        result: lastResultText, finishedAt: Clock.nowMillis())
+                        result: lastResultText, finishedAt: now())
                 case .stopped(.timedOut):
                     return RunResult(
                         runId: runID, outcome: .timedOut, exitCode: nil, reason: "\(stepName) exceeded its timeout; its process group was killed",
-                        result: lastResultText, finishedAt: Clock.nowMillis())
+                        result: lastResultText, finishedAt: now())
                 case .stopped(.canceled):
                     return RunResult(
                         runId: runID, outcome: .canceled, exitCode: nil, reason: "canceled during \(stepName); its process group was killed",
-                        result: lastResultText, finishedAt: Clock.nowMillis())
+                        result: lastResultText, finishedAt: now())
                 case .stopped(.shutdown):
                     return RunResult(
                         runId: runID, outcome: .failed, exitCode: nil, reason: "the agent shut down during \(stepName); its process group was killed",
-                        result: lastResultText, finishedAt: Clock.nowMillis())
+                        result: lastResultText, finishedAt: now())
                 }
             }
-            return RunResult(runId: runID, outcome: .succeeded, exitCode: 0, reason: nil, result: lastResultText, finishedAt: Clock.nowMillis())
+            return RunResult(runId: runID, outcome: .succeeded, exitCode: 0, reason: nil, result: lastResultText, finishedAt: now())
         } catch {
             return couldNotExecute(runID: runID, error)
         }
@@ -157,20 +163,20 @@ public struct Executor: Sendable {
         logger.error("could not execute a run", metadata: ["run.id": "\(runID)", "error": "\(error)"])
         return RunResult(
             runId: runID, outcome: .failed, exitCode: nil, reason: "the agent could not execute the run: \(error)", result: nil,
-            finishedAt: Clock.nowMillis())
+            finishedAt: now())
     }
 
-    static func stoppedBeforeStart(runID: String, _ stop: StopReason) -> RunResult {
+    func stoppedBeforeStart(runID: String, _ stop: StopReason) -> RunResult {
         switch stop {
         case .canceled:
-            RunResult(runId: runID, outcome: .canceled, exitCode: nil, reason: "canceled before it started", result: nil, finishedAt: Clock.nowMillis())
+            RunResult(runId: runID, outcome: .canceled, exitCode: nil, reason: "canceled before it started", result: nil, finishedAt: now())
         case .timedOut:
             RunResult(
-                runId: runID, outcome: .timedOut, exitCode: nil, reason: "timed out before it started", result: nil, finishedAt: Clock.nowMillis())
+                runId: runID, outcome: .timedOut, exitCode: nil, reason: "timed out before it started", result: nil, finishedAt: now())
         case .shutdown:
             RunResult(
                 runId: runID, outcome: .failed, exitCode: nil, reason: "the agent shut down before the run started", result: nil,
-                finishedAt: Clock.nowMillis())
+                finishedAt: now())
         }
     }
 
@@ -234,7 +240,7 @@ public struct Executor: Sendable {
         let platformOptions = options
         var keys: [Environment.Key: String] = [:]
         for (name, value) in environment { keys[Environment.Key(stringLiteral: name)] = value }
-        let output = StepOutput(runID: runID, outbox: outbox, coalescer: OutputCoalescer(secrets: maskedSecrets))
+        let output = StepOutput(runID: runID, outbox: outbox, coalescer: OutputCoalescer(secrets: maskedSecrets), clock: clock)
         let killGrace = self.killGrace
         let result = try await Subprocess.run(
             .path("/bin/sh"), arguments: ["-c", script], environment: .custom(keys), workingDirectory: FilePath(directory),

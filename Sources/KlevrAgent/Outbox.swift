@@ -66,13 +66,21 @@ public actor Outbox {
 
     /// Records a run as accepted before it starts. Returns false when the run was seen before (it must
     /// not be started again).
-    public func begin(_ runID: String, at: Int64) throws -> Bool {
+    ///
+    /// With `reportStart: false` the start is reported later, by ``reportStart(_:at:)``, when the run
+    /// really starts (it may wait for a free slot first).
+    public func begin(_ runID: String, at: Int64, reportStart: Bool = true) throws -> Bool {
         guard Validation.isValidID(runID) else { return false }
         let path = ledgerDir + "/" + runID
         guard !FileManager.default.fileExists(atPath: path) else { return false }
         try DurableFile.write(Data("started".utf8), to: path)
-        try append(.started(RunStarted(runId: runID, at: at)))
+        if reportStart { try append(.started(RunStarted(runId: runID, at: at))) }
         return true
+    }
+
+    /// Reports that an accepted run starts executing now.
+    public func reportStart(_ runID: String, at: Int64) throws {
+        try append(.started(RunStarted(runId: runID, at: at)))
     }
 
     /// Runs that were accepted but have neither a pending result nor an acknowledged one: they were

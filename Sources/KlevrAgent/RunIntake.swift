@@ -60,6 +60,7 @@ public struct RunIntake: Sendable {
             }
             return nil
         }
-        return try await outbox.begin(envelope.runId, at: now) ? opened : nil
+        // The start is reported when the run gets a slot and really starts (AgentService).
+        return try await outbox.begin(envelope.runId, at: now, reportStart: false) ? opened : nil
     }
 }

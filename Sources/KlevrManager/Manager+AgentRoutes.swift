@@ -48,6 +48,7 @@ extension Manager {
             }
             if body.peerAddress != agent.peerAddress || !agent.managerRoute || (body.priority != nil && body.priority != agent.priority) {
                 try await store.updatePeer(agentID: agent.id, peerAddress: body.peerAddress, reachedManager: true, priority: body.priority)
+                await zoneMembers.invalidate(agent.zoneID)
             }
             let now = Clock.nowMillis()
             let outcome = try await store.acquireLease(zoneID: agent.zoneID, agentID: agent.id, now: now, duration: config.leaseMillis)
@@ -92,6 +93,7 @@ extension Manager {
             try await store.retireAgent(id: id, now: Clock.nowMillis())
             guard let agent = try await store.agent(id: id) else { throw Problem.notFound("no agent \(id)") }
             // Its zone's primary gets the membership without it at once, and every member soon after.
+            await zoneMembers.invalidate(agent.zoneID)
             await hub.signal([Self.agentKey(id), Self.zoneKey(agent.zoneID)])
             return try JSONBody.response(view(agent))
         }
@@ -159,6 +161,7 @@ extension Manager {
         }
         logger.info("agent enrolled", metadata: ["agent.id": "\(agentID)", "zone": "\(zone.name)"])
         // The zone's primary answers its held poll at once: the new membership reaches the members.
+        await zoneMembers.invalidate(zone.id)
         await hub.signal([Self.zoneKey(zone.id)])
         let hello = try hello()
         return EnrollResponse(

@@ -37,7 +37,7 @@ extension Manager {
         // The zone's active members, once per exchange (their keys check relayed reports; the list is the membership).
         let members: [String: AgentRecord]
         if fence != nil {
-            members = Dictionary(try await store.activeAgents(zoneID: agent.zoneID).map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+            members = try await zoneMembers.members(of: agent.zoneID, store: store)
         } else {
             members = [agent.id: agent]
         }
@@ -75,7 +75,10 @@ extension Manager {
         }
         let live = (request.liveMembers ?? members.keys.map { $0 }).filter { members[$0] != nil }
         let reporting = Set(batches.map(\.agentID))
-        let seenOnly = fence == nil ? [] : live.filter { !reporting.contains($0) && $0 != agent.id }
+        // Members heard by the primary count as seen; written at most every 2 s per zone, not on every poll.
+        var touchDue = false
+        if fence != nil { touchDue = await zoneMembers.shouldTouch(agent.zoneID, now: now) }
+        let seenOnly = touchDue ? live.filter { !reporting.contains($0) && $0 != agent.id } : []
         if batches.isEmpty || !reporting.contains(agent.id) {
             batches.append(ReportedBatch(agentID: agent.id, started: [], logs: [], results: []))
         }
@@ -130,7 +133,8 @@ extension Manager {
                     throw StoreError.staleEpoch("epoch \(fence.epoch) is not the zone's current lease; step down")
                 }
                 work = try await store.takeWork(
-                    agentIDs: recipients, now: Clock.nowMillis(), redeliverAfter: Int64(config.redeliverAfterSeconds * 1000))
+                    agentIDs: recipients, zoneID: fence == nil ? nil : agent.zoneID, now: Clock.nowMillis(),
+                    redeliverAfter: Int64(config.redeliverAfterSeconds * 1000))
             }
             let remaining = deadline - ContinuousClock.now
             if quiet || (woke && fence != nil) || !work.runs.isEmpty || !work.cancels.isEmpty || !request.wait || remaining <= .zero || Task.isShuttingDownGracefully {
@@ -231,5 +235,31 @@ actor MembershipCache {
         let blob = try SignedBlob.sign(list, domain: SignedBlob.Domain.membership, signer: "manager", key: key)
         signed[list.zoneId] = (list, blob)
         return blob
+    }
+}
+
+/// The active members of each zone, read from the store at most once a second (a zone's primary polls
+/// often, with the whole zone's membership at stake), and forgotten at once when an agent of the zone
+/// enrolls, retires or moves. Also when the members a primary hears from were last written as seen.
+actor ZoneMembers {
+    private var cached: [String: (at: ContinuousClock.Instant, members: [String: AgentRecord])] = [:]
+    private var touched: [String: Int64] = [:]
+
+    func members(of zoneID: String, store: Store) async throws -> [String: AgentRecord] {
+        if let entry = cached[zoneID], ContinuousClock.now - entry.at < .seconds(1) { return entry.members }
+        let members = Dictionary(try await store.activeAgents(zoneID: zoneID).map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        cached[zoneID] = (.now, members)
+        return members
+    }
+
+    func invalidate(_ zoneID: String) {
+        cached[zoneID] = nil
+    }
+
+    /// Whether the zone's heard members are due to be written as seen (every 2 s at most).
+    func shouldTouch(_ zoneID: String, now: Int64) -> Bool {
+        if let last = touched[zoneID], now - last < 2_000, now >= last { return false }
+        touched[zoneID] = now
+        return true
     }
 }

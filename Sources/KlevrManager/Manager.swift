@@ -15,6 +15,7 @@ public struct Manager: Sendable {
     let throttle: LoginThrottle
     let startedAt: Int64
     let memberships = MembershipCache()
+    let zoneMembers = ZoneMembers()
 
     /// Opens the store, applies migrations and creates the first admin if there is no user yet.
     /// - Returns: the manager, and the first admin's password when this start generated it (print it once).

@@ -212,13 +212,28 @@ extension Store {
     /// Queued runs become `dispatched`. A dispatched run whose start the agent has not reported within
     /// `redeliverAfter` ms is handed out again (delivery is at least once; the agent never executes a run
     /// twice). Cancel orders are repeated on the same schedule until the agent reports the run's end.
-    public func takeWork(agentIDs: [String], now: Int64, redeliverAfter: Int64, limit: Int = 2_000) async throws
+    ///
+    /// With `zoneID` (a primary's zone) the runs are found by zone, one statement whatever the number of
+    /// agents, and kept for `agentIDs` only.
+    public func takeWork(agentIDs: [String], zoneID: String? = nil, now: Int64, redeliverAfter: Int64, limit: Int = 2_000) async throws
         -> (runs: [PendingRun], cancels: [(agentID: String, runID: String)])
     {
         guard !agentIDs.isEmpty else { return ([], []) }
-        let slices = stride(from: 0, to: agentIDs.count, by: 500).map { Array(agentIDs[$0..<min($0 + 500, agentIDs.count)]) }
+        let wanted = Set(agentIDs)
+        let slices = zoneID != nil ? [] : stride(from: 0, to: agentIDs.count, by: 500).map { Array(agentIDs[$0..<min($0 + 500, agentIDs.count)]) }
         return try await database.transaction { db in
             var rows: [RunRecord] = []
+            if let zoneID {
+                rows = try await db.raw(
+                    SQLQueryString(Self.runSelect)
+                        + """
+                         WHERE r.zone_id = \(bind: zoneID) AND r.status IN ('queued', 'dispatched') AND r.cancel_requested = 0
+                        AND (r.status = 'queued' OR r.dispatched_at < \(bind: now - redeliverAfter))
+                        ORDER BY r.created_at, r.id
+                        """
+                ).all().map(Self.run(from:)).filter { wanted.contains($0.agentID) }
+                if rows.count > limit { rows = Array(rows.prefix(limit)) }
+            }
             for slice in slices where rows.count < limit {
                 rows += try await db.raw(
                     SQLQueryString(Self.runSelect)
@@ -258,14 +273,18 @@ extension Store {
                 ).run()
             }
             var cancels: [(agentID: String, runID: String)] = []
-            for slice in slices {
+            let cancelScopes: [SQLQueryString] =
+                zoneID.map { ["zone_id = \(bind: $0)"] } ?? slices.map { "agent_id IN (\(binds: $0))" }
+            for scope in cancelScopes {
                 let cancelRows = try await db.raw(
-                    """
-                    SELECT id, agent_id FROM runs WHERE agent_id IN (\(binds: slice)) AND cancel_requested = 1
-                    AND status IN ('dispatched', 'running') AND (cancel_sent_at IS NULL OR cancel_sent_at < \(bind: now - redeliverAfter))
-                    """
+                    "SELECT id, agent_id FROM runs WHERE " + scope
+                        + """
+                         AND cancel_requested = 1
+                        AND status IN ('dispatched', 'running') AND (cancel_sent_at IS NULL OR cancel_sent_at < \(bind: now - redeliverAfter))
+                        """
                 ).all()
                 let found = try cancelRows.map { (agentID: try $0.decode(column: "agent_id", as: String.self), runID: try $0.decode(column: "id", as: String.self)) }
+                    .filter { wanted.contains($0.agentID) }
                 if !found.isEmpty {
                     try await db.raw("UPDATE runs SET cancel_sent_at = \(bind: now) WHERE id IN (\(binds: found.map(\.runID)))").run()
                 }

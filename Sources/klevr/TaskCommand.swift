@@ -188,12 +188,13 @@ struct RunWatcher {
                     var body = try await response.body.collect(upTo: 1 << 20)
                     throw CLIError("the manager refused to stream run \(run.id): HTTP \(response.status.code) \(body.readString(length: body.readableBytes) ?? "")")
                 }
-                var pending = ""
-                for try await var buffer in response.body {
-                    pending += buffer.readString(length: buffer.readableBytes) ?? ""
-                    while let range = pending.range(of: "\n\n") {
-                        let event = String(pending[..<range.lowerBound])
-                        pending = String(pending[range.upperBound...])
+                // Bytes until a whole event arrived: a character split across reads is decoded whole.
+                var pending: [UInt8] = []
+                for try await buffer in response.body {
+                    pending += buffer.readableBytesView
+                    while let end = Self.eventEnd(in: pending) {
+                        let event = String(decoding: pending[..<end], as: UTF8.self)
+                        pending.removeFirst(end + 2)
                         var name = "message"
                         var data = ""
                         for line in event.split(separator: "\n") {
@@ -209,6 +210,10 @@ struct RunWatcher {
                         }
                     }
                 }
+                // The stream closed without its end event: try again, a bounded number of times.
+                failures += 1
+                if failures > 20 { throw CLIError("the log stream of run \(run.id) kept closing before the run ended") }
+                try await Task.sleep(for: .milliseconds(200 * min(failures, 10)))
             } catch let error as CLIError {
                 throw error
             } catch {
@@ -217,6 +222,13 @@ struct RunWatcher {
                 try await Task.sleep(for: .milliseconds(200 * min(failures, 10)))
             }
         }
+    }
+
+    /// Where the first blank line (`\n\n`, the end of an event) starts, if any.
+    static func eventEnd(in bytes: [UInt8]) -> Int? {
+        guard bytes.count >= 2 else { return nil }
+        for index in 0..<(bytes.count - 1) where bytes[index] == 10 && bytes[index + 1] == 10 { return index }
+        return nil
     }
 
     private func emit(_ text: String, for run: RunView, partial: inout [String: String]) {

@@ -195,6 +195,18 @@ struct ZoneSecuritySystemTests {
         let run = try await Self.runOn(cluster, try #require(ids["c"]), #"test "$KLEVR_PARAM_SECRET" = "\#(marker)" && echo matched"#, params: ["SECRET": marker])
         #expect(run.status == .succeeded)
         #expect(try await cluster.output(run.id) == "matched\n")
+        // A later script that lists and reads everything under its working directory and its parent finds
+        // no key, no credential and no earlier run's parameters.
+        let c = try Self.identity(cluster, "c")
+        let snoop = try await Self.runOn(
+            cluster, c.agentId,
+            #"pwd; ls -laR . .. 2>&1; find .. -type f 2>/dev/null | while read f; do echo "== $f"; cat "$f"; done; env"#)
+        #expect(snoop.status == .succeeded)
+        let seen = try await cluster.output(snoop.id)
+        #expect(seen.contains("=="), "the snoop found nothing to read at all: \(seen.prefix(500))")
+        for secret in [marker, c.credential, c.privateKey, c.sealPrivateKey ?? "-", "identity.json", "agent.key"] {
+            #expect(!seen.contains(secret), "a script found \(secret.prefix(12))… under its working directory or its parent")
+        }
         // Nothing the primary or the member wrote holds it: state dirs (outbox, ledger, membership) and logs at debug level.
         for name in ["a", "b", "c"] {
             let root = cluster.directory + "/agents/" + name

@@ -16,7 +16,10 @@ actor StepOutput {
     private var drainWaiters: [CheckedContinuation<Void, Never>] = []
     private var failure: (any Error)?
 
-    init(runID: String, outbox: Outbox, coalescer: OutputCoalescer) {
+    private let clock: ManagerClock?
+
+    init(runID: String, outbox: Outbox, coalescer: OutputCoalescer, clock: ManagerClock? = nil) {
+        self.clock = clock
         self.runID = runID
         self.outbox = outbox
         self.coalescer = coalescer
@@ -52,7 +55,7 @@ actor StepOutput {
         while !queue.isEmpty {
             let chunk = queue.removeFirst()
             do {
-                try await outbox.appendLog(runID: runID, stream: chunk.stream.rawValue, data: chunk.text, at: Clock.nowMillis())
+                try await outbox.appendLog(runID: runID, stream: chunk.stream.rawValue, data: chunk.text, at: clock?.now() ?? Clock.nowMillis())
             } catch {
                 failure = error
                 queue.removeAll()
