@@ -247,41 +247,51 @@ extension Data {
     }
 }
 
-/// Nonces seen within the freshness window, bounded: when full, the oldest are dropped and requests no
-/// newer than them are refused, so a replay is never accepted because its nonce was forgotten.
+/// Nonces seen within the freshness window, per sender, bounded: when full, the oldest are dropped and
+/// their sender's requests no newer than them are refused, so a replay is never accepted because its
+/// nonce was forgotten, and a member flooding the cache raises no other member's floor.
 public struct NonceCache: Sendable {
-    private var seen: [String: Int64] = [:]
-    private var order: [(nonce: String, time: Int64)] = []
+    private var seen: Set<String> = []
+    private var order: [(key: String, sender: String, time: Int64)] = []
     private var head = 0
-    /// Requests at or before this time are refused (raised when nonces are evicted early).
-    private var floor: Int64 = .min
+    /// Per sender, requests at or before this time are refused (raised when its nonces are evicted early).
+    private var floors: [String: Int64] = [:]
     public let capacity: Int
     public let window: Int64
+    /// How far ahead of the receiver's estimate a request's time may be (clocks of one zone agree within
+    /// a round trip, since they all estimate the manager's).
+    public let ahead: Int64
 
-    public init(capacity: Int = 200_000, window: Int64 = PeerStamp.window) {
+    public init(capacity: Int = 200_000, window: Int64 = PeerStamp.window, ahead: Int64 = 10_000) {
         self.capacity = capacity
         self.window = window
+        self.ahead = ahead
     }
 
-    /// Records a nonce of a request at `time`; false when it was seen (a replay) or is too old to judge.
-    public mutating func admit(_ nonce: String, time: Int64, now: Int64) -> Bool {
-        guard abs(now - time) <= window, time > floor, seen[nonce] == nil else { return false }
+    /// Records `sender`'s nonce of a request at `time`; false when it was seen (a replay) or is too old or
+    /// too far ahead to judge. No arithmetic touches the caller's `time`.
+    public mutating func admit(_ nonce: String, sender: String, time: Int64, now: Int64) -> Bool {
+        let key = sender + "." + nonce
+        guard time >= now - window, time <= now + ahead, time > floors[sender, default: .min], !seen.contains(key) else { return false }
         // Forget what is out of the window anyway.
         while head < order.count, order[head].time < now - window {
-            seen[order[head].nonce] = nil
+            seen.remove(order[head].key)
             head += 1
         }
         while seen.count >= capacity, head < order.count {
-            floor = max(floor, order[head].time)
-            seen[order[head].nonce] = nil
+            let evicted = order[head]
+            floors[evicted.sender] = max(floors[evicted.sender, default: .min], evicted.time)
+            seen.remove(evicted.key)
             head += 1
         }
         if head > 4096 && head * 2 > order.count {
             order.removeFirst(head)
             head = 0
+            // Floors older than the window are implied by it.
+            floors = floors.filter { $0.value >= now - window }
         }
-        seen[nonce] = time
-        order.append((nonce, time))
+        seen.insert(key)
+        order.append((key, sender, time))
         return true
     }
 

@@ -19,6 +19,8 @@ public final class ManagerClock: Sendable {
         if let managerTime { observe(managerTime) }
     }
 
+    static let saneSpan: Int64 = 10 * 365 * 86_400_000
+
     /// How far a member's word may move an estimate already held (a primary relays the manager's time;
     /// it cannot move this agent's clock by hours).
     public static let peerCorrectionLimit: Int64 = 5 * 60_000
@@ -26,8 +28,13 @@ public final class ManagerClock: Sendable {
     /// Records the manager's time as just received; from a peer (`fromPeer`), only within
     /// ``peerCorrectionLimit`` of the estimate held, once there is one.
     public func observe(_ managerTime: Int64, fromPeer: Bool = false) {
-        guard managerTime > 0 else { return }
-        if fromPeer, isKnown, abs(managerTime - now()) > Self.peerCorrectionLimit { return }
+        // Nothing more than ten years from this host's wall clock is a time anyone meant.
+        let wall = Clock.nowMillis()
+        guard managerTime > 0, managerTime >= wall - Self.saneSpan, managerTime <= wall + Self.saneSpan else { return }
+        if fromPeer, isKnown {
+            let current = now()
+            guard managerTime >= current - Self.peerCorrectionLimit, managerTime <= current + Self.peerCorrectionLimit else { return }
+        }
         reading.withLock { $0 = Reading(managerTime: managerTime, at: .now) }
     }
 

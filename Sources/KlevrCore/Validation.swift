@@ -15,6 +15,22 @@ public enum Validation {
         return name.unicodeScalars.allSatisfy { isLetter($0) || isDigit($0) || $0 == "_" }
     }
 
+    /// A peer address: `host:port` with a host name or IPv4 address (letters, digits, `.`, `-`) or an
+    /// IPv6 address in brackets, and a port from 1 to 65535. Nothing else (no path, user or query) can
+    /// ride along into the URLs members build from it.
+    public static func isValidPeerAddress(_ address: String) -> Bool {
+        guard address.utf8.count <= 255, let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]),
+            (1...65535).contains(port)
+        else { return false }
+        let host = address[..<colon]
+        guard !host.isEmpty else { return false }
+        if host.hasPrefix("[") {
+            guard host.hasSuffix("]"), host.count > 2 else { return false }
+            return host.dropFirst().dropLast().allSatisfy { $0.isASCII && ($0.isHexDigit || $0 == ":" || $0 == ".") }
+        }
+        return host.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "." || $0 == "-") }
+    }
+
     /// Identifiers are lowercase UUIDs.
     public static func isValidID(_ id: String) -> Bool {
         let scalars = Array(id.unicodeScalars)

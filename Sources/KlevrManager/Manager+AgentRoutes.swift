@@ -40,8 +40,8 @@ extension Manager {
         router.post("/api/v1/agent/lease") { request, context in
             let agent = try context.requireAgent()
             let body = try await JSONBody.decode(LeaseRequest.self, from: request)
-            if let address = body.peerAddress, address.count > 255 || address.contains(" ") {
-                throw Problem.invalid("peerAddress", "must be host:port")
+            if let address = body.peerAddress, !Validation.isValidPeerAddress(address) {
+                throw Problem.invalid("peerAddress", "must be host:port (a host name, IPv4 or [IPv6] address, and a port)")
             }
             if let priority = body.priority, !(-1000...1000).contains(priority) {
                 throw Problem.invalid("priority", "must be from -1000 to 1000")
@@ -136,15 +136,16 @@ extension Manager {
                 .unauthorized, type: "enroll-refused",
                 detail: "the enrollment must be signed with the private key of 'publicKey' (proof over the enrollment statement)")
         }
-        guard abs(proofTime - now) <= Self.enrollStatementWindow else {
+        // Compared without arithmetic on the caller's value (no overflow whatever it sends).
+        guard proofTime >= now - Self.enrollStatementWindow, proofTime <= now + Self.enrollStatementWindow else {
             throw Problem(
                 .unauthorized, type: "enroll-refused",
                 detail: "the enrollment statement's time is more than 10 minutes from the manager's clock; ask /api/v1/agent/hello for it")
         }
         try Self.validate(body.facts)
         if let address = body.peerAddress {
-            guard address.count <= 255, !address.contains(where: { $0 == " " || $0 == "/" }) else {
-                throw Problem.invalid("peerAddress", "must be host:port")
+            guard Validation.isValidPeerAddress(address) else {
+                throw Problem.invalid("peerAddress", "must be host:port (a host name, IPv4 or [IPv6] address, and a port)")
             }
         }
         let credential = Secrets.generate(.agentCredential)

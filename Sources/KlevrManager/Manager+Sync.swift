@@ -31,17 +31,24 @@ extension Manager {
         guard relayed.count <= 10_000, (request.liveMembers?.count ?? 0) <= 100_000 else {
             throw Problem.invalid("relayed", "at most 10000 relayed reports and 100000 live members per sync")
         }
-        for report in request.reports { try Self.validate(report) }
-        if let facts = request.reports.first?.facts { try Self.validate(facts) }
+        let ownReports = request.reports.map(Self.trimmed)
+        for report in ownReports { try Self.validate(report) }
+        if let facts = ownReports.first?.facts { try Self.validate(facts) }
 
         // The zone's active members, once per exchange (their keys check relayed reports; the list is the membership).
+        if let fence, !relayed.isEmpty,
+            !(try await store.holdsLease(zoneID: fence.zoneID, agentID: agent.id, epoch: fence.epoch, now: now))
+        {
+            // Nothing a non-primary relays is even looked at (no signature checks, no events).
+            throw StoreError.staleEpoch("epoch \(fence.epoch) is not the zone's current lease; step down")
+        }
         let members: [String: AgentRecord]
         if fence != nil {
             members = try await zoneMembers.members(of: agent.zoneID, store: store)
         } else {
             members = [agent.id: agent]
         }
-        var batches: [ReportedBatch] = request.reports.map(Self.batch)
+        var batches: [ReportedBatch] = ownReports.map(Self.batch)
         var forgeries: [String] = []
         var invalid: [String: [String: String]] = [:]
         for blob in relayed {
@@ -52,7 +59,7 @@ extension Manager {
                 continue
             }
             do {
-                let report = try blob.open(AgentReport.self, domain: SignedBlob.Domain.report, key: key)
+                let report = Self.trimmed(try blob.open(AgentReport.self, domain: SignedBlob.Domain.report, key: key))
                 guard report.agentId == member.id else { throw SignedBlob.Invalid(description: "the report names another agent") }
                 try Self.validate(report)
                 batches.append(Self.batch(report))
@@ -185,6 +192,25 @@ extension Manager {
                     runID: $0.runId, outcome: $0.outcome, exitCode: $0.exitCode, reason: $0.reason, result: $0.result, finishedAt: $0.finishedAt)
             },
             clockSkewMillis: report.clockSkewMillis.map { max(-10 * 365 * 86_400_000, min(10 * 365 * 86_400_000, $0)) })
+    }
+
+    /// The report with oversized texts cut to the limits (at a character boundary, marked), so that an
+    /// agent's long output or binary result never blocks its reports.
+    static func trimmed(_ report: AgentReport) -> AgentReport {
+        var report = report
+        let mark = "\n[cut by the manager: too long]"
+        for index in report.logs.indices where report.logs[index].data.utf8.count > maxChunkBytes {
+            report.logs[index].data = report.logs[index].data.truncatedUTF8(to: maxChunkBytes)
+        }
+        for index in report.results.indices {
+            if let text = report.results[index].result, text.utf8.count > 64 * 1024 {
+                report.results[index].result = text.truncatedUTF8(to: 64 * 1024 - mark.utf8.count) + mark
+            }
+            if let reason = report.results[index].reason, reason.count > 4096 {
+                report.results[index].reason = String(reason.prefix(4000)) + mark
+            }
+        }
+        return report
     }
 
     static func validate(_ report: AgentReport) throws {

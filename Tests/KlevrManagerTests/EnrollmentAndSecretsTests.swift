@@ -40,6 +40,11 @@ import Testing
             // A statement far from the manager's clock: refused.
             let stale = Self.enrollBody(zone: "zone-a", key: key.key, time: Clock.nowMillis() - 3_600_000)
             #expect(try await client.call(.post, "/api/v1/agent/enroll", json: stale).status == .unauthorized)
+            // Extreme times are refused, not a crash.
+            for time in [Int64.min, Int64.max, 0] {
+                let extreme = Self.enrollBody(zone: "zone-a", key: key.key, time: time)
+                #expect(try await client.call(.post, "/api/v1/agent/enroll", json: extreme).status == .unauthorized)
+            }
             // The victim re-enrolling with a fresh statement keeps its id.
             #expect(try await client.call(.post, "/api/v1/agent/enroll", json: Self.enrollBody(zone: "zone-a", key: key.key, signingKey: victim)).status == .created)
             let agents = try await client.decode(Page<AgentView>.self, .get, "/api/v1/agents", token: admin)

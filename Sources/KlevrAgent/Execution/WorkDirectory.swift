@@ -178,6 +178,7 @@ struct WorkDirectory: Sendable {
             total += count
         }
         guard total > 0 else { return nil }
-        return String(decoding: bytes[..<total], as: UTF8.self)
+        // Invalid bytes decode to U+FFFD (three bytes each): cut the text to the limit again.
+        return String(decoding: bytes[..<total], as: UTF8.self).truncatedUTF8(to: limit)
     }
 }

@@ -96,7 +96,7 @@ struct PeerServer {
             throw Refused(status: .unauthorized, message: "the stamp's signature does not verify")
         }
         let now = link.clock.now()
-        guard nonces.withLock({ $0.admit(stamp.nonce, time: stamp.time, now: now) }) else {
+        guard nonces.withLock({ $0.admit(stamp.nonce, sender: stamp.sender, time: stamp.time, now: now) }) else {
             throw Refused(status: .unauthorized, message: "the request is stale or a replay (times are the manager's)")
         }
         return stamp

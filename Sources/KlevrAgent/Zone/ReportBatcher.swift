@@ -24,9 +24,18 @@ actor ReportBatcher {
         self.send = send
     }
 
-    /// Queues a member's report and waits for the manager's acknowledgement of it.
+    /// Bound of what waits in all (base64 payload characters).
+    static let maxWaitingBytes = 64 << 20
+    private var waitingBytes = 0
+
+    /// Queues a member's report and waits for the manager's acknowledgement of it. A member with a report
+    /// already waiting, or a full queue, gets nothing (it sends again later): one member cannot fill the
+    /// primary's memory.
     func submit(_ blob: SignedBlob, from member: String) async -> SignedBlob? {
-        await withCheckedContinuation { continuation in
+        let size = blob.payload.utf8.count
+        if waiting.contains(where: { $0.member == member }) || waitingBytes + size > Self.maxWaitingBytes { return nil }
+        waitingBytes += size
+        return await withCheckedContinuation { continuation in
             waiting.append(Waiting(member: member, blob: blob, continuation: continuation))
             if !flushing {
                 flushing = true
@@ -52,6 +61,7 @@ actor ReportBatcher {
                 bytes += entry.blob.payload.utf8.count
             }
             waiting = rest
+            waitingBytes -= bytes
             let acks = await send(batch.map(\.blob))
             for entry in batch { entry.continuation.resume(returning: acks?[entry.member]) }
         }

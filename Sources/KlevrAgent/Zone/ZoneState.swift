@@ -44,7 +44,7 @@ actor ZoneState {
         self.membershipPath = stateDir + "/membership.json"
         self.machine = ElectionStateMachine(id: selfID, config: config, now: now)
         if let data = FileManager.default.contents(atPath: membershipPath), let stored = try? JSONDecoder().decode(SignedBlob.self, from: data),
-            let list = Self.open(stored, managerKey: managerKey, zoneID: zoneID)
+            let list = Self.open(stored, managerKey: managerKey, zoneID: zoneID), list.member(selfID) != nil
         {
             membership = list
             signedMembership = stored
@@ -104,7 +104,9 @@ actor ZoneState {
     @discardableResult
     func update(_ blob: SignedBlob) -> Membership? {
         if blob == signedMembership { return membership }
-        guard let list = Self.open(blob, managerKey: managerKey, zoneID: zoneID) else { return nil }
+        // A list that does not name this agent is older than its enrollment (or it was retired): it can
+        // only come from someone replaying an old list, never from the manager now.
+        guard let list = Self.open(blob, managerKey: managerKey, zoneID: zoneID), list.member(selfID) != nil else { return nil }
         if let membership, !list.isNewer(than: membership) { return nil }
         install(list, blob: blob)
         if let data = try? JSONEncoder().encode(blob) { try? DurableFile.write(data, to: membershipPath) }
