@@ -90,6 +90,16 @@ for _ in $(seq "$FANOUTS"); do
   TIMES+=($(( (END - START) / 1000000 )))
 done
 EPOCH_AFTER=$(epoch)
+# Where the time of the last fan-out went, in the manager's times (ms after the task was created).
+TASK=$(curl -sf -H "Authorization: Bearer $TOKEN" "$URL/api/v1/tasks?zone=fleet&limit=1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["items"][0]["id"])')
+curl -sf -H "Authorization: Bearer $TOKEN" "$URL/api/v1/runs?task=$TASK&limit=500" | python3 -c '
+import json, sys
+runs = json.load(sys.stdin)["items"]
+created = min(r["createdAt"] for r in runs)
+for name in ("dispatchedAt", "startedAt", "finishedAt"):
+    values = sorted(r[name] - created for r in runs if r.get(name))
+    print(f"last fan-out: {name} after creation: median {values[len(values)//2]} ms, last {values[-1]} ms")
+' || true
 SORTED=$(printf '%s\n' "${TIMES[@]}" | sort -n | tr '\n' ' ')
 P50=$(printf '%s\n' "${TIMES[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
 echo "fan-out wall times (ms): $SORTED"

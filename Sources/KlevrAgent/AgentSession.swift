@@ -74,7 +74,12 @@ struct AgentSession: Sendable {
             await withTaskGroup(of: Void.self) { race in
                 race.addTask { try? await Task.sleep(for: heartbeat) }
                 race.addTask { await stopping.wait() }
-                race.addTask { await doorbell.wait() }
+                race.addTask {
+                    await doorbell.wait()
+                    // What follows at once (a short run's output and result after its start) goes in the
+                    // same report: one exchange instead of several, through the primary and the manager.
+                    try? await Task.sleep(for: .milliseconds(15))
+                }
                 _ = await race.next()
                 race.cancelAll()
             }

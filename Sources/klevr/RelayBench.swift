@@ -218,7 +218,7 @@ struct SimulatedMember: Sendable {
         var digest: String?
         while !Task.isCancelled {
             do {
-                var request = SyncRequest(wait: pending == nil, reports: [], membershipDigest: digest, holdMillis: 20_000)
+                var request = SyncRequest(wait: pending == nil, reports: [], membershipDigest: digest, holdMillis: 27_000)
                 if let pending {
                     request.relayed = [try SignedBlob.sign(pending, domain: SignedBlob.Domain.report, signer: id, key: key)]
                 }

@@ -17,10 +17,13 @@ struct ElectionLoop: Sendable {
     func run() async {
         var lastSearch: Int64 = 0
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            // A member that is not among the first successors counts an open long poll on its primary as
-            // hearing it (a dead primary's connection closes); the successors rely on answers only.
-            if link.heldPolls.withLock({ $0 > 0 }), await !link.zone.isWatcher, case .follower(let primary?, let epoch) = await link.zone.role {
+            // A member counts an open poll held by its primary as hearing it (a dead primary's connection
+            // closes; a frozen one's poll times out: 5 s for the first successors, the watchers, 37 s for
+            // the others). A member other than a watcher, its poll held, ticks every 2 s; the others four times a second.
+            var relaxed = false
+            if link.heldPolls.withLock({ $0 > 0 }), case .follower(let primary?, let epoch) = await link.zone.role {
                 _ = await link.zone.heard(primary: primary, epoch: epoch, address: nil)
+                relaxed = await !link.zone.isWatcher
             }
             let action = await link.zone.handle(.tick(now: Clock.nowMillis()))
             if action == .findPrimary {
@@ -33,7 +36,7 @@ struct ElectionLoop: Sendable {
             } else {
                 await perform(action)
             }
-            try? await Task.sleep(for: .milliseconds(100))
+            try? await Task.sleep(for: .milliseconds(relaxed ? 2_000 : 250))
         }
     }
 

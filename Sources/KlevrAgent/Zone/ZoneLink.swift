@@ -102,14 +102,17 @@ struct ZoneLink: Sendable {
             report.clockSkewMillis = clock.skewMillis
             outgoing.relayed = [try SignedBlob.sign(report, domain: SignedBlob.Domain.report, signer: identity.agentId, key: keys.signing)]
         }
+        // Watchers (the first successors) hold short polls, so that a primary that freezes with its
+        // connections open is noticed within seconds; the others hold long ones.
+        let watcher = await zone.isWatcher
         if request.wait {
-            outgoing.holdMillis = await zone.isWatcher ? 1_000 : 20_000
+            outgoing.holdMillis = watcher ? 3_000 : 27_000
         }
         let body = try JSONEncoder().encode(outgoing)
         if request.wait { heldPolls.withLock { $0 += 1 } }
         defer { if request.wait { heldPolls.withLock { $0 -= 1 } } }
         let answer = try await peerClient(address).exchange(
-            .POST, "/peer/v1/sync", body: body, timeout: min(timeout, .seconds(Int64(outgoing.holdMillis.map { $0 / 1000 + 10 } ?? 12))),
+            .POST, "/peer/v1/sync", body: body, timeout: min(timeout, .seconds(Int64(outgoing.holdMillis.map { $0 / 1000 + (watcher ? 2 : 10) } ?? 12))),
             keyOf: { signer, _ in signer == primary ? primaryKey : nil })
         guard answer.status == 200 else {
             if answer.status == 409, let hint = try? JSONDecoder().decode(PeerWhois.self, from: answer.body) {

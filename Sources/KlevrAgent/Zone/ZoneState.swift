@@ -48,7 +48,8 @@ actor ZoneState {
         {
             membership = list
             signedMembership = stored
-            machine.campaignDelay = Self.campaignDelay(of: selfID, in: list)
+            rankInMembership = Self.rank(of: selfID, in: list)
+            machine.campaignDelay = Int64(rankInMembership) * 300
             (keys, addresses) = Self.index(list)
         }
     }
@@ -118,7 +119,8 @@ actor ZoneState {
     private func install(_ list: Membership, blob: SignedBlob) {
         membership = list
         signedMembership = blob
-        machine.campaignDelay = Self.campaignDelay(of: selfID, in: list)
+        rankInMembership = Self.rank(of: selfID, in: list)
+        machine.campaignDelay = Int64(rankInMembership) * 300
         let (newKeys, newAddresses) = Self.index(list)
         keys = newKeys
         addresses.merge(newAddresses) { _, new in new }
@@ -163,12 +165,15 @@ actor ZoneState {
         return ranked.firstIndex { $0.agentId == agentID } ?? ranked.count
     }
 
-    /// Whether this agent is among the first successors, who watch the primary closely (short polls) so
+    /// Whether this agent is among the first two successors, who watch the primary closely (short polls) so
     /// that a silent primary is replaced within seconds; the others hold long polls.
     var isWatcher: Bool {
-        guard machine.config.canReachManager, let membership else { return machine.config.canReachManager }
-        return Self.rank(of: selfID, in: membership) < 3
+        guard machine.config.canReachManager, membership != nil else { return machine.config.canReachManager }
+        return rankInMembership < 2
     }
+
+    /// ``rank(of:in:)`` of this agent in the membership held, computed when it is installed.
+    private var rankInMembership = Int.max
 
     /// Addresses to ask when looking for the primary: the members, then the `--peer` seeds.
     func candidatesToAsk() -> [String] {
