@@ -33,7 +33,8 @@ struct AgentSession: Sendable {
                 if Task.isShuttingDownGracefully || Task.isCancelled { break }
                 logger.debug("sync failed; retrying", metadata: ["error": "\(error)"])
                 try? await Task.sleep(for: backoff)
-                backoff = min(backoff * 2, .seconds(2))
+                // Short: after a failover the new primary is polled within half a second of being known.
+                backoff = min(backoff * 2, .milliseconds(500))
             }
         }
     }

@@ -12,9 +12,14 @@ actor MemberQueues {
     /// A member not heard from for this long is not counted live (longer than the longest held poll).
     static let liveWindow: Duration = .seconds(35)
 
-    /// A member's request arrived.
-    func heard(_ member: String) {
+    /// A member's request arrived. Returns true when the member was not counted live before (the
+    /// manager should hear of it now, not at the next exchange).
+    @discardableResult
+    func heard(_ member: String) -> Bool {
+        let cutoff = ContinuousClock.now - Self.liveWindow
+        let wasLive = lastHeard[member].map { $0 >= cutoff } ?? false
         lastHeard[member] = .now
+        return !wasLive
     }
 
     /// The members heard from now.

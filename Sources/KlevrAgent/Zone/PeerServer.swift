@@ -149,7 +149,10 @@ struct PeerServer {
             // Not the primary: say whom we follow (with the membership), so that the member can go there.
             return try answer(await whois(), status: .conflict, to: request, nonce: stamp.nonce)
         }
-        await link.queues.heard(sender)
+        if await link.queues.heard(sender) {
+            // A member the manager does not count live yet: tell it now, so that its queued runs come.
+            link.nudge()
+        }
         var signedAcks: SignedBlob?
         if let blob = sync.relayed?.first {
             signedAcks = await batcher.submit(blob, from: sender)

@@ -34,6 +34,27 @@ struct ZoneLink: Sendable {
     let lastHeartbeat = Locked<ContinuousClock.Instant?>(nil)
     /// How many polls this agent holds open on its primary now.
     let heldPolls = Locked(0)
+    /// Whether an exchange announcing newly heard members is on its way.
+    let nudging = Locked(false)
+
+    /// On a primary: soon (20 ms, gathering others) one exchange with the manager that carries the members
+    /// heard now, so that runs queued for a member that just came (back) are handed out at once rather
+    /// than at the next poll. At most one is on its way.
+    func nudge() {
+        guard nudging.withLock({ busy in
+            if busy { return false }
+            busy = true
+            return true
+        }) else { return }
+        let link = self
+        Task {
+            try? await Task.sleep(for: .milliseconds(20))
+            link.nudging.withLock { $0 = false }
+            if case .manager = await link.zone.upstream {
+                _ = try? await link.sync(SyncRequest(wait: false, reports: []), timeout: .seconds(10))
+            }
+        }
+    }
 
     var zoneID: String { zone.zoneID }
 
