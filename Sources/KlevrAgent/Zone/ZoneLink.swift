@@ -139,7 +139,7 @@ struct ZoneLink: Sendable {
             if answer.status == 409, let hint = try? JSONDecoder().decode(PeerWhois.self, from: answer.body) {
                 // It no longer leads: follow whom the manager's membership it holds names.
                 if let time = hint.managerTime { clock.observe(time, fromPeer: true) }
-                if let blob = hint.signedMembership, let list = await zone.update(blob), list.primary != identity.agentId {
+                if let blob = hint.signedMembership, let list = await zone.update(blob), list.primary != identity.agentId, list.primary != primary {
                     _ = await zone.heard(primary: list.primary, epoch: list.epoch, address: list.member(list.primary)?.peerAddress)
                 }
             }

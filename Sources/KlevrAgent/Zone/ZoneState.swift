@@ -101,10 +101,10 @@ actor ZoneState {
 
     /// A membership from the manager (for the primary) or a member: kept when the manager signed it for
     /// this zone and it supersedes the one held (a later epoch, or the same epoch signed later). Returns
-    /// the list when it was accepted.
+    /// the list when it was accepted (nil when refused or already held).
     @discardableResult
     func update(_ blob: SignedBlob) -> Membership? {
-        if blob == signedMembership { return membership }
+        if blob == signedMembership { return nil }
         // A list that does not name this agent is older than its enrollment (or it was retired): it can
         // only come from someone replaying an old list, never from the manager now.
         guard let list = Self.open(blob, managerKey: managerKey, zoneID: zoneID), list.member(selfID) != nil else { return nil }
