@@ -70,6 +70,11 @@ struct ElectionLoop: Sendable {
         case .stepDown(let epoch):
             logger.warning("stepping down as primary", metadata: ["epoch": "\(epoch)"])
             await link.queues.wakeAll()
+            // Stepping down on the manager's refusal already names the new holder: say whom it follows now
+            // (no `follow` action comes for a primary it already knows).
+            if case .follower(let primary?, let newEpoch) = await link.zone.role {
+                logger.info("following the zone's primary", metadata: ["primary": "\(primary)", "epoch": "\(newEpoch)"])
+            }
         case .follow(let primary, let epoch):
             logger.info("following the zone's primary", metadata: ["primary": "\(primary)", "epoch": "\(epoch)"])
         case .findPrimary:

@@ -86,7 +86,7 @@ struct PeerServer {
     /// Checks the stamp (before the body is read): a current member, this zone, fresh in the manager's
     /// time, a nonce never seen, a valid signature. Returns the stamp.
     func authenticate(_ request: Request) async throws -> PeerStamp {
-        guard let value = request.headers[HTTPField.Name(PeerStamp.header)!], let stamp = PeerStamp(header: value) else {
+        guard let value = Self.field(PeerStamp.header, of: request), let stamp = PeerStamp(header: value) else {
             throw Refused(status: .unauthorized, message: "peer requests need a valid X-Klevr-Peer stamp")
         }
         guard stamp.zone == link.zoneID, let key = await link.zone.key(of: stamp.sender) else {
@@ -133,7 +133,7 @@ struct PeerServer {
             return try answer(["detail": refused.message], status: refused.status, to: request)
         }
         let sender = stamp.sender
-        guard let sync = try? JSONDecoder().decode(SyncRequest.self, from: data), sync.reports.isEmpty else {
+        guard let sync = try? JSONDecoder().decode(SyncRequest.self, from: data), sync.reports.isEmpty, (sync.relayed?.count ?? 0) <= 1 else {
             return try answer(["detail": "the body is not a member's sync request"], status: .badRequest, to: request, nonce: stamp.nonce)
         }
         // A member reports for itself only: each relayed report must be signed by the sender.
@@ -194,16 +194,28 @@ struct PeerServer {
         }
     }
 
+    /// A request header by name (compared by canonical name; no force unwrap of a field name).
+    static func field(_ name: String, of request: Request) -> String? {
+        let canonical = name.lowercased()
+        return request.headers.first { $0.name.canonicalName == canonical }?.value
+    }
+
+    /// `X-Klevr-Peer-Answer` as a field name (a valid token, so never nil; an answer without it is refused
+    /// by every peer anyway).
+    static let answerHeaderName = HTTPField.Name(PeerStamp.answerHeader)
+
     /// A JSON answer signed by this agent, bound to the request's nonce (from its stamp, or from
     /// `X-Klevr-Nonce` for the unauthenticated routes).
     func answer(_ value: some Encodable, status: HTTPResponse.Status = .ok, to request: Request, nonce: String? = nil) throws -> Response {
         let body = try JSONEncoder().encode(value)
         var headers: HTTPFields = [.contentType: "application/json"]
         let requestNonce =
-            nonce ?? request.headers[HTTPField.Name(PeerStamp.header)!].flatMap { PeerStamp(header: $0)?.nonce }
-            ?? request.headers[HTTPField.Name("X-Klevr-Nonce")!].map { String($0.prefix(64)) } ?? ""
-        headers[HTTPField.Name(PeerStamp.answerHeader)!] = try PeerStamp.signAnswer(
-            requestNonce: requestNonce, status: Int(status.code), body: body, sender: link.identity.agentId, key: link.keys.signing)
+            nonce ?? Self.field(PeerStamp.header, of: request).flatMap { PeerStamp(header: $0)?.nonce }
+            ?? Self.field("X-Klevr-Nonce", of: request).map { String($0.prefix(64)) } ?? ""
+        if let name = Self.answerHeaderName {
+            headers[name] = try PeerStamp.signAnswer(
+                requestNonce: requestNonce, status: Int(status.code), body: body, sender: link.identity.agentId, key: link.keys.signing)
+        }
         return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
     }
 }

@@ -81,7 +81,7 @@ struct ZoneLink: Sendable {
             } catch let failure as JSONClient.Failure where failure.status == 409 {
                 // Our epoch is stale: another agent took over. Step down; nothing we sent was applied.
                 let action = await zone.handle(.fenced(now: Clock.nowMillis()))
-                logger.warning("the manager fenced this primary; stepping down", metadata: ["epoch": "\(epoch)", "action": "\(action)"])
+                logger.warning("stepping down as primary: the manager fenced this epoch", metadata: ["epoch": "\(epoch)", "action": "\(action)"])
                 await queues.wakeAll()
                 throw failure
             }
