@@ -115,21 +115,48 @@ public struct ZoneView: Codable, Sendable {
     }
 }
 
-/// Something that happened in a zone (a primary elected or retired, with its epoch).
-public struct EventView: Codable, Sendable {
-    public var id: String
+/// Who made a change: a user (session), an API token, an agent or the manager itself.
+public struct ActorView: Codable, Sendable, Equatable {
+    /// `user`, `token`, `agent` or `system`.
     public var kind: String
-    public var agentId: String?
-    public var epoch: Int64?
-    public var detail: String
+    public var id: String
+    public var name: String
+    /// The client address (shown to admins only).
+    public var address: String?
+    public init(kind: String, id: String, name: String, address: String?) {
+        self.kind = kind
+        self.id = id
+        self.name = name
+        self.address = address
+    }
+}
+
+/// A typed event: one change of a run, task, agent, zone, primary, enrollment key, user or token.
+public struct EventView: Codable, Sendable {
+    /// Monotonic: a later change has a larger id.
+    public var id: Int64
+    /// e.g. `run.started`, `primary.elected` (see `docs/architecture.md`).
+    public var kind: String
     public var at: Int64
-    public init(id: String, kind: String, agentId: String?, epoch: Int64?, detail: String, at: Int64) {
+    public var actor: ActorView
+    /// The zone's id, when the change belongs to one.
+    public var zoneId: String?
+    /// The zone's name, while the zone exists.
+    public var zone: String?
+    /// The id of what changed (a run, an agent, a user …).
+    public var subject: String
+    public var detail: [String: String]
+    public init(
+        id: Int64, kind: String, at: Int64, actor: ActorView, zoneId: String?, zone: String?, subject: String, detail: [String: String]
+    ) {
         self.id = id
         self.kind = kind
-        self.agentId = agentId
-        self.epoch = epoch
-        self.detail = detail
         self.at = at
+        self.actor = actor
+        self.zoneId = zoneId
+        self.zone = zone
+        self.subject = subject
+        self.detail = detail
     }
 }
 

@@ -1,24 +1,36 @@
 /// Something that happens to a run; the state machine decides whether it is allowed.
 public enum RunEvent: Sendable, Equatable {
-    /// The manager hands the run to its agent.
+    /// The manager hands a queued run to its agent.
     case dispatch
+    /// The manager hands a dispatched run again, because the agent has not reported its start in time.
+    case redeliver
+    /// The zone's lease moved to another primary: whatever the old one was handed and no agent started
+    /// is due for delivery again now.
+    case release
     /// The agent reports that it started executing the run.
     case start
     /// The agent reports the final outcome.
     case finish(RunOutcome)
-    /// An operator cancels a run that no agent holds yet.
-    case cancelQueued
+    /// An operator cancels the run (or its agent is being retired): a queued run ends at once, a
+    /// dispatched or running one is marked so that its agent is told to stop it.
+    case cancel
+    /// The agent was retired without confirming that it stopped the run: the run ends `canceled`.
+    case abandon
 }
 
 /// The one place where run transitions are decided.
 ///
-/// The manager applies every agent report and every operator action through ``apply(_:to:)``;
-/// an illegal report is rejected with a ``RunTransitionError`` and never changes the stored run.
+/// The manager applies every agent report, every operator action and every change it makes itself
+/// (dispatch, redelivery, a lease move, retiring an agent) through ``apply(_:to:)``; the store then writes
+/// the change with the old status in the `WHERE` clause. An illegal event is a ``RunTransitionError`` and
+/// never changes the stored run.
 public enum RunStateMachine {
     /// What applying an event means for the stored run.
     public enum Decision: Sendable, Equatable {
         /// Move to the given status.
         case transition(to: RunStatus)
+        /// A change of the run that keeps its status (a redelivery, a cancel request, a release).
+        case stay
         /// The event repeats what is already recorded (an agent re-sent a report): accept it, change nothing.
         case duplicate
     }
@@ -28,8 +40,10 @@ public enum RunStateMachine {
     public static func apply(_ event: RunEvent, to status: RunStatus) throws(RunTransitionError) -> Decision {
         switch (status, event) {
         case (.queued, .dispatch): return .transition(to: .dispatched)
-        case (.queued, .cancelQueued): return .transition(to: .canceled)
-        case (.dispatched, .dispatch): return .duplicate
+        case (.dispatched, .redeliver), (.dispatched, .release): return .stay
+        case (.queued, .cancel): return .transition(to: .canceled)
+        case (.dispatched, .cancel), (.running, .cancel): return .stay
+        case (.dispatched, .abandon), (.running, .abandon): return .transition(to: .canceled)
         case (.dispatched, .start): return .transition(to: .running)
         // A result can arrive in the same batch as (or before) the start report that was lost.
         case (.dispatched, .finish(let outcome)): return .transition(to: outcome.status)
@@ -41,6 +55,30 @@ public enum RunStateMachine {
             throw RunTransitionError(from: status, event: event)
         default:
             throw RunTransitionError(from: status, event: event)
+        }
+    }
+
+    /// The event kind recorded for an allowed change (nil for a duplicate, which changes nothing).
+    public static func eventKind(_ event: RunEvent, decision: Decision) -> EventKind? {
+        switch decision {
+        case .duplicate: return nil
+        case .stay:
+            switch event {
+            case .redeliver: return .runRedelivered
+            case .release: return .runReleased
+            case .cancel: return .runCancelRequested
+            default: return nil
+            }
+        case .transition(let next):
+            switch next {
+            case .queued: return nil
+            case .dispatched: return .runDispatched
+            case .running: return .runStarted
+            case .succeeded: return .runSucceeded
+            case .failed: return .runFailed
+            case .timedOut: return .runTimedOut
+            case .canceled: return .runCanceled
+            }
         }
     }
 }
@@ -57,5 +95,19 @@ public struct RunTransitionError: Error, Sendable, Equatable, CustomStringConver
 
     public var description: String {
         "a run in state '\(from.rawValue)' cannot take event '\(event)'"
+    }
+}
+
+extension RunEvent: CustomStringConvertible {
+    public var description: String {
+        switch self {
+        case .dispatch: "dispatch"
+        case .redeliver: "redeliver"
+        case .release: "release"
+        case .start: "start"
+        case .finish(let outcome): "finish(\(outcome.rawValue))"
+        case .cancel: "cancel"
+        case .abandon: "abandon"
+        }
     }
 }

@@ -16,10 +16,25 @@ public enum Principal: Sendable {
 public struct KlevrRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     public var principal: Principal?
+    /// The client's address (recorded with the changes it makes).
+    public var remoteAddress: String?
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
         self.principal = nil
+        self.remoteAddress = source.channel.remoteAddress?.ipAddress
+    }
+
+    /// Who is making this request, as recorded in the events of the changes it makes.
+    public var actor: EventActor {
+        switch principal {
+        case .user(let user, let viaSession):
+            EventActor(kind: viaSession ? .user : .token, id: user.id, name: user.username, address: remoteAddress)
+        case .agent(let agent):
+            EventActor(kind: .agent, id: agent.id, name: agent.hostname, address: remoteAddress)
+        case nil:
+            EventActor(kind: .system, id: "", name: "anonymous", address: remoteAddress)
+        }
     }
 
     /// Bodies are read by `JSONBody` with per-route limits; this bounds everything else.

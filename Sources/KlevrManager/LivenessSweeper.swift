@@ -29,18 +29,25 @@ struct LivenessSweeper: Service {
     }
 
     func sweep(_ known: [String: String], recordEvents: Bool) async throws -> [String: String] {
+        // Agents asked to retire that never confirmed their runs stopped are retired after a grace.
+        let now = Clock.nowMillis()
+        let grace = Int64(max(60, 6 * manager.config.heartbeatSeconds)) * 1000
+        for retired in try await manager.store.finishOverdueRetirements(requestedBefore: now - grace, now: now) {
+            await manager.zoneMembers.invalidate(retired.zoneID)
+            await manager.hub.signal([Manager.agentKey(retired.id), Manager.zoneKey(retired.zoneID)])
+        }
         let agents = try await manager.store.agents(zoneName: nil, after: nil, limit: 100_000)
         var next: [String: String] = [:]
         var unreachable: [String: Bool] = [:]
-        for agent in agents where agent.retiredAt == nil {
+        for agent in agents where agent.retiredAt == nil && agent.retireRequestedAt == nil {
             if unreachable[agent.zoneID] == nil { unreachable[agent.zoneID] = try await manager.zoneUnreachable(agent.zoneID) }
             let view = manager.view(agent, zoneUnreachable: unreachable[agent.zoneID] ?? false)
             let state = view.status + (view.statusReason.map { ": " + $0 } ?? "")
             next[agent.id] = state
             guard recordEvents, let before = known[agent.id], before != state else { continue }
-            let kind = view.status == "online" ? "agent_online" : "agent_offline"
-            try await manager.store.recordEvent(
-                kind: kind, zoneID: agent.zoneID, agentID: agent.id, epoch: nil, detail: state, now: Clock.nowMillis())
+            let kind: EventKind = view.status == "online" ? .agentOnline : .agentOffline
+            try await manager.store.record(
+                kind, actor: .system, zoneID: agent.zoneID, subject: agent.id, detail: ["state": state], now: Clock.nowMillis())
             manager.logger.info("agent liveness changed", metadata: ["agent.id": "\(agent.id)", "state": "\(state)"])
         }
         return next

@@ -90,7 +90,7 @@ extension Manager {
         router.post("/api/v1/agents/{id}/retire") { _, context in
             _ = try context.requireUser(.operator_)
             let id = try Self.id(context)
-            try await store.retireAgent(id: id, now: Clock.nowMillis())
+            try await store.retireAgent(id: id, now: Clock.nowMillis(), actor: context.actor)
             guard let agent = try await store.agent(id: id) else { throw Problem.notFound("no agent \(id)") }
             // Its zone's primary gets the membership without it at once, and every member soon after.
             await zoneMembers.invalidate(agent.zoneID)
@@ -194,9 +194,14 @@ extension Manager {
             managerStartedMillis: startedAt, retired: agent.retiredAt != nil)
         var reason: String?
         if case .offline(let why) = liveness { reason = zoneUnreachable ? "zone unreachable" : why }
+        var status = liveness.status
+        if agent.retiredAt == nil && agent.retireRequestedAt != nil {
+            status = "retiring"
+            reason = "stopping its runs; its credential dies when they stopped"
+        }
         return AgentView(
             id: agent.id, zone: agent.zoneName, hostname: agent.hostname, os: agent.os, version: agent.version,
-            addresses: agent.addresses, status: liveness.status, statusReason: reason, lastSeenAt: agent.lastSeenAt,
+            addresses: agent.addresses, status: status, statusReason: reason, lastSeenAt: agent.lastSeenAt,
             enrolledAt: agent.enrolledAt, clockSkewMillis: agent.clockSkewMillis)
     }
 

@@ -38,7 +38,7 @@ extension Manager {
         }
         router.post("/api/v1/runs/{id}/cancel") { _, context in
             _ = try context.requireUser(.operator_)
-            let run = try await store.cancelRun(id: try Self.id(context), now: Clock.nowMillis())
+            let run = try await store.cancelRun(id: try Self.id(context), now: Clock.nowMillis(), actor: context.actor)
             await hub.signal([Self.agentKey(run.agentID), Self.runKey(run.id), Self.zoneKey(run.zoneID)])
             return try JSONBody.response(Self.view(run))
         }

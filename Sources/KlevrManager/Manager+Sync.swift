@@ -77,8 +77,11 @@ extension Manager {
         }
         for forgery in forgeries.prefix(10) {
             logger.error("the zone's primary relayed a forged report", metadata: ["agent.id": "\(agent.id)", "detail": "\(forgery)"])
-            try? await store.recordEvent(
-                kind: "relay_forgery", zoneID: agent.zoneID, agentID: agent.id, epoch: fence?.epoch, detail: String(forgery.prefix(500)), now: now)
+            var detail = ["note": String(forgery.prefix(500))]
+            if let epoch = fence?.epoch { detail["epoch"] = String(epoch) }
+            try? await store.record(
+                .agentRelayForgery, actor: EventActor(kind: .agent, id: agent.id, name: agent.hostname), zoneID: agent.zoneID, subject: agent.id,
+                detail: detail, now: now)
         }
         let live = (request.liveMembers ?? members.keys.map { $0 }).filter { members[$0] != nil }
         let reporting = Set(batches.map(\.agentID))

@@ -13,7 +13,7 @@ extension Manager {
         router.post("/api/v1/tasks") { request, context in
             let user = try context.requireUser(.operator_)
             let body = try await JSONBody.decode(TaskCreateRequest.self, from: request)
-            let task = try await createTask(body, by: user)
+            let task = try await createTask(body, by: user, actor: context.actor)
             return try JSONBody.response(task, status: .created)
         }
         router.get("/api/v1/tasks") { request, context in
@@ -33,7 +33,7 @@ extension Manager {
         router.post("/api/v1/tasks/{id}/cancel") { _, context in
             _ = try context.requireUser(.operator_)
             let id = try Self.id(context)
-            let agents = try await store.cancelTask(id: id, now: Clock.nowMillis())
+            let agents = try await store.cancelTask(id: id, now: Clock.nowMillis(), actor: context.actor)
             let zoneID = try await store.task(id: id)?.zoneID
             await hub.signal(agents.map(Self.agentKey) + (zoneID.map { [Self.zoneKey($0)] } ?? []))
             let task = try await taskView(id: id)
@@ -49,7 +49,7 @@ extension Manager {
     }
 
     /// Validates a task, picks its agents and stores it with one queued run per agent.
-    func createTask(_ body: TaskCreateRequest, by user: UserRecord) async throws -> TaskView {
+    func createTask(_ body: TaskCreateRequest, by user: UserRecord, actor: EventActor) async throws -> TaskView {
         try Self.validate(body)
         guard Validation.isValidName(body.zone), let zone = try await store.zone(named: body.zone) else {
             throw Problem.invalid("zone", "no zone named '\(body.zone)'")
@@ -59,18 +59,18 @@ extension Manager {
         case .agent:
             // One lookup by id: creating a task for one agent costs the same in a zone of any size.
             guard let agentID = body.target.agentId, Validation.isValidID(agentID), let agent = try await store.agent(id: agentID),
-                agent.zoneID == zone.id, agent.retiredAt == nil
+                agent.zoneID == zone.id, agent.retiredAt == nil, agent.retireRequestedAt == nil
             else {
                 throw Problem.invalid("target.agentId", "no active agent with this id in zone '\(zone.name)'")
             }
             targets = [agent]
         case .any:
-            guard let agent = try await store.activeAgents(zoneID: zone.id).filter(isOnline).randomElement() else {
+            guard let agent = try await store.activeAgents(zoneID: zone.id, retiring: false).filter(isOnline).randomElement() else {
                 throw Problem.conflict("zone '\(zone.name)' has no online agent")
             }
             targets = [agent]
         case .all:
-            let agents = try await store.activeAgents(zoneID: zone.id)
+            let agents = try await store.activeAgents(zoneID: zone.id, retiring: false)
             guard !agents.isEmpty else { throw Problem.conflict("zone '\(zone.name)' has no agents") }
             targets = agents
         }
@@ -80,7 +80,7 @@ extension Manager {
             id: Secrets.newID(), name: name, zoneID: zone.id, zoneName: zone.name, targetJSON: try Self.json(body.target),
             stepsJSON: try Self.json(body.steps), paramsJSON: try Self.json(body.params ?? [:]),
             timeoutSeconds: body.timeoutSeconds ?? Self.defaultTimeoutSeconds, createdAt: now, createdBy: user.username, canceledAt: nil)
-        _ = try await store.createTask(record, agentIDs: targets.map(\.id))
+        _ = try await store.createTask(record, agentIDs: targets.map(\.id), actor: actor)
         await hub.signal(targets.map { Self.agentKey($0.id) } + [Self.zoneKey(zone.id)])
         return try await taskView(id: record.id)
     }

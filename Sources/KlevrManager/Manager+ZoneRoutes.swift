@@ -21,7 +21,7 @@ extension Manager {
             if !Validation.isValidName(body.name) { errors.append(.init(field: "name", message: "use 1-63 lowercase letters, digits or '-'")) }
             if (body.description ?? "").count > 1000 { errors.append(.init(field: "description", message: "at most 1000 characters")) }
             if !errors.isEmpty { throw Problem.invalid(errors) }
-            let zone = try await store.createZone(name: body.name, description: body.description ?? "", now: Clock.nowMillis())
+            let zone = try await store.createZone(name: body.name, description: body.description ?? "", now: Clock.nowMillis(), actor: context.actor)
             return try JSONBody.response(try await view(zone), status: .created)
         }
         router.get("/api/v1/zones/{zone}") { _, context in
@@ -31,15 +31,16 @@ extension Manager {
         router.get("/api/v1/zones/{zone}/events") { request, context in
             _ = try context.requireUser()
             let zone = try await zone(context)
-            let events = try await store.events(zoneID: zone.id, limit: try Self.pageLimit(request)).map {
-                EventView(id: $0.id, kind: $0.kind, agentId: $0.agentID, epoch: $0.epoch, detail: $0.detail, at: $0.at)
-            }
-            return try JSONBody.response(Page(items: events, nextCursor: nil))
+            var filter = EventFilter()
+            filter.zone = zone.id
+            let limit = try Self.pageLimit(request)
+            let events = try await store.events(filter, before: try Self.eventCursor(request), limit: limit)
+            return try JSONBody.response(Page(items: events.map { Self.view($0, for: context) }, nextCursor: Self.nextCursor(events, limit: limit)))
         }
         router.delete("/api/v1/zones/{zone}") { request, context in
             _ = try context.requireUser(.admin)
             let force = request.uri.queryParameters["force"].map { $0 == "true" } ?? false
-            try await store.deleteZone(named: try Self.zoneName(context), force: force)
+            try await store.deleteZone(named: try Self.zoneName(context), force: force, now: Clock.nowMillis(), actor: context.actor)
             return Response(status: .noContent)
         }
         router.get("/api/v1/zones/{zone}/enroll-keys") { _, context in
@@ -54,7 +55,7 @@ extension Manager {
             let key = Secrets.generate(.enrollKey) + "." + Keys.pin(of: config.signingKey.publicKey)
             let record = try await store.createEnrollKey(
                 zoneName: try Self.zoneName(context), keyHash: Secrets.hash(key), prefix: String(key.prefix(10)), now: Clock.nowMillis(),
-                expiresAt: expiresAt)
+                expiresAt: expiresAt, actor: context.actor)
             return try JSONBody.response(
                 EnrollKeyCreated(id: record.id, zone: record.zoneName, key: key, expiresAt: record.expiresAt), status: .created)
         }
@@ -65,13 +66,13 @@ extension Manager {
             let key = Secrets.generate(.enrollKey) + "." + Keys.pin(of: config.signingKey.publicKey)
             let record = try await store.rotateEnrollKey(
                 zoneName: try Self.zoneName(context), id: try Self.id(context), newKeyHash: Secrets.hash(key), prefix: String(key.prefix(10)),
-                now: Clock.nowMillis(), expiresAt: expiresAt)
+                now: Clock.nowMillis(), expiresAt: expiresAt, actor: context.actor)
             return try JSONBody.response(
                 EnrollKeyCreated(id: record.id, zone: record.zoneName, key: key, expiresAt: record.expiresAt), status: .created)
         }
         router.delete("/api/v1/zones/{zone}/enroll-keys/{id}") { _, context in
             _ = try context.requireUser(.admin)
-            try await store.revokeEnrollKey(zoneName: try Self.zoneName(context), id: try Self.id(context), now: Clock.nowMillis())
+            try await store.revokeEnrollKey(zoneName: try Self.zoneName(context), id: try Self.id(context), now: Clock.nowMillis(), actor: context.actor)
             return Response(status: .noContent)
         }
     }

@@ -22,7 +22,7 @@ public struct Manager: Sendable {
     public static func bootstrap(config: ManagerConfig, logger: Logger) async throws -> (Manager, generatedAdminPassword: String?) {
         let store = try await Store.open(config.database, logger: logger)
         let manager = Manager(
-            config: config, store: store, logger: logger, hub: WakeupHub(), passwords: Passwords(cost: config.bcryptCost),
+            config: config, store: store, logger: logger, hub: store.hub, passwords: Passwords(cost: config.bcryptCost),
             throttle: LoginThrottle(), startedAt: Clock.nowMillis())
         if case .postgres = config.database {
             // The pool only connects once it runs as a service: `application` prepares it then.
@@ -93,6 +93,7 @@ public struct Manager: Sendable {
         addAgentRoutes(to: router)
         addTaskRoutes(to: router)
         addRunRoutes(to: router)
+        addEventRoutes(to: router)
         return router
     }
 

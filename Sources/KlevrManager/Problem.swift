@@ -51,6 +51,7 @@ public struct Problem: Error, HTTPResponseError, Sendable {
         case .invalidInput(let message): badRequest(message)
         case .unavailable(let message): Problem(.serviceUnavailable, type: "unavailable", detail: message)
         case .staleEpoch(let message): Problem(.conflict, type: "stale-epoch", detail: message)
+        case .corrupt(let message): Problem(.internalServerError, type: "corrupt-data", detail: message)
         }
     }
 }

@@ -92,9 +92,56 @@ enum Migrations {
             "ALTER TABLE agents ADD COLUMN clock_skew_ms BIGINT",
             "CREATE INDEX runs_zone_status ON runs(zone_id, status)",
         ]),
+        (6, [
+            // The typed event log: a monotonic id (handed out in commit order), the actor, zone and
+            // subject of every change. The zone events of migration 2 move into it.
+            """
+            CREATE TABLE event_log (
+                id BIGINT PRIMARY KEY, at BIGINT NOT NULL, kind TEXT NOT NULL, actor_kind TEXT NOT NULL, actor_id TEXT NOT NULL,
+                actor_name TEXT NOT NULL, client_address TEXT, zone_id TEXT NOT NULL, subject TEXT NOT NULL, detail TEXT NOT NULL)
+            """,
+            "CREATE INDEX event_log_zone ON event_log(zone_id, id)",
+            "CREATE INDEX event_log_subject ON event_log(subject, id)",
+            "CREATE INDEX event_log_kind ON event_log(kind, id)",
+            "CREATE INDEX event_log_actor ON event_log(actor_id, id)",
+            """
+            sqlite:INSERT INTO event_log (id, at, kind, actor_kind, actor_id, actor_name, client_address, zone_id, subject, detail)
+            SELECT ROW_NUMBER() OVER (ORDER BY at, id), at,
+                CASE kind WHEN 'primary_elected' THEN 'primary.elected' WHEN 'primary_retired' THEN 'primary.retired'
+                    WHEN 'agent_online' THEN 'agent.online' WHEN 'agent_offline' THEN 'agent.offline'
+                    ELSE 'agent.relay_forgery' END,
+                'system', '', 'system', NULL, zone_id, COALESCE(agent_id, zone_id),
+                CASE WHEN epoch IS NULL THEN json_object('note', detail) ELSE json_object('note', detail, 'epoch', CAST(epoch AS TEXT)) END
+            FROM events WHERE kind IN ('primary_elected', 'primary_retired', 'agent_online', 'agent_offline', 'relay_forgery')
+            """,
+            """
+            postgres:INSERT INTO event_log (id, at, kind, actor_kind, actor_id, actor_name, client_address, zone_id, subject, detail)
+            SELECT ROW_NUMBER() OVER (ORDER BY at, id), at,
+                CASE kind WHEN 'primary_elected' THEN 'primary.elected' WHEN 'primary_retired' THEN 'primary.retired'
+                    WHEN 'agent_online' THEN 'agent.online' WHEN 'agent_offline' THEN 'agent.offline'
+                    ELSE 'agent.relay_forgery' END,
+                'system', '', 'system', NULL, zone_id, COALESCE(agent_id, zone_id),
+                CASE WHEN epoch IS NULL THEN json_build_object('note', detail)::text
+                    ELSE json_build_object('note', detail, 'epoch', CAST(epoch AS TEXT))::text END
+            FROM events WHERE kind IN ('primary_elected', 'primary_retired', 'agent_online', 'agent_offline', 'relay_forgery')
+            """,
+            "DROP TABLE events",
+            // A run's first dispatch time is kept; the last delivery (redelivery, release) has its own column.
+            "ALTER TABLE runs ADD COLUMN delivered_at BIGINT",
+            "UPDATE runs SET delivered_at = dispatched_at",
+            // Retiring an agent first stops its runs; its credential dies when they stopped (or after a grace).
+            "ALTER TABLE agents ADD COLUMN retire_requested_at BIGINT",
+        ]),
     ]
 
     /// Applies the migrations this database has not seen yet, each in its own transaction.
+    /// A statement that starts with `sqlite:` or `postgres:` runs on that engine only.
+    static func statement(_ text: String, postgres: Bool) -> String? {
+        if text.hasPrefix("sqlite:") { return postgres ? nil : String(text.dropFirst("sqlite:".count)) }
+        if text.hasPrefix("postgres:") { return postgres ? String(text.dropFirst("postgres:".count)) : nil }
+        return text
+    }
+
     static func migrate(_ database: Database) async throws {
         try await database.read { db in
             try await db.raw(
@@ -106,7 +153,8 @@ enum Migrations {
         }
         for migration in all where !applied.contains(Int64(migration.version)) {
             try await database.transaction { db in
-                for statement in migration.statements {
+                for text in migration.statements {
+                    guard let statement = statement(text, postgres: database.isPostgres) else { continue }
                     try await db.raw(SQLQueryString(statement)).run()
                 }
                 try await db.raw(

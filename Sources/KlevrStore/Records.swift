@@ -42,6 +42,8 @@ public struct AgentRecord: Sendable, Equatable {
     public var enrolledAt: Int64
     public var lastSeenAt: Int64
     public var retiredAt: Int64?
+    /// When retiring it was asked for (it is `retiring` until its runs stopped).
+    public var retireRequestedAt: Int64? = nil
     /// Where zone members reach its peer API (`host:port`), empty when unknown.
     public var peerAddress: String
     /// Whether it has reached the manager directly (so it can be elected primary).

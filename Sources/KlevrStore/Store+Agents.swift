@@ -14,7 +14,7 @@ extension Store {
         version: String, addresses: [String], now: Int64
     ) async throws -> String {
         let addressJSON = try Self.encodeJSON(addresses)
-        return try await database.transaction { db in
+        return try await change { db, events in
             if let existing = try await db.raw(
                 "SELECT id, enroll_proof_at FROM agents WHERE zone_id = \(bind: zoneID) AND public_key = \(bind: publicKey) AND retired_at IS NULL"
             ).first() {
@@ -29,6 +29,9 @@ extension Store {
                     enroll_proof_at = \(bind: proofTime) WHERE id = \(bind: id)
                     """
                 ).run()
+                events.append(
+                    .agentReenrolled, actor: EventActor(kind: .agent, id: id, name: hostname), zoneID: zoneID, subject: id,
+                    detail: ["hostname": hostname, "version": version], at: now)
                 return id
             }
             let id = Secrets.newID()
@@ -40,6 +43,9 @@ extension Store {
                 \(bind: publicKey), \(bind: credentialHash), \(bind: now), \(bind: now), \(bind: sealKey), \(bind: proofTime))
                 """
             ).run()
+            events.append(
+                .agentEnrolled, actor: EventActor(kind: .agent, id: id, name: hostname), zoneID: zoneID, subject: id,
+                detail: ["hostname": hostname, "version": version], at: now)
             return id
         }
     }
@@ -85,6 +91,7 @@ extension Store {
             enrolledAt: try row.decode(column: "enrolled_at", as: Int64.self),
             lastSeenAt: try row.decode(column: "last_seen_at", as: Int64.self),
             retiredAt: try row.decode(column: "retired_at", as: Int64?.self),
+            retireRequestedAt: try row.decode(column: "retire_requested_at", as: Int64?.self),
             peerAddress: try row.decode(column: "peer_address", as: String.self),
             managerRoute: try row.decode(column: "manager_route", as: Int64.self) != 0,
             priority: Int(try row.decode(column: "priority", as: Int64.self)),
@@ -126,19 +133,74 @@ extension Store {
         }
     }
 
-    /// Retires an agent: its credential stops working and its unfinished runs are canceled.
-    public func retireAgent(id: String, now: Int64) async throws {
-        try await database.transaction { db in
-            guard try await db.raw("SELECT id FROM agents WHERE id = \(bind: id)").first() != nil else {
+    /// Retires an agent. Its queued runs end `canceled` at once; it is told to stop the runs it holds, and
+    /// its credential dies only when it reported them stopped (see ``finishRetirement(_:agentID:now:events:)``)
+    /// or, for an agent that does not answer, after a grace (``finishOverdueRetirements(requestedBefore:now:)``).
+    /// Retiring an agent that holds no run retires it at once. Returns whether it is retired now.
+    @discardableResult
+    public func retireAgent(id: String, now: Int64, actor: EventActor) async throws -> Bool {
+        try await change { db, events in
+            guard let row = try await db.raw("SELECT zone_id, retired_at, retire_requested_at FROM agents WHERE id = \(bind: id)").first() else {
                 throw StoreError.notFound("no agent \(id)")
             }
-            try await db.raw("UPDATE agents SET retired_at = \(bind: now) WHERE id = \(bind: id) AND retired_at IS NULL").run()
-            try await db.raw(
+            if try row.decode(column: "retired_at", as: Int64?.self) != nil { return true }
+            let zoneID = try row.decode(column: "zone_id", as: String.self)
+            if try row.decode(column: "retire_requested_at", as: Int64?.self) == nil {
+                try await db.raw("UPDATE agents SET retire_requested_at = \(bind: now) WHERE id = \(bind: id)").run()
+                events.append(.agentRetireRequested, actor: actor, zoneID: zoneID, subject: id, at: now)
+            }
+            let runs = try await db.raw(
+                SQLQueryString(Self.runSelect)
+                    + " WHERE r.agent_id = \(bind: id) AND r.status IN ('queued', 'dispatched', 'running') AND r.cancel_requested = 0"
+            ).all().map(Self.run(from:))
+            _ = try await Self.cancel(db, runs: runs, now: now, actor: actor, reason: "agent retired", events: events)
+            return try await Self.finishRetirement(db, agentID: id, now: now, events: events)
+        }
+    }
+
+    /// Retires an agent whose retirement was asked for, once it holds no dispatched or running run.
+    @discardableResult
+    static func finishRetirement(_ db: any SQLDatabase, agentID: String, now: Int64, events: EventWriter) async throws -> Bool {
+        let held = try await db.raw(
+            "SELECT COUNT(*) AS n FROM runs WHERE agent_id = \(bind: agentID) AND status IN ('queued', 'dispatched', 'running')"
+        ).first()?.decode(column: "n", as: Int64.self) ?? 0
+        guard held == 0 else { return false }
+        guard
+            let retired = try await db.raw(
                 """
-                UPDATE runs SET status = 'canceled', reason = 'agent retired', finished_at = \(bind: now)
-                WHERE agent_id = \(bind: id) AND status IN ('queued', 'dispatched', 'running')
+                UPDATE agents SET retired_at = \(bind: now)
+                WHERE id = \(bind: agentID) AND retire_requested_at IS NOT NULL AND retired_at IS NULL RETURNING zone_id
                 """
-            ).run()
+            ).first()
+        else { return false }
+        events.append(
+            .agentRetired, actor: .system, zoneID: try retired.decode(column: "zone_id", as: String.self), subject: agentID,
+            detail: ["note": "its runs stopped; its credential no longer works"], at: now)
+        return true
+    }
+
+    /// Retires the agents whose retirement was asked for before `requestedBefore` and that never confirmed
+    /// that their runs stopped (they were offline, say): those runs end `canceled`, saying so. Returns the
+    /// agents retired.
+    public func finishOverdueRetirements(requestedBefore: Int64, now: Int64) async throws -> [(id: String, zoneID: String)] {
+        try await change { db, events in
+            let overdue = try await db.raw(
+                """
+                SELECT id, zone_id FROM agents
+                WHERE retire_requested_at IS NOT NULL AND retire_requested_at < \(bind: requestedBefore) AND retired_at IS NULL
+                """
+            ).all().map { (id: try $0.decode(column: "id", as: String.self), zoneID: try $0.decode(column: "zone_id", as: String.self)) }
+            for agent in overdue {
+                let runs = try await db.raw(
+                    SQLQueryString(Self.runSelect) + " WHERE r.agent_id = \(bind: agent.id) AND r.status IN ('dispatched', 'running')"
+                ).all().map(Self.run(from:)).map(RunRef.init)
+                let reason = "agent retired; it did not confirm that it stopped the run"
+                _ = try await Self.moveRuns(
+                    db, runs, .abandon, set: "reason = \(bind: reason), finished_at = \(bind: now)", actor: .system,
+                    detail: ["reason": reason], now: now, events: events)
+                try await Self.finishRetirement(db, agentID: agent.id, now: now, events: events)
+            }
+            return overdue
         }
     }
 }

@@ -10,17 +10,6 @@ public enum LeaseOutcome: Sendable, Equatable {
     case held(holder: String, epoch: Int64, expiresAt: Int64)
 }
 
-/// A stored zone event (primary elected or retired …).
-public struct EventRecord: Sendable, Equatable {
-    public var id: String
-    public var kind: String
-    public var zoneID: String
-    public var agentID: String?
-    public var epoch: Int64?
-    public var detail: String
-    public var at: Int64
-}
-
 /// The state of a zone's lease.
 public struct LeaseRecord: Sendable, Equatable {
     public var holder: String
@@ -34,7 +23,11 @@ extension Store {
     /// Grants, renews or refuses a zone's lease: a compare-and-set on the zone's lease row that works on
     /// SQLite and PostgreSQL alike. An expired lease goes to the first agent that asks, with `epoch + 1`.
     public func acquireLease(zoneID: String, agentID: String, now: Int64, duration: Int64) async throws -> LeaseOutcome {
-        try await database.transaction { db in
+        try await change { db, events in
+            let actor = EventActor(
+                kind: .agent, id: agentID,
+                name: try await db.raw("SELECT hostname FROM agents WHERE id = \(bind: agentID)").first()?.decode(column: "hostname", as: String.self)
+                    ?? agentID)
             let expiresAt = now + duration
             guard let current = try await Self.lease(db, zoneID: zoneID) else {
                 let inserted = try await db.raw(
@@ -44,7 +37,9 @@ extension Store {
                     """
                 ).first()
                 if inserted != nil {
-                    try await Self.recordEvent(db, kind: "primary_elected", zoneID: zoneID, agentID: agentID, epoch: 1, detail: "first primary of the zone", now: now)
+                    events.append(
+                        .primaryElected, actor: actor, zoneID: zoneID, subject: agentID,
+                        detail: ["epoch": "1", "note": "first primary of the zone"], at: now)
                     return .granted(epoch: 1, expiresAt: expiresAt, elected: true)
                 }
                 let raced = try await Self.lease(db, zoneID: zoneID)
@@ -68,19 +63,23 @@ extension Store {
                 ).first()
                 if taken != nil {
                     // Whatever the old primary was handed and no agent has started may have died with it:
-                    // make it due for delivery again now (agents never run a run twice).
-                    try await db.raw(
-                        "UPDATE runs SET dispatched_at = 0 WHERE zone_id = \(bind: zoneID) AND status = 'dispatched'"
-                    ).run()
+                    // make it due for delivery again now (agents never run a run twice). The first dispatch
+                    // time stays as it was.
+                    let handed = try await db.raw(
+                        SQLQueryString(Self.runSelect) + " WHERE r.zone_id = \(bind: zoneID) AND r.status = 'dispatched'"
+                    ).all().map(Self.run(from:)).map(RunRef.init)
+                    _ = try await Self.moveRuns(
+                        db, handed, .release, set: "delivered_at = NULL", actor: .system, detail: ["epoch": String(next)], now: now,
+                        events: events)
                     try await db.raw(
                         "UPDATE runs SET cancel_sent_at = NULL WHERE zone_id = \(bind: zoneID) AND cancel_requested = 1"
                     ).run()
-                    try await Self.recordEvent(
-                        db, kind: "primary_retired", zoneID: zoneID, agentID: current.holder, epoch: current.epoch,
-                        detail: "lease of epoch \(current.epoch) expired", now: now)
-                    try await Self.recordEvent(
-                        db, kind: "primary_elected", zoneID: zoneID, agentID: agentID, epoch: next, detail: "took over after epoch \(current.epoch)",
-                        now: now)
+                    events.append(
+                        .primaryRetired, actor: .system, zoneID: zoneID, subject: current.holder,
+                        detail: ["epoch": String(current.epoch), "note": "lease of epoch \(current.epoch) expired"], at: now)
+                    events.append(
+                        .primaryElected, actor: actor, zoneID: zoneID, subject: agentID,
+                        detail: ["epoch": String(next), "note": "took over after epoch \(current.epoch)"], at: now)
                     return .granted(epoch: next, expiresAt: expiresAt, elected: true)
                 }
             }
@@ -127,38 +126,14 @@ extension Store {
         }
     }
 
-    // MARK: - Events
+    // MARK: - Events without other writes
 
-    /// Records an event of a zone.
-    public func recordEvent(kind: String, zoneID: String, agentID: String?, epoch: Int64?, detail: String, now: Int64) async throws {
-        try await database.read { db in
-            try await Self.recordEvent(db, kind: kind, zoneID: zoneID, agentID: agentID, epoch: epoch, detail: detail, now: now)
-        }
-    }
-
-    static func recordEvent(
-        _ db: any SQLDatabase, kind: String, zoneID: String, agentID: String?, epoch: Int64?, detail: String, now: Int64
+    /// Records an event that goes with no other write (a liveness change, a refused relay).
+    public func record(
+        _ kind: EventKind, actor: EventActor, zoneID: String, subject: String, detail: [String: String] = [:], now: Int64
     ) async throws {
-        try await db.raw(
-            """
-            INSERT INTO events (id, kind, zone_id, agent_id, epoch, detail, at)
-            VALUES (\(bind: Secrets.newID()), \(bind: kind), \(bind: zoneID), \(bind: agentID), \(bind: epoch), \(bind: detail), \(bind: now))
-            """
-        ).run()
-    }
-
-    /// A zone's events, newest first.
-    public func events(zoneID: String, limit: Int) async throws -> [EventRecord] {
-        try await database.read { db in
-            try await db.raw(
-                "SELECT * FROM events WHERE zone_id = \(bind: zoneID) ORDER BY at DESC, id DESC LIMIT \(bind: Int64(limit))"
-            ).all().map { row in
-                EventRecord(
-                    id: try row.decode(column: "id", as: String.self), kind: try row.decode(column: "kind", as: String.self),
-                    zoneID: try row.decode(column: "zone_id", as: String.self), agentID: try row.decode(column: "agent_id", as: String?.self),
-                    epoch: try row.decode(column: "epoch", as: Int64?.self), detail: try row.decode(column: "detail", as: String.self),
-                    at: try row.decode(column: "at", as: Int64.self))
-            }
+        try await change { _, events in
+            events.append(kind, actor: actor, zoneID: zoneID, subject: subject, detail: detail, at: now)
         }
     }
 }

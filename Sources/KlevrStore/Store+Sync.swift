@@ -86,7 +86,7 @@ extension Store {
     public func applyReports(
         _ batches: [ReportedBatch], now: Int64, fence: Fence? = nil, alsoSeen: [String] = [], zoneID: String = ""
     ) async throws -> [ReportOutcome] {
-        try await database.transaction { db in
+        try await change { db, events in
             if let fence {
                 guard try await Self.fenceAndRenew(
                     db, zoneID: fence.zoneID, agentID: fence.primaryID, epoch: fence.epoch, now: now, duration: fence.leaseDuration)
@@ -99,40 +99,46 @@ extension Store {
             }
             var outcomes: [ReportOutcome] = []
             for batch in batches {
-                outcomes.append(try await Self.apply(batch, db: db, now: now))
+                outcomes.append(try await Self.apply(batch, db: db, now: now, events: events))
             }
             return outcomes
         }
     }
 
     private struct OwnedRun {
-        var status: RunStatus
+        var ref: RunRef
         var floor: Int64
         var startedAt: Int64?
     }
 
-    private static func apply(_ batch: ReportedBatch, db: any SQLDatabase, now: Int64) async throws -> ReportOutcome {
+    private static func apply(_ batch: ReportedBatch, db: any SQLDatabase, now: Int64, events: EventWriter) async throws -> ReportOutcome {
         let agentID = batch.agentID
         var outcome = ReportOutcome()
+        let agentRow: (any SQLRow)?
         if let skew = batch.clockSkewMillis {
-            try await db.raw("UPDATE agents SET last_seen_at = \(bind: now), clock_skew_ms = \(bind: skew) WHERE id = \(bind: agentID)").run()
+            agentRow = try await db.raw(
+                "UPDATE agents SET last_seen_at = \(bind: now), clock_skew_ms = \(bind: skew) WHERE id = \(bind: agentID) RETURNING hostname"
+            ).first()
         } else {
-            try await db.raw("UPDATE agents SET last_seen_at = \(bind: now) WHERE id = \(bind: agentID)").run()
+            agentRow = try await db.raw("UPDATE agents SET last_seen_at = \(bind: now) WHERE id = \(bind: agentID) RETURNING hostname").first()
         }
         if batch.started.isEmpty && batch.logs.isEmpty && batch.results.isEmpty { return outcome }
+        let actor = EventActor(kind: .agent, id: agentID, name: try agentRow?.decode(column: "hostname", as: String.self) ?? agentID)
         var owned: [String: OwnedRun] = [:]
         func run(_ runID: String) async throws -> OwnedRun? {
             if let known = owned[runID] { return known }
             guard
                 let row = try await db.raw(
-                    "SELECT status, agent_id, created_at, dispatched_at, started_at FROM runs WHERE id = \(bind: runID)"
+                    "SELECT status, agent_id, zone_id, task_id, created_at, dispatched_at, started_at FROM runs WHERE id = \(bind: runID)"
                 ).first(),
-                try row.decode(column: "agent_id", as: String.self) == agentID,
-                let status = RunStatus(rawValue: try row.decode(column: "status", as: String.self))
+                try row.decode(column: "agent_id", as: String.self) == agentID
             else { return nil }
             let created = try row.decode(column: "created_at", as: Int64.self)
             let dispatched = try row.decode(column: "dispatched_at", as: Int64?.self)
-            let known = OwnedRun(status: status, floor: max(created, dispatched ?? created), startedAt: try row.decode(column: "started_at", as: Int64?.self))
+            let ref = RunRef(
+                id: runID, status: try status(try row.decode(column: "status", as: String.self)), agentID: agentID,
+                zoneID: try row.decode(column: "zone_id", as: String.self), taskID: try row.decode(column: "task_id", as: String.self))
+            let known = OwnedRun(ref: ref, floor: max(created, dispatched ?? created), startedAt: try row.decode(column: "started_at", as: Int64?.self))
             owned[runID] = known
             return known
         }
@@ -141,18 +147,16 @@ extension Store {
                 outcome.rejected[start.runID] = "no run \(start.runID) for this agent"
                 continue
             }
-            do {
-                if case .transition(let next) = try RunStateMachine.apply(.start, to: current.status) {
-                    let at = min(max(start.at, current.floor), now)
-                    try await db.raw(
-                        "UPDATE runs SET status = \(bind: next.rawValue), started_at = \(bind: at) WHERE id = \(bind: start.runID)"
-                    ).run()
-                    owned[start.runID] = OwnedRun(status: next, floor: current.floor, startedAt: at)
-                    outcome.changedRuns.append(start.runID)
-                }
+            let at = min(max(start.at, current.floor), now)
+            let moves = try await moveRuns(db, [current.ref], .start, set: "started_at = \(bind: at)", actor: actor, now: now, events: events)
+            if let moved = moves.changed.first {
+                owned[start.runID] = OwnedRun(ref: moved, floor: current.floor, startedAt: at)
+                outcome.changedRuns.append(start.runID)
+            }
+            if let refusal = moves.refused.first {
+                outcome.rejected[start.runID] = refusal.reason
+            } else {
                 outcome.startedAcked.append(start.runID)
-            } catch let error as RunTransitionError {
-                outcome.rejected[start.runID] = error.description
             }
         }
         for chunk in batch.logs {
@@ -175,26 +179,29 @@ extension Store {
                 outcome.rejected[result.runID] = "no run \(result.runID) for this agent"
                 continue
             }
-            do {
-                if case .transition(let next) = try RunStateMachine.apply(.finish(result.outcome), to: current.status) {
-                    let started = current.startedAt ?? min(max(result.finishedAt, current.floor), now)
-                    let finished = min(max(result.finishedAt, started), now)
-                    try await db.raw(
-                        """
-                        UPDATE runs SET status = \(bind: next.rawValue), exit_code = \(bind: result.exitCode.map(Int64.init)),
-                        reason = \(bind: result.reason), result = \(bind: result.result), finished_at = \(bind: finished),
-                        started_at = \(bind: started)
-                        WHERE id = \(bind: result.runID)
-                        """
-                    ).run()
-                    owned[result.runID] = OwnedRun(status: next, floor: current.floor, startedAt: started)
-                    outcome.changedRuns.append(result.runID)
-                }
+            let started = current.startedAt ?? min(max(result.finishedAt, current.floor), now)
+            let finished = min(max(result.finishedAt, started), now)
+            var detail: [String: String] = [:]
+            if let exitCode = result.exitCode { detail["exitCode"] = String(exitCode) }
+            if let reason = result.reason { detail["reason"] = String(reason.prefix(500)) }
+            let moves = try await moveRuns(
+                db, [current.ref], .finish(result.outcome),
+                set: """
+                    exit_code = \(bind: result.exitCode.map(Int64.init)), reason = \(bind: result.reason), result = \(bind: result.result),
+                    finished_at = \(bind: finished), started_at = \(bind: started)
+                    """,
+                actor: actor, detail: detail, now: now, events: events)
+            if let moved = moves.changed.first {
+                owned[result.runID] = OwnedRun(ref: moved, floor: current.floor, startedAt: started)
+                outcome.changedRuns.append(result.runID)
+            }
+            if let refusal = moves.refused.first {
+                outcome.rejected[result.runID] = refusal.reason
+            } else {
                 outcome.resultsAcked.append(result.runID)
-            } catch let error as RunTransitionError {
-                outcome.rejected[result.runID] = error.description
             }
         }
+        try await finishRetirement(db, agentID: agentID, now: now, events: events)
         return outcome
     }
 
@@ -221,14 +228,14 @@ extension Store {
         guard !agentIDs.isEmpty else { return ([], []) }
         let wanted = Set(agentIDs)
         let slices = zoneID != nil ? [] : stride(from: 0, to: agentIDs.count, by: 500).map { Array(agentIDs[$0..<min($0 + 500, agentIDs.count)]) }
-        return try await database.transaction { db in
+        return try await change { db, events in
             var rows: [RunRecord] = []
             if let zoneID {
                 rows = try await db.raw(
                     SQLQueryString(Self.runSelect)
                         + """
                          WHERE r.zone_id = \(bind: zoneID) AND r.status IN ('queued', 'dispatched') AND r.cancel_requested = 0
-                        AND (r.status = 'queued' OR r.dispatched_at < \(bind: now - redeliverAfter))
+                        AND (r.status = 'queued' OR r.delivered_at IS NULL OR r.delivered_at < \(bind: now - redeliverAfter))
                         ORDER BY r.created_at, r.id
                         """
                 ).all().map(Self.run(from:)).filter { wanted.contains($0.agentID) }
@@ -239,7 +246,8 @@ extension Store {
                     SQLQueryString(Self.runSelect)
                         + """
                          WHERE r.agent_id IN (\(binds: slice)) AND r.cancel_requested = 0
-                        AND (r.status = 'queued' OR (r.status = 'dispatched' AND r.dispatched_at < \(bind: now - redeliverAfter)))
+                        AND (r.status = 'queued' OR (r.status = 'dispatched'
+                            AND (r.delivered_at IS NULL OR r.delivered_at < \(bind: now - redeliverAfter))))
                         ORDER BY r.created_at, r.id LIMIT \(bind: Int64(limit - rows.count))
                         """
                 ).all().map(Self.run(from:))
@@ -251,26 +259,23 @@ extension Store {
                     tasks[task.id] = task
                 }
             }
+            // Through the run door: queued runs are dispatched (their dispatch time is kept for good),
+            // dispatched ones whose start was not reported in time are delivered again.
+            let handable = rows.filter { tasks[$0.taskID] != nil }
+            let dispatched = try await Self.moveRuns(
+                db, handable.filter { $0.status == .queued }.map(RunRef.init), .dispatch,
+                set: "dispatched_at = \(bind: now), delivered_at = \(bind: now)", actor: .system, now: now, events: events)
+            let redelivered = try await Self.moveRuns(
+                db, handable.filter { $0.status == .dispatched }.map(RunRef.init), .redeliver, set: "delivered_at = \(bind: now)",
+                actor: .system, now: now, events: events)
+            let moved = Set((dispatched.changed + redelivered.changed).map(\.id))
             var pending: [PendingRun] = []
-            var touched: [String] = []
-            for run in rows {
+            for run in handable where moved.contains(run.id) {
                 guard let task = tasks[run.taskID] else { continue }
                 var handed = run
-                if case .transition = (try? RunStateMachine.apply(.dispatch, to: run.status)) ?? .duplicate {
-                    handed.status = .dispatched
-                }
-                // A re-sent run only gets its delivery time refreshed.
-                handed.dispatchedAt = now
-                touched.append(run.id)
+                handed.status = .dispatched
+                if handed.dispatchedAt == nil { handed.dispatchedAt = now }
                 pending.append(PendingRun(run: handed, task: task))
-            }
-            for slice in stride(from: 0, to: touched.count, by: 500).map({ Array(touched[$0..<min($0 + 500, touched.count)]) }) {
-                try await db.raw(
-                    """
-                    UPDATE runs SET status = 'dispatched', dispatched_at = \(bind: now)
-                    WHERE id IN (\(binds: slice)) AND status IN ('queued', 'dispatched')
-                    """
-                ).run()
             }
             var cancels: [(agentID: String, runID: String)] = []
             let cancelScopes: [SQLQueryString] =

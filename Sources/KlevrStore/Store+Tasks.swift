@@ -4,9 +4,10 @@ import SQLKit
 extension Store {
     // MARK: - Tasks and runs
 
-    /// Stores a task and one queued run per target agent, atomically. Returns the run ids.
-    public func createTask(_ task: TaskRecord, agentIDs: [String]) async throws -> [String] {
-        try await database.transaction { db in
+    /// Stores a task and one queued run per target agent, atomically, with a `task.created` event and one
+    /// `run.created` event per run. Returns the run ids.
+    public func createTask(_ task: TaskRecord, agentIDs: [String], actor: EventActor) async throws -> [String] {
+        try await change { db, events in
             try await db.raw(
                 """
                 INSERT INTO tasks (id, name, zone_id, target, steps, params, timeout_seconds, created_at, created_by)
@@ -14,6 +15,9 @@ extension Store {
                 \(bind: task.paramsJSON), \(bind: Int64(task.timeoutSeconds)), \(bind: task.createdAt), \(bind: task.createdBy))
                 """
             ).run()
+            events.append(
+                .taskCreated, actor: actor, zoneID: task.zoneID, subject: task.id,
+                detail: ["name": task.name, "runs": String(agentIDs.count)], at: task.createdAt)
             // A fan-out is a few multi-row inserts, not one statement per agent.
             var runIDs: [String] = []
             for start in stride(from: 0, to: agentIDs.count, by: 200) {
@@ -25,6 +29,9 @@ extension Store {
                     if index > 0 { query = query + ", " }
                     query = query
                         + "(\(bind: runID), \(bind: task.id), \(bind: agentID), \(bind: task.zoneID), 'queued', \(bind: task.createdAt))"
+                    events.append(
+                        .runCreated, actor: actor, zoneID: task.zoneID, subject: runID,
+                        detail: ["status": RunStatus.queued.rawValue, "task": task.id, "agent": agentID], at: task.createdAt)
                 }
                 try await db.raw(query).run()
             }
@@ -92,7 +99,7 @@ extension Store {
             id: try row.decode(column: "id", as: String.self), taskID: try row.decode(column: "task_id", as: String.self),
             agentID: try row.decode(column: "agent_id", as: String.self), zoneID: try row.decode(column: "zone_id", as: String.self),
             zoneName: try row.decode(column: "zone_name", as: String.self),
-            status: RunStatus(rawValue: try row.decode(column: "status", as: String.self)) ?? .failed,
+            status: try status(try row.decode(column: "status", as: String.self)),
             reason: try row.decode(column: "reason", as: String?.self),
             exitCode: try row.decode(column: "exit_code", as: Int64?.self).map { Int($0) },
             result: try row.decode(column: "result", as: String?.self),
@@ -103,45 +110,60 @@ extension Store {
             finishedAt: try row.decode(column: "finished_at", as: Int64?.self))
     }
 
-    /// Cancels a run: a queued run ends at once; a dispatched or running one is marked so that its agent
-    /// is told to stop it. Returns the run as it is afterwards. Canceling a finished run changes nothing.
-    public func cancelRun(id: String, now: Int64) async throws -> RunRecord {
-        try await database.transaction { db in
-            guard let run = try await db.raw(SQLQueryString(Self.runSelect) + " WHERE r.id = \(bind: id)").first().map(Self.run(from:)) else {
-                throw StoreError.notFound("no run \(id)")
-            }
-            try await Self.cancel(db, run: run, now: now)
-            return try await db.raw(SQLQueryString(Self.runSelect) + " WHERE r.id = \(bind: id)").first().map(Self.run(from:)) ?? run
-        }
+    /// A stored run status; one this build does not know is an error, never a default.
+    static func status(_ text: String) throws -> RunStatus {
+        guard let status = RunStatus(rawValue: text) else { throw StoreError.corrupt("unknown run status '\(text)' in the database") }
+        return status
     }
 
-    static func cancel(_ db: any SQLDatabase, run: RunRecord, now: Int64) async throws {
-        switch run.status {
-        case .queued:
-            try await db.raw(
-                """
-                UPDATE runs SET status = 'canceled', reason = 'canceled before dispatch', finished_at = \(bind: now)
-                WHERE id = \(bind: run.id) AND status = 'queued'
-                """
-            ).run()
-        case .dispatched, .running:
-            try await db.raw("UPDATE runs SET cancel_requested = 1, cancel_sent_at = NULL WHERE id = \(bind: run.id)").run()
-        case .succeeded, .failed, .timedOut, .canceled:
-            break
+    /// Cancels a run: a queued run ends at once; a dispatched or running one is marked so that its agent
+    /// is told to stop it. Returns the run as it is afterwards.
+    /// - Throws: ``StoreError/conflict(_:)`` for a run that already ended (recorded as a refused transition).
+    public func cancelRun(id: String, now: Int64, actor: EventActor) async throws -> RunRecord {
+        let (run, refusal) = try await change { db, events in
+            guard let run = try await Self.run(db, id: id) else { throw StoreError.notFound("no run \(id)") }
+            let refusal = try await Self.cancel(db, runs: [run], now: now, actor: actor, reason: "canceled by \(actor.name)", events: events)
+            return (try await Self.run(db, id: id) ?? run, refusal.first)
         }
+        if let refusal { throw StoreError.conflict(refusal) }
+        return run
+    }
+
+    static func run(_ db: any SQLDatabase, id: String) async throws -> RunRecord? {
+        try await db.raw(SQLQueryString(Self.runSelect) + " WHERE r.id = \(bind: id)").first().map(Self.run(from:))
+    }
+
+    /// Cancels runs through the run door; returns the refusals' reasons.
+    static func cancel(
+        _ db: any SQLDatabase, runs: [RunRecord], now: Int64, actor: EventActor, reason: String, events: EventWriter
+    ) async throws -> [String] {
+        let queued = runs.filter { $0.status == .queued }.map(RunRef.init)
+        let held = runs.filter { $0.status != .queued }.map(RunRef.init)
+        let ended = try await moveRuns(
+            db, queued, .cancel, set: "reason = \(bind: reason), finished_at = \(bind: now)", actor: actor, detail: ["reason": reason],
+            now: now, events: events)
+        let ordered = try await moveRuns(
+            db, held, .cancel, set: "cancel_requested = 1, cancel_sent_at = NULL", actor: actor, detail: ["reason": reason], now: now,
+            events: events)
+        return (ended.refused + ordered.refused).map(\.reason)
     }
 
     /// Cancels every unfinished run of a task and marks the task canceled. Returns the affected agent ids.
-    public func cancelTask(id: String, now: Int64) async throws -> [String] {
-        try await database.transaction { db in
-            guard try await db.raw("SELECT id FROM tasks WHERE id = \(bind: id)").first() != nil else {
+    public func cancelTask(id: String, now: Int64, actor: EventActor) async throws -> [String] {
+        try await change { db, events in
+            guard let task = try await db.raw("SELECT id, zone_id FROM tasks WHERE id = \(bind: id)").first() else {
                 throw StoreError.notFound("no task \(id)")
             }
-            try await db.raw("UPDATE tasks SET canceled_at = \(bind: now) WHERE id = \(bind: id) AND canceled_at IS NULL").run()
+            let marked = try await db.raw(
+                "UPDATE tasks SET canceled_at = \(bind: now) WHERE id = \(bind: id) AND canceled_at IS NULL RETURNING id"
+            ).first()
+            if marked != nil {
+                events.append(.taskCanceled, actor: actor, zoneID: try task.decode(column: "zone_id", as: String.self), subject: id, at: now)
+            }
             let runs = try await db.raw(
-                SQLQueryString(Self.runSelect) + " WHERE r.task_id = \(bind: id) AND r.status IN ('queued', 'dispatched', 'running')"
+                SQLQueryString(Self.runSelect) + " WHERE r.task_id = \(bind: id) AND r.status IN ('queued', 'dispatched', 'running') AND r.cancel_requested = 0"
             ).all().map(Self.run(from:))
-            for run in runs { try await Self.cancel(db, run: run, now: now) }
+            _ = try await Self.cancel(db, runs: runs, now: now, actor: actor, reason: "task canceled by \(actor.name)", events: events)
             return runs.map(\.agentID)
         }
     }
@@ -159,12 +181,13 @@ extension Store {
         }
     }
 
-    /// The agents of a zone that are not retired, newest last.
-    public func activeAgents(zoneID: String) async throws -> [AgentRecord] {
+    /// The agents of a zone that are not retired, newest last; without `retiring`, also not those being
+    /// retired (no new run targets them).
+    public func activeAgents(zoneID: String, retiring: Bool = true) async throws -> [AgentRecord] {
         try await database.read { db in
-            try await db.raw(
-                SQLQueryString(Self.agentSelect) + " WHERE a.zone_id = \(bind: zoneID) AND a.retired_at IS NULL ORDER BY a.enrolled_at, a.id"
-            ).all().map(Self.agent(from:))
+            var query = SQLQueryString(Self.agentSelect) + " WHERE a.zone_id = \(bind: zoneID) AND a.retired_at IS NULL"
+            if !retiring { query = query + " AND a.retire_requested_at IS NULL" }
+            return try await db.raw(query + " ORDER BY a.enrolled_at, a.id").all().map(Self.agent(from:))
         }
     }
 }

@@ -4,15 +4,16 @@ import SQLKit
 extension Store {
     // MARK: - Zones
 
-    public func createZone(name: String, description: String, now: Int64) async throws -> ZoneRecord {
+    public func createZone(name: String, description: String, now: Int64, actor: EventActor) async throws -> ZoneRecord {
         let zone = ZoneRecord(id: Secrets.newID(), name: name, description: description, createdAt: now, agents: 0)
-        try await database.transaction { db in
+        try await change { db, events in
             if try await db.raw("SELECT id FROM zones WHERE name = \(bind: name)").first() != nil {
                 throw StoreError.conflict("a zone named '\(name)' already exists")
             }
             try await db.raw(
                 "INSERT INTO zones (id, name, description, created_at) VALUES (\(bind: zone.id), \(bind: name), \(bind: description), \(bind: now))"
             ).run()
+            events.append(.zoneCreated, actor: actor, zoneID: zone.id, subject: zone.id, detail: ["name": name], at: now)
         }
         return zone
     }
@@ -42,8 +43,8 @@ extension Store {
     }
 
     /// Deletes a zone. Without `force` a zone that still has agents or unfinished runs is kept.
-    public func deleteZone(named name: String, force: Bool) async throws {
-        try await database.transaction { db in
+    public func deleteZone(named name: String, force: Bool, now: Int64, actor: EventActor) async throws {
+        try await change { db, events in
             guard let row = try await db.raw("SELECT id FROM zones WHERE name = \(bind: name)").first() else {
                 throw StoreError.notFound("no zone named '\(name)'")
             }
@@ -67,20 +68,29 @@ extension Store {
             try await db.raw("DELETE FROM agents WHERE zone_id = \(bind: id)").run()
             try await db.raw("DELETE FROM enroll_keys WHERE zone_id = \(bind: id)").run()
             try await db.raw("DELETE FROM zone_leases WHERE zone_id = \(bind: id)").run()
-            try await db.raw("DELETE FROM events WHERE zone_id = \(bind: id)").run()
             try await db.raw("DELETE FROM zones WHERE id = \(bind: id)").run()
+            // The zone's events stay: they are its history and the audit trail.
+            events.append(.zoneDeleted, actor: actor, zoneID: id, subject: id, detail: ["name": name, "force": String(force)], at: now)
         }
     }
 
     // MARK: - Enrollment keys
 
     /// Stores a new enrollment key for a zone (by its hash).
-    public func createEnrollKey(zoneName: String, keyHash: String, prefix: String, now: Int64, expiresAt: Int64?) async throws
-        -> EnrollKeyRecord
+    public func createEnrollKey(zoneName: String, keyHash: String, prefix: String, now: Int64, expiresAt: Int64?, actor: EventActor)
+        async throws -> EnrollKeyRecord
     {
-        try await database.transaction { db in
-            try await Self.insertEnrollKey(db, zoneName: zoneName, keyHash: keyHash, prefix: prefix, now: now, expiresAt: expiresAt)
+        try await change { db, events in
+            let key = try await Self.insertEnrollKey(db, zoneName: zoneName, keyHash: keyHash, prefix: prefix, now: now, expiresAt: expiresAt)
+            events.append(.enrollKeyCreated, actor: actor, zoneID: key.zoneID, subject: key.id, detail: Self.detail(key), at: now)
+            return key
         }
+    }
+
+    static func detail(_ key: EnrollKeyRecord) -> [String: String] {
+        var detail = ["prefix": key.prefix]
+        if let expiresAt = key.expiresAt { detail["expiresAt"] = String(expiresAt) }
+        return detail
     }
 
     static func insertEnrollKey(
@@ -125,28 +135,39 @@ extension Store {
     }
 
     /// Revokes a key of a zone. Revoking twice is not an error.
-    public func revokeEnrollKey(zoneName: String, id: String, now: Int64) async throws {
-        try await database.transaction { db in
-            try await Self.revokeEnrollKey(db, zoneName: zoneName, id: id, now: now)
+    public func revokeEnrollKey(zoneName: String, id: String, now: Int64, actor: EventActor) async throws {
+        try await change { db, events in
+            try await Self.revokeEnrollKey(db, zoneName: zoneName, id: id, now: now, actor: actor, events: events)
         }
     }
 
-    static func revokeEnrollKey(_ db: any SQLDatabase, zoneName: String, id: String, now: Int64) async throws {
+    static func revokeEnrollKey(
+        _ db: any SQLDatabase, zoneName: String, id: String, now: Int64, actor: EventActor, events: EventWriter, rotated: Bool = false
+    ) async throws {
         guard
-            try await db.raw(
-                "SELECT k.id FROM enroll_keys k JOIN zones z ON z.id = k.zone_id WHERE k.id = \(bind: id) AND z.name = \(bind: zoneName)"
-            ).first() != nil
+            let key = try await db.raw(
+                "SELECT k.id, k.zone_id FROM enroll_keys k JOIN zones z ON z.id = k.zone_id WHERE k.id = \(bind: id) AND z.name = \(bind: zoneName)"
+            ).first()
         else { throw StoreError.notFound("zone '\(zoneName)' has no enrollment key \(id)") }
-        try await db.raw("UPDATE enroll_keys SET revoked_at = \(bind: now) WHERE id = \(bind: id) AND revoked_at IS NULL").run()
+        let revoked = try await db.raw(
+            "UPDATE enroll_keys SET revoked_at = \(bind: now) WHERE id = \(bind: id) AND revoked_at IS NULL RETURNING id"
+        ).first()
+        if revoked != nil && !rotated {
+            events.append(.enrollKeyRevoked, actor: actor, zoneID: try key.decode(column: "zone_id", as: String.self), subject: id, at: now)
+        }
     }
 
     /// Replaces a key by a new one with the same expiry policy, in one transaction.
-    public func rotateEnrollKey(zoneName: String, id: String, newKeyHash: String, prefix: String, now: Int64, expiresAt: Int64?)
-        async throws -> EnrollKeyRecord
-    {
-        try await database.transaction { db in
-            try await Self.revokeEnrollKey(db, zoneName: zoneName, id: id, now: now)
-            return try await Self.insertEnrollKey(db, zoneName: zoneName, keyHash: newKeyHash, prefix: prefix, now: now, expiresAt: expiresAt)
+    public func rotateEnrollKey(
+        zoneName: String, id: String, newKeyHash: String, prefix: String, now: Int64, expiresAt: Int64?, actor: EventActor
+    ) async throws -> EnrollKeyRecord {
+        try await change { db, events in
+            try await Self.revokeEnrollKey(db, zoneName: zoneName, id: id, now: now, actor: actor, events: events, rotated: true)
+            let key = try await Self.insertEnrollKey(db, zoneName: zoneName, keyHash: newKeyHash, prefix: prefix, now: now, expiresAt: expiresAt)
+            var detail = Self.detail(key)
+            detail["replaces"] = id
+            events.append(.enrollKeyRotated, actor: actor, zoneID: key.zoneID, subject: key.id, detail: detail, at: now)
+            return key
         }
     }
 

@@ -8,6 +8,10 @@ import SQLKit
 /// All SQL of the project lives in this module, with bound parameters only.
 public struct Store: Sendable {
     public let database: Database
+    /// Wakes followers of runs, agents, zones and the event log when they change.
+    public let hub: WakeupHub
+    /// Fault injection for tests.
+    public let hooks: StoreHooks
 
     /// Opens the database and applies pending migrations.
     public static func open(_ url: DatabaseURL, logger: Logger) async throws -> Store {
@@ -15,8 +19,10 @@ public struct Store: Sendable {
         return Store(database: database)
     }
 
-    public init(database: Database) {
+    public init(database: Database, hub: WakeupHub = WakeupHub()) {
         self.database = database
+        self.hub = hub
+        self.hooks = StoreHooks()
     }
 
     /// Applies pending schema migrations.

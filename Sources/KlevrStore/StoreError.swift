@@ -6,10 +6,13 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     case unavailable(String)
     /// A message from a primary whose lease epoch is no longer current: it must step down.
     case staleEpoch(String)
+    /// A stored value this build does not know (never mapped to a default).
+    case corrupt(String)
 
     public var description: String {
         switch self {
-        case .notFound(let message), .conflict(let message), .invalidInput(let message), .unavailable(let message), .staleEpoch(let message):
+        case .notFound(let message), .conflict(let message), .invalidInput(let message), .unavailable(let message), .staleEpoch(let message),
+            .corrupt(let message):
             message
         }
     }

@@ -54,13 +54,13 @@ struct UpCommand: AsyncParsableCommand {
 
         let now = Clock.nowMillis()
         if try await manager.store.zone(named: "local") == nil {
-            _ = try await manager.store.createZone(name: "local", description: "agents started by 'klevr up'", now: now)
+            _ = try await manager.store.createZone(name: "local", description: "agents started by 'klevr up'", now: now, actor: .system)
         }
         // A short-lived key for agents that are not enrolled yet; it reaches them through the environment,
         // never the command line.
         let enrollKey = Secrets.generate(.enrollKey) + "." + Keys.pin(of: manager.config.signingKey.publicKey)
         _ = try await manager.store.createEnrollKey(
-            zoneName: "local", keyHash: Secrets.hash(enrollKey), prefix: String(enrollKey.prefix(10)), now: now, expiresAt: now + 10 * 60 * 1000)
+            zoneName: "local", keyHash: Secrets.hash(enrollKey), prefix: String(enrollKey.prefix(10)), now: now, expiresAt: now + 10 * 60 * 1000, actor: .system)
 
         let url = "http://\(host == "0.0.0.0" ? "127.0.0.1" : host):\(port)"
         let children = AgentProcesses(

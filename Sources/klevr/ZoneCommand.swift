@@ -57,8 +57,8 @@ struct ZoneCommand: AsyncParsableCommand {
             })
             if !events.items.isEmpty {
                 print("")
-                Printer.table(["TIME", "EVENT", "AGENT", "EPOCH", "DETAIL"], events.items.map {
-                    [Printer.time($0.at), $0.kind, $0.agentId ?? "-", $0.epoch.map(String.init) ?? "-", $0.detail]
+                Printer.table(["TIME", "EVENT", "SUBJECT", "EPOCH", "DETAIL"], events.items.map {
+                    [Printer.time($0.at), $0.kind, $0.subject, $0.detail["epoch"] ?? "-", EventsCommand.summary($0.detail)]
                 })
             }
         }
@@ -158,4 +158,9 @@ extension String {
     var urlPathEscaped: String {
         addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? self
     }
+}
+
+extension String {
+    /// The string escaped for one URL query value.
+    var urlQueryEscaped: String { urlPathEscaped }
 }

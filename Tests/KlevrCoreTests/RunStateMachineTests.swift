@@ -7,7 +7,7 @@ import Testing
     /// The whole table: every (state, event) pair, with nil meaning "refused".
     static let table: [Row] = {
         var rows: [Row] = []
-        let events: [RunEvent] = [.dispatch, .start, .cancelQueued] + RunOutcome.allCases.map { .finish($0) }
+        let events: [RunEvent] = [.dispatch, .redeliver, .release, .start, .cancel, .abandon] + RunOutcome.allCases.map { .finish($0) }
         for status in RunStatus.allCases {
             for event in events {
                 rows.append((status, event, expected(status, event)))
@@ -20,11 +20,15 @@ import Testing
     static func expected(_ status: RunStatus, _ event: RunEvent) -> RunStateMachine.Decision? {
         switch event {
         case .dispatch:
-            if status == .queued { return .transition(to: .dispatched) }
-            if status == .dispatched { return .duplicate }
+            return status == .queued ? .transition(to: .dispatched) : nil
+        case .redeliver, .release:
+            return status == .dispatched ? .stay : nil
+        case .cancel:
+            if status == .queued { return .transition(to: .canceled) }
+            if status == .dispatched || status == .running { return .stay }
             return nil
-        case .cancelQueued:
-            return status == .queued ? .transition(to: .canceled) : nil
+        case .abandon:
+            return status == .dispatched || status == .running ? .transition(to: .canceled) : nil
         case .start:
             if status == .dispatched { return .transition(to: .running) }
             if status == .running || status.isTerminal { return .duplicate }
@@ -45,7 +49,7 @@ import Testing
 
     @Test func tableCoversEveryStatus() {
         #expect(Set(Self.table.map(\.from)) == Set(RunStatus.allCases))
-        #expect(Self.table.count == RunStatus.allCases.count * 7)
+        #expect(Self.table.count == RunStatus.allCases.count * 10)
     }
 
     @Test func refusalNamesStateAndEvent() {

@@ -69,7 +69,7 @@ import Testing
             let expired = Secrets.generate(.enrollKey)
             _ = try await store.createEnrollKey(
                 zoneName: "zone-a", keyHash: Secrets.hash(expired), prefix: "kle_", now: Clock.nowMillis() - 10_000,
-                expiresAt: Clock.nowMillis() - 1)
+                expiresAt: Clock.nowMillis() - 1, actor: .system)
             #expect(try await client.call(.post, "/api/v1/agent/enroll", json: Self.enrollBody(zone: "zone-a", key: expired)).status == .unauthorized)
 
             let accepted = try await client.call(.post, "/api/v1/agent/enroll", json: Self.enrollBody(zone: "zone-a", key: key.key))

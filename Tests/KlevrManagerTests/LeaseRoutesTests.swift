@@ -60,7 +60,7 @@ import Testing
             #expect(notApplied.memberAcks?[secondary.agentId] == nil)
             #expect(try await client.decode(RunView.self, .get, "/api/v1/runs/\(runID)", token: admin).status == .dispatched)
             let forgeries = try await client.decode(Page<EventView>.self, .get, "/api/v1/zones/zone-a/events", token: admin)
-            #expect(forgeries.items.filter { $0.kind == "relay_forgery" && $0.agentId == primary.agentId }.count == 2)
+            #expect(forgeries.items.filter { $0.kind == "agent.relay_forgery" && $0.subject == primary.agentId }.count == 2)
 
             // Signed by the member, it is applied; the acknowledgements come back signed for the member.
             let genuine = try SignedBlob.sign(relayed, domain: SignedBlob.Domain.report, signer: secondary.agentId, key: member.signingKey)
@@ -86,7 +86,7 @@ import Testing
             #expect(forged.status == .forbidden)
 
             let events = try await client.decode(Page<EventView>.self, .get, "/api/v1/zones/zone-a/events", token: admin)
-            #expect(events.items.contains { $0.kind == "primary_elected" && $0.agentId == primary.agentId && $0.epoch == 1 })
+            #expect(events.items.contains { $0.kind == "primary.elected" && $0.subject == primary.agentId && $0.detail["epoch"] == "1" })
         }
     }
 }

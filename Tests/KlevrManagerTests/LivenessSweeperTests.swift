@@ -16,23 +16,26 @@ import Testing
             startedAt: 0)
         let store = manager.store
         let now = Clock.nowMillis()
-        let zone = try await store.createZone(name: "z", description: "", now: now)
+        let zone = try await store.createZone(name: "z", description: "", now: now, actor: .system)
         let agent = try await store.enrollAgent(
             zoneID: zone.id, publicKey: "pk", credentialHash: "c", hostname: "h", os: "l", version: "1", addresses: [], now: now)
         let sweeper = LivenessSweeper(manager: manager)
         var known = try await sweeper.sweep([:], recordEvents: false)
         #expect(known[agent] == "online")
-        #expect(try await store.events(zoneID: zone.id, limit: 10).isEmpty)
+        var inZone = EventFilter()
+        inZone.zone = zone.id
+        inZone.kinds = [.agentOnline, .agentOffline]
+        #expect(try await store.events(inZone, limit: 10).isEmpty)
 
         try await store.touchAgent(id: agent, now: now - 60_000)
         known = try await sweeper.sweep(known, recordEvents: true)
         #expect(known[agent] == "offline: missed heartbeats")
         try await store.touchAgent(id: agent, now: Clock.nowMillis())
         known = try await sweeper.sweep(known, recordEvents: true)
-        let events = try await store.events(zoneID: zone.id, limit: 10)
-        #expect(events.map(\.kind).sorted() == ["agent_offline", "agent_online"])
-        #expect(events.first { $0.kind == "agent_offline" }?.detail == "offline: missed heartbeats")
-        #expect(events.allSatisfy { $0.agentID == agent })
+        let events = try await store.events(inZone, after: 0, limit: 10)
+        #expect(events.map(\.kind) == [.agentOffline, .agentOnline])
+        #expect(events.first { $0.kind == .agentOffline }?.detail["state"] == "offline: missed heartbeats")
+        #expect(events.allSatisfy { $0.subject == agent && $0.actor == .system })
         await store.database.close()
     }
 }

@@ -10,7 +10,7 @@ import Testing
     @Test(arguments: Engine.available)
     func leaseIsGrantedRenewedRefusedAndTakenOverWithANewEpoch(engine: Engine) async throws {
         try await withStore(engine) { store in
-            let zone = try await store.createZone(name: "z1", description: "", now: Self.now).id
+            let zone = try await store.createZone(name: "z1", description: "", now: Self.now, actor: .system).id
             #expect(try await store.acquireLease(zoneID: zone, agentID: "a", now: Self.now, duration: 3_000)
                 == .granted(epoch: 1, expiresAt: Self.now + 3_000, elected: true))
             #expect(try await store.acquireLease(zoneID: zone, agentID: "b", now: Self.now + 1_000, duration: 3_000)
@@ -22,10 +22,13 @@ import Testing
                 == .granted(epoch: 2, expiresAt: Self.now + 8_000, elected: true))
             #expect(try await store.acquireLease(zoneID: zone, agentID: "a", now: Self.now + 5_001, duration: 3_000)
                 == .held(holder: "b", epoch: 2, expiresAt: Self.now + 8_000))
-            let events = try await store.events(zoneID: zone, limit: 10)
-            #expect(events.map(\.kind).sorted() == ["primary_elected", "primary_elected", "primary_retired"])
-            #expect(events.contains { $0.kind == "primary_retired" && $0.agentID == "a" && $0.epoch == 1 })
-            #expect(events.contains { $0.kind == "primary_elected" && $0.agentID == "b" && $0.epoch == 2 })
+            var inZone = EventFilter()
+            inZone.zone = zone
+            inZone.kinds = [.primaryElected, .primaryRetired]
+            let events = try await store.events(inZone, after: 0, limit: 10)
+            #expect(events.map(\.kind) == [.primaryElected, .primaryRetired, .primaryElected])
+            #expect(events.contains { $0.kind == .primaryRetired && $0.subject == "a" && $0.detail["epoch"] == "1" })
+            #expect(events.contains { $0.kind == .primaryElected && $0.subject == "b" && $0.detail["epoch"] == "2" })
         }
     }
 
@@ -58,7 +61,7 @@ import Testing
             #expect(try await store.run(id: runID)?.status == .running)
             #expect(try await store.logs(runID: runID, after: 0, limit: 10).isEmpty)
             // An expired lease fences too, even before anybody else takes it.
-            let zone2 = try await store.createZone(name: "z2", description: "", now: Self.now).id
+            let zone2 = try await store.createZone(name: "z2", description: "", now: Self.now, actor: .system).id
             _ = try await store.acquireLease(zoneID: zone2, agentID: primary, now: Self.now, duration: 1_000)
             await #expect(throws: StoreError.staleEpoch("epoch 1 is not the zone's current lease; step down")) {
                 _ = try await store.applyReport(

@@ -9,7 +9,7 @@ import Testing
 
     /// A zone with two enrolled agents and a task for both.
     static func fixture(_ store: Store) async throws -> (zone: ZoneRecord, agents: [String], runs: [String], task: TaskRecord) {
-        let zone = try await store.createZone(name: "z1", description: "test", now: now)
+        let zone = try await store.createZone(name: "z1", description: "test", now: now, actor: .system)
         var agents: [String] = []
         for index in 0..<2 {
             agents.append(
@@ -20,7 +20,7 @@ import Testing
         let task = TaskRecord(
             id: Secrets.newID(), name: "t", zoneID: zone.id, zoneName: zone.name, targetJSON: #"{"kind":"all"}"#,
             stepsJSON: #"[{"script":"echo hi"}]"#, paramsJSON: "{}", timeoutSeconds: 60, createdAt: now, createdBy: "admin", canceledAt: nil)
-        let runs = try await store.createTask(task, agentIDs: agents)
+        let runs = try await store.createTask(task, agentIDs: agents, actor: .system)
         return (zone, agents, runs, task)
     }
 
@@ -47,18 +47,18 @@ import Testing
     @Test(arguments: Engine.available)
     func enrollKeysExpireAndRevoke(engine: Engine) async throws {
         try await withStore(engine) { store in
-            _ = try await store.createZone(name: "z1", description: "", now: Self.now)
-            let open = try await store.createEnrollKey(zoneName: "z1", keyHash: "h-open", prefix: "kle_a", now: Self.now, expiresAt: nil)
-            _ = try await store.createEnrollKey(zoneName: "z1", keyHash: "h-expiring", prefix: "kle_b", now: Self.now, expiresAt: Self.now + 1000)
+            _ = try await store.createZone(name: "z1", description: "", now: Self.now, actor: .system)
+            let open = try await store.createEnrollKey(zoneName: "z1", keyHash: "h-open", prefix: "kle_a", now: Self.now, expiresAt: nil, actor: .system)
+            _ = try await store.createEnrollKey(zoneName: "z1", keyHash: "h-expiring", prefix: "kle_b", now: Self.now, expiresAt: Self.now + 1000, actor: .system)
             #expect(try await store.validEnrollKeyZone(zoneName: "z1", keyHash: "h-open", now: Self.now)?.name == "z1")
             #expect(try await store.validEnrollKeyZone(zoneName: "z1", keyHash: "h-expiring", now: Self.now + 999) != nil)
             #expect(try await store.validEnrollKeyZone(zoneName: "z1", keyHash: "h-expiring", now: Self.now + 1000) == nil)
             #expect(try await store.validEnrollKeyZone(zoneName: "z1", keyHash: "wrong", now: Self.now) == nil)
             #expect(try await store.validEnrollKeyZone(zoneName: "other", keyHash: "h-open", now: Self.now) == nil)
-            let rotated = try await store.rotateEnrollKey(zoneName: "z1", id: open.id, newKeyHash: "h-new", prefix: "kle_c", now: Self.now, expiresAt: nil)
+            let rotated = try await store.rotateEnrollKey(zoneName: "z1", id: open.id, newKeyHash: "h-new", prefix: "kle_c", now: Self.now, expiresAt: nil, actor: .system)
             #expect(try await store.validEnrollKeyZone(zoneName: "z1", keyHash: "h-open", now: Self.now) == nil)
             #expect(try await store.validEnrollKeyZone(zoneName: "z1", keyHash: "h-new", now: Self.now) != nil)
-            try await store.revokeEnrollKey(zoneName: "z1", id: rotated.id, now: Self.now)
+            try await store.revokeEnrollKey(zoneName: "z1", id: rotated.id, now: Self.now, actor: .system)
             #expect(try await store.validEnrollKeyZone(zoneName: "z1", keyHash: "h-new", now: Self.now) == nil)
             #expect(try await store.enrollKeys(zoneName: "z1").count == 3)
         }
@@ -67,7 +67,7 @@ import Testing
     @Test(arguments: Engine.available)
     func reEnrollingKeepsTheAgent(engine: Engine) async throws {
         try await withStore(engine) { store in
-            let zone = try await store.createZone(name: "z1", description: "", now: Self.now)
+            let zone = try await store.createZone(name: "z1", description: "", now: Self.now, actor: .system)
             let first = try await store.enrollAgent(
                 zoneID: zone.id, publicKey: "pk", proofTime: 10, credentialHash: "c1", hostname: "h", os: "l", version: "1", addresses: [], now: Self.now)
             let second = try await store.enrollAgent(
@@ -81,7 +81,7 @@ import Testing
             #expect(try await store.agent(credentialHash: "c3") == nil)
             #expect(try await store.agent(credentialHash: "c1") == nil)
             #expect(try await store.agent(credentialHash: "c2")?.hostname == "h2")
-            try await store.retireAgent(id: first, now: Self.now)
+            try await store.retireAgent(id: first, now: Self.now, actor: .system)
             #expect(try await store.agent(credentialHash: "c2") == nil)
         }
     }
@@ -158,8 +158,8 @@ import Testing
             _ = try await store.applyReport(
                 agentID: fixture.agents[0], started: [ReportedStart(runID: running, at: Self.now)], logs: [], results: [], now: Self.now)
             let queued = try #require(fixture.runs.first { $0 != running })
-            #expect(try await store.cancelRun(id: queued, now: Self.now).status == .canceled)
-            let ordered = try await store.cancelRun(id: running, now: Self.now)
+            #expect(try await store.cancelRun(id: queued, now: Self.now, actor: .system).status == .canceled)
+            let ordered = try await store.cancelRun(id: running, now: Self.now, actor: .system)
             #expect(ordered.status == .running)
             #expect(ordered.cancelRequested)
             let orders = try await store.takeWork(agentID: fixture.agents[0], now: Self.now, redeliverAfter: 10_000)
@@ -173,12 +173,12 @@ import Testing
     func zoneDeletionIsGuarded(engine: Engine) async throws {
         try await withStore(engine) { store in
             let fixture = try await Self.fixture(store)
-            await #expect(throws: StoreError.self) { try await store.deleteZone(named: "z1", force: false) }
+            await #expect(throws: StoreError.self) { try await store.deleteZone(named: "z1", force: false, now: 1_800_000_000_000, actor: .system) }
             #expect(try await store.zone(named: "z1")?.agents == 2)
-            try await store.deleteZone(named: "z1", force: true)
+            try await store.deleteZone(named: "z1", force: true, now: 1_800_000_000_000, actor: .system)
             #expect(try await store.zone(named: "z1") == nil)
             #expect(try await store.run(id: fixture.runs[0]) == nil)
-            await #expect(throws: StoreError.notFound("no zone named 'z1'")) { try await store.deleteZone(named: "z1", force: true) }
+            await #expect(throws: StoreError.notFound("no zone named 'z1'")) { try await store.deleteZone(named: "z1", force: true, now: 1_800_000_000_000, actor: .system) }
         }
     }
 
@@ -190,7 +190,7 @@ import Testing
             for index in 0..<5 {
                 task.id = Secrets.newID()
                 task.createdAt = Self.now + Int64(index)
-                _ = try await store.createTask(task, agentIDs: fixture.agents)
+                _ = try await store.createTask(task, agentIDs: fixture.agents, actor: .system)
             }
             var seen: [String] = []
             var cursor: Cursor?

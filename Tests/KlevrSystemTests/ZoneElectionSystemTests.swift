@@ -142,7 +142,7 @@ struct ZoneElectionSystemTests {
         let runID = try #require(task.runs.first?.id)
         try await eventually(30, "the old primary runs work as a secondary") { try await cluster.run(runID).status == .succeeded }
         let events = try await cluster.client.send(.GET, "/api/v1/zones/z/events", as: Page<EventView>.self)
-        #expect(events.items.contains { $0.kind == "primary_retired" && $0.agentId == oldPrimary && $0.epoch == oldEpoch })
+        #expect(events.items.contains { $0.kind == "primary.retired" && $0.subject == oldPrimary && $0.detail["epoch"] == String(oldEpoch) })
     }
 
     @Test func outsidersOnThePeerPortCanNeitherJoinNorSubmit() async throws {

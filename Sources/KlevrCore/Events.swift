@@ -1,0 +1,77 @@
+/// The kinds of typed events: every change of runs, tasks, agents, zones, primaries, enrollment keys,
+/// users and tokens appends one, in the same transaction as the change.
+///
+/// A stored kind this build does not know is an error when read, never mapped to a default.
+public enum EventKind: String, Codable, Sendable, CaseIterable {
+    case runCreated = "run.created"
+    case runDispatched = "run.dispatched"
+    case runRedelivered = "run.redelivered"
+    case runReleased = "run.released"
+    case runStarted = "run.started"
+    case runSucceeded = "run.succeeded"
+    case runFailed = "run.failed"
+    case runTimedOut = "run.timed_out"
+    case runCanceled = "run.canceled"
+    case runCancelRequested = "run.cancel_requested"
+    /// A report or action the run state machine refused (recorded, not silently dropped).
+    case runTransitionRefused = "run.transition_refused"
+
+    case taskCreated = "task.created"
+    case taskCanceled = "task.canceled"
+
+    case agentEnrolled = "agent.enrolled"
+    case agentReenrolled = "agent.reenrolled"
+    case agentOnline = "agent.online"
+    case agentOffline = "agent.offline"
+    case agentRetireRequested = "agent.retire_requested"
+    case agentRetired = "agent.retired"
+    /// A primary relayed a report its member did not sign.
+    case agentRelayForgery = "agent.relay_forgery"
+
+    case zoneCreated = "zone.created"
+    case zoneDeleted = "zone.deleted"
+
+    case primaryElected = "primary.elected"
+    case primaryRetired = "primary.retired"
+
+    case enrollKeyCreated = "enroll_key.created"
+    case enrollKeyRotated = "enroll_key.rotated"
+    case enrollKeyRevoked = "enroll_key.revoked"
+
+    case userCreated = "user.created"
+    case userUpdated = "user.updated"
+    case userDisabled = "user.disabled"
+    case userEnabled = "user.enabled"
+    case userDeleted = "user.deleted"
+    case userPasswordChanged = "user.password_changed"
+    case userLoggedIn = "user.logged_in"
+    case userLoggedOut = "user.logged_out"
+
+    case tokenCreated = "token.created"
+    case tokenRevoked = "token.revoked"
+}
+
+/// Who made a change.
+public struct EventActor: Sendable, Equatable, Codable {
+    public enum Kind: String, Codable, Sendable, CaseIterable {
+        case user, token, agent, system
+    }
+
+    public var kind: Kind
+    /// The user, token or agent id (empty for the system).
+    public var id: String
+    /// A readable name: the user name (for a token, its owner's), the agent's host name.
+    public var name: String
+    /// The client address the request came from, when there was a request.
+    public var address: String?
+
+    public init(kind: Kind, id: String, name: String, address: String? = nil) {
+        self.kind = kind
+        self.id = id
+        self.name = name
+        self.address = address
+    }
+
+    /// The manager itself (dispatch, redelivery, liveness, lease moves).
+    public static let system = EventActor(kind: .system, id: "", name: "system")
+}
