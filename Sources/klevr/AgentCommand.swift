@@ -117,7 +117,11 @@ struct AgentCommand: AsyncParsableCommand {
             let client = try options.client()
             let agent = try await api { try await client.send(.POST, "/api/v1/agents/\(id.urlPathEscaped)/retire", as: AgentView.self) }
             if options.output == .json { return try Printer.json(agent) }
-            print("retired agent \(agent.id) (\(agent.hostname))")
+            if agent.status == "retiring" {
+                print("retiring agent \(agent.id) (\(agent.hostname)): it is stopping its runs; its credential dies when they stopped")
+            } else {
+                print("retired agent \(agent.id) (\(agent.hostname))")
+            }
         }
     }
 }

@@ -1,0 +1,129 @@
+import AsyncHTTPClient
+import Foundation
+import KlevrAPI
+import KlevrAgent
+import KlevrCore
+import NIOCore
+import NIOHTTP1
+import Testing
+
+/// The event log end to end: a real manager and agent, the SSE stream, resuming from the last id, the
+/// CLI, and retiring an agent that is running a script.
+@Suite(.serialized, .timeLimit(.minutes(5)))
+struct EventSystemTests {
+    /// Reads the event stream from `path` until `stop` says so or `seconds` pass; returns what it read.
+    static func read(
+        _ cluster: Cluster, _ path: String, lastEventID: Int64? = nil, seconds: Int64 = 60, stop: @escaping @Sendable ([EventView]) -> Bool
+    ) async throws -> [EventView] {
+        var request = HTTPClientRequest(url: cluster.url + path)
+        request.headers.add(name: "Authorization", value: "Bearer \(cluster.token)")
+        request.headers.add(name: "Accept", value: "text/event-stream")
+        if let lastEventID { request.headers.add(name: "Last-Event-ID", value: String(lastEventID)) }
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(seconds))
+        #expect(response.status == .ok)
+        #expect(response.headers.first(name: "content-type") == "text/event-stream")
+        var events: [EventView] = []
+        var pending = ""
+        for try await var buffer in response.body {
+            pending += buffer.readString(length: buffer.readableBytes) ?? ""
+            while let range = pending.range(of: "\n\n") {
+                let block = pending[..<range.lowerBound]
+                pending = String(pending[range.upperBound...])
+                var id: Int64?
+                var name = ""
+                var data = ""
+                for line in block.split(separator: "\n") {
+                    if line.hasPrefix("id: ") { id = Int64(line.dropFirst(4)) }
+                    if line.hasPrefix("event: ") { name = String(line.dropFirst(7)) }
+                    if line.hasPrefix("data: ") { data = String(line.dropFirst(6)) }
+                }
+                guard !data.isEmpty else { continue }
+                let event = try JSONDecoder().decode(EventView.self, from: Data(data.utf8))
+                #expect(event.id == id && event.kind == name, "the SSE id and event lines name the event")
+                events.append(event)
+                if stop(events) { return events }
+            }
+        }
+        Issue.record("the event stream ended before the expected events: \(events.map(\.kind))")
+        return events
+    }
+
+    @Test func theStreamFollowsARunAndResumesFromTheLastEventID() async throws {
+        let cluster = try Cluster()
+        defer { cluster.shutdown() }
+        try await cluster.startManager()
+        try await cluster.bootstrap(zone: "z")
+        let agent = try await cluster.startAgent("a", zone: "z")
+        let latest = try await cluster.client.send(.GET, "/api/v1/events?limit=1", as: Page<EventView>.self).items.first?.id ?? 0
+
+        let task = try await cluster.createTask(
+            TaskCreateRequest(zone: "z", target: TargetSpec(kind: .agent, agentId: agent), steps: [StepSpec(script: "echo from-the-run")]))
+        let runID = try #require(task.runs.first?.id)
+        let seen = try await Self.read(cluster, "/api/v1/events?follow=true&kind=run&after=\(latest)") { events in
+            events.contains { $0.subject == runID && $0.kind == "run.succeeded" }
+        }
+        let ofRun = seen.filter { $0.subject == runID && $0.kind != "run.redelivered" }
+        #expect(ofRun.map(\.kind) == ["run.created", "run.dispatched", "run.started", "run.succeeded"])
+        #expect(seen.map(\.id) == seen.map(\.id).sorted(), "ids increase along the stream")
+        #expect(ofRun.first?.actor.kind == "token" && ofRun.first?.actor.name == "admin")
+        #expect(ofRun.last?.actor.kind == "agent" && ofRun.last?.actor.id == agent)
+        #expect(ofRun.last?.detail["exitCode"] == "0")
+
+        // A client that reconnects with the id it saw last gets what came after, with no gap.
+        let dispatched = try #require(ofRun.first { $0.kind == "run.dispatched" })
+        let resumed = try await Self.read(cluster, "/api/v1/events?kind=run", lastEventID: dispatched.id) { events in
+            events.contains { $0.subject == runID }
+        }
+        #expect(resumed.first { $0.subject == runID && $0.kind != "run.redelivered" }?.kind == "run.started")
+        #expect(resumed.allSatisfy { $0.id > dispatched.id })
+
+        // The list: newest first, filtered; and the CLI prints the same events.
+        let listed = try await cluster.client.send(.GET, "/api/v1/events?subject=\(runID)", as: Page<EventView>.self).items
+        #expect(listed.map(\.id) == ofRun.map(\.id).reversed() || listed.count > ofRun.count)
+        let cli = try await cluster.runCLI(["events", "--subject", runID, "--output", "json"])
+        #expect(cli.status == 0, "\(cli.output)")
+        let printed = try JSONDecoder().decode([EventView].self, from: Data(cli.output.utf8))
+        #expect(printed.map(\.id) == listed.map(\.id).reversed())
+
+        // A bad filter is a 422 that names the field.
+        do {
+            _ = try await cluster.client.send(.GET, "/api/v1/events?kind=nonsense", as: Page<EventView>.self)
+            Issue.record("an unknown kind must be refused")
+        } catch let failure as JSONClient.Failure {
+            #expect(failure.status == 422)
+            #expect(failure.problem?.errors?.first?.field == "kind")
+        }
+    }
+
+    @Test func retiringAnAgentStopsItsScriptBeforeItsCredentialDies() async throws {
+        let cluster = try Cluster()
+        defer { cluster.shutdown() }
+        try await cluster.startManager()
+        try await cluster.bootstrap(zone: "z")
+        let agent = try await cluster.startAgent("a", zone: "z")
+        let marker = "67.\(Int.random(in: 100_000...999_999))"
+        let task = try await cluster.createTask(
+            TaskCreateRequest(
+                zone: "z", target: TargetSpec(kind: .agent, agentId: agent), steps: [StepSpec(script: "sleep \(marker) & sleep \(marker); wait")]))
+        let runID = try #require(task.runs.first?.id)
+        try await eventually(30, "the run is running") { try await cluster.run(runID).status == .running && SystemTests.processExists(marker) }
+
+        let retiring = try await cluster.client.send(.POST, "/api/v1/agents/\(agent)/retire", as: AgentView.self)
+        #expect(retiring.status == "retiring", "an agent with a running script is retiring, not retired: \(retiring.status)")
+        var retiredSeenWithProcess = false
+        try await eventually(60, "the agent is retired") {
+            let events = try await cluster.client.send(.GET, "/api/v1/events?subject=\(agent)", as: Page<EventView>.self).items
+            guard events.contains(where: { $0.kind == "agent.retired" }) else { return false }
+            retiredSeenWithProcess = SystemTests.processExists(marker)
+            return true
+        }
+        #expect(!retiredSeenWithProcess, "the script was still running when the agent's credential died")
+        let run = try await cluster.run(runID)
+        #expect(run.status == .canceled)
+        #expect(run.reason?.contains("did not confirm") != true, "the agent itself reported the stop: \(run.reason ?? "")")
+        let agentNow = try await cluster.client.send(.GET, "/api/v1/agents/\(agent)", as: AgentView.self)
+        #expect(agentNow.status == "retired")
+        let order = try await cluster.client.send(.GET, "/api/v1/events?subject=\(runID)", as: Page<EventView>.self).items.reversed().map(\.kind)
+        #expect(Array(order.suffix(2)) == ["run.cancel_requested", "run.canceled"])
+    }
+}
