@@ -33,6 +33,18 @@ public enum ServerTrust: Sendable, Equatable {
         }
     }
 
+    /// The manager's certificate has the pin but cannot be its own trust root: it was issued by a CA
+    /// rather than self-signed. Verify it with `--ca` or the system trust store instead.
+    public struct PinUnusable: Error, CustomStringConvertible, Sendable {
+        public var server: String
+        public var pin: CertificatePin
+        public var reason: String
+        public var description: String {
+            "the TLS certificate of \(server) has the pin \(pin) but cannot be trusted on its own (a pin needs a self-signed "
+                + "certificate; this one is probably issued by a CA): give --ca with the issuing CA instead, or rely on the system trust store (\(reason))"
+        }
+    }
+
     /// The manager's certificate could not be fetched to check it against the pin (unreachable, no
     /// TLS, no answer in time). Worth retrying, unlike ``PinMismatch``.
     public struct Unreachable: Error, CustomStringConvertible, Sendable {
@@ -71,12 +83,15 @@ public enum ServerTrust: Sendable, Equatable {
 
     /// For a pin: connects to `server` (an `https://` URL) once and keeps the certificate it presents
     /// when its public key has the pin. Other choices are returned as they are.
-    /// - Throws: ``PinMismatch`` for a certificate with another key (never connects on), ``Unreachable``
-    ///   when no certificate could be fetched.
+    /// - Throws: ``PinMismatch`` for a certificate with another key (never connects on), ``PinUnusable``
+    ///   for a matching certificate that is not self-signed, ``Unreachable`` when no certificate could be
+    ///   fetched.
     public func fetchingPinnedCertificate(server: String, timeout: Duration = .seconds(10)) async throws -> ServerTrust {
         guard case .pinned(let pin, _) = self else { return self }
         let leaf = try await PinnedCertificateFetch.fetch(server: server, pin: pin, timeout: timeout)
-        return .pinned(pin, certificate: try leaf.toDERBytes())
+        let trust = ServerTrust.pinned(pin, certificate: try leaf.toDERBytes())
+        try await PinnedCertificateFetch.confirm(server: server, pin: pin, configuration: try trust.tlsConfiguration(), timeout: timeout)
+        return trust
     }
 
     /// The client TLS configuration for this choice.

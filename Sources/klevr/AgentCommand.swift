@@ -77,6 +77,8 @@ struct AgentCommand: AsyncParsableCommand {
                 throw CLIError(refused.description)
             } catch let mismatch as ServerTrust.PinMismatch {
                 throw CLIError(mismatch.description)
+            } catch let unusable as ServerTrust.PinUnusable {
+                throw CLIError(unusable.description)
             } catch let invalid as ServerTrust.InvalidOptions {
                 throw CLIError(invalid.description)
             }

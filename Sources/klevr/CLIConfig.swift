@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KlevrAgent
+import NIOSSL
 
 /// The CLI's saved login: the manager URL, an API token and how the manager's certificate is
 /// verified, in a file only the user can read.
@@ -92,6 +93,12 @@ func api<T>(_ body: () async throws -> T) async throws -> T {
         throw exit
     } catch let mismatch as ServerTrust.PinMismatch {
         throw CLIError(mismatch.description)
+    } catch let unusable as ServerTrust.PinUnusable {
+        throw CLIError(unusable.description)
+    } catch let tls as NIOSSLError {
+        throw CLIError(
+            "the manager's TLS certificate was not accepted (\(tls)); for a self-signed certificate log in with --ca-pin "
+                + "(the pin the manager prints at start), or with --ca FILE for a private CA")
     } catch let error as DecodingError {
         throw CLIError("unexpected answer from the manager: \(error)")
     } catch {

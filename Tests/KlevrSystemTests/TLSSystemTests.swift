@@ -121,6 +121,45 @@ struct TLSSystemTests {
         #expect(try String(contentsOfFile: cluster.directory + "/cli.json", encoding: .utf8) == saved)
     }
 
+    @Test func aPinNeedsASelfSignedCertificateAndACAFileWorksForACertificateItIssued() async throws {
+        let cluster = try Cluster()
+        defer { cluster.shutdown() }
+        let dir = cluster.directory
+        try "subjectAltName=IP:127.0.0.1\n".write(toFile: dir + "/leaf.ext", atomically: true, encoding: .utf8)
+        let made = try Self.shell(
+            """
+            set -e; cd '\(dir)'
+            openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=klevr-test-ca -keyout ca-key.pem -out ca.pem
+            openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=klevr-test-manager -keyout leaf-key.pem -out leaf.csr
+            openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 2 -extfile leaf.ext -out leaf.pem
+            openssl x509 -in leaf.pem -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -r
+            """)
+        try #require(made.status == 0, "openssl: \(made.output)")
+        let hex = try #require(made.output.split(separator: "\n").last.map { String($0.prefix { $0.isHexDigit }) })
+        try #require(hex.count == 64, "\(made.output)")
+        let pin = "sha256:" + hex
+        cluster.scheme = "https"
+        cluster.managerArguments = ["--tls-cert", dir + "/leaf.pem", "--tls-key", dir + "/leaf-key.pem"]
+        cluster.clientTLS = try #require(try ServerTrust.fromOptions(caFile: dir + "/ca.pem", pin: nil)).tlsConfiguration()
+        try await cluster.startManager()
+        try await eventually(10, "the manager prints its certificate's pin") { cluster.manager?.log.contains("TLS certificate pin: \(pin)") == true }
+
+        // The pin matches, but the certificate is issued by a CA: refused with the reason, nothing saved.
+        let pinned = try await cluster.runCLI(
+            ["login", "--server", cluster.url, "--username", "admin", "--password", Cluster.password, "--ca-pin", pin])
+        #expect(pinned.status != 0)
+        #expect(pinned.output.contains("cannot be trusted on its own"), "\(pinned.output)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/cli.json"))
+
+        // The issuing CA verifies it (with the host name), and later commands use the saved CA.
+        let withCA = try await cluster.runCLI(
+            ["login", "--server", cluster.url, "--username", "admin", "--password", Cluster.password, "--ca", dir + "/ca.pem"])
+        #expect(withCA.status == 0, "\(withCA.output)")
+        let listed = try await cluster.runCLI(["zone", "list"])
+        #expect(listed.status == 0, "\(listed.output)")
+        #expect(listed.output.contains("NAME"), "\(listed.output)")
+    }
+
     @Test func aManagerBeyondLoopbackRefusesPlainHTTPUnlessTold() async throws {
         let cluster = try Cluster()
         defer { cluster.shutdown() }
