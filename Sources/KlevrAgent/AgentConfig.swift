@@ -41,12 +41,16 @@ public struct AgentConfig: Sendable {
     public var failoverTimeout: Int64
     /// Election priority: among candidates, higher asks first (then the lower id).
     public var priority: Int
+    /// How to verify an `https://` manager (`--ca`, `--ca-pin`); nil keeps the choice saved in the
+    /// state dir, or the system trust store when none was saved.
+    public var managerTrust: ServerTrust?
 
     public init(
         managerURL: String?, zone: String, enrollKey: String?, stateDir: String, killGraceSeconds: Double = 2, listenHost: String = "0.0.0.0",
         listenPort: Int = 18800, advertise: String? = nil, peers: [String] = [], failoverTimeout: Int64 = 2_000, priority: Int = 0,
-        workDir: String? = nil, runAs: String? = nil, maxRuns: Int = AgentConfig.defaultMaxRuns
+        workDir: String? = nil, runAs: String? = nil, maxRuns: Int = AgentConfig.defaultMaxRuns, managerTrust: ServerTrust? = nil
     ) {
+        self.managerTrust = managerTrust
         self.workDir = workDir ?? Self.defaultWorkDir(stateDir: stateDir)
         self.runAs = runAs
         self.maxRuns = max(1, maxRuns)
@@ -85,7 +89,7 @@ public struct AgentConfig: Sendable {
 extension AgentConfig: CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
     /// The configuration without the enrollment key, for anything that prints it.
     public var description: String {
-        "AgentConfig(manager: \(managerURL ?? "-"), zone: \(zone), state: \(stateDir), work: \(workDir), run as: \(runAs ?? "-"), max runs: \(maxRuns), listen: \(listenHost):\(listenPort), peers: \(peers))"
+        "AgentConfig(manager: \(managerURL ?? "-"), zone: \(zone), state: \(stateDir), work: \(workDir), run as: \(runAs ?? "-"), max runs: \(maxRuns), trust: \(managerTrust?.summary ?? "saved"), listen: \(listenHost):\(listenPort), peers: \(peers))"
     }
 
     public var debugDescription: String { description }

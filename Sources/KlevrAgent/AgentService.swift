@@ -6,6 +6,7 @@ import KlevrCore
 import Logging
 import NIOCore
 import NIOHTTP1
+import NIOSSL
 import Hummingbird
 import ServiceLifecycle
 
@@ -26,10 +27,12 @@ public struct AgentService: Service {
 
     /// The agent's HTTP client: a refused connection fails at once instead of being retried until the
     /// request's deadline, so that a dead primary is noticed (and left) quickly.
-    static func makeHTTPClient() -> HTTPClient {
+    /// With `tls`, an `https://` manager is verified that way (peers are plain HTTP and unaffected).
+    static func makeHTTPClient(tls: TLSConfiguration? = nil) -> HTTPClient {
         var configuration = HTTPClient.Configuration()
         configuration.connectionPool.retryConnectionEstablishment = false
         configuration.timeout.connect = .seconds(3)
+        configuration.tlsConfiguration = tls
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 
@@ -39,7 +42,8 @@ public struct AgentService: Service {
     }
 
     public func run() async throws {
-        let http = Self.makeHTTPClient()
+        guard let tls = try await managerTLS() else { return }
+        let http = Self.makeHTTPClient(tls: tls.configuration)
         do {
             try await run(http: http)
         } catch {
@@ -133,6 +137,37 @@ public struct AgentService: Service {
             await registry.stopAll(.shutdown)
             await session.finishAfterRuns()
         }
+    }
+
+    /// The TLS configuration for the manager: nil for a plain `http://` manager or none.
+    struct ManagerTLS {
+        var configuration: TLSConfiguration?
+    }
+
+    /// How the agent verifies an `https://` manager: `--ca` or `--ca-pin` (then saved in the state dir),
+    /// else the choice saved by an earlier start, else the system trust store. A pinned certificate is
+    /// fetched and checked at every start, retried while the manager is unreachable; a certificate with
+    /// another key stops the agent with ``ServerTrust/PinMismatch``.
+    /// - Returns: nil when shut down while waiting for the manager.
+    func managerTLS() async throws -> ManagerTLS? {
+        try DurableFile.makeDirectory(config.stateDir)
+        let chosen = try config.managerTrust ?? ServerTrust.load(stateDir: config.stateDir) ?? .system
+        guard let url = config.managerURL, url.lowercased().hasPrefix("https://") else { return ManagerTLS(configuration: nil) }
+        var delay = Duration.seconds(1)
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            do {
+                let trust = try await chosen.fetchingPinnedCertificate(server: url)
+                let configuration = try trust.tlsConfiguration()
+                if config.managerTrust != nil { try chosen.save(stateDir: config.stateDir) }
+                logger.info("verifying the manager's TLS certificate", metadata: ["manager": "\(url)", "trust": "\(trust.summary)"])
+                return ManagerTLS(configuration: configuration)
+            } catch let unreachable as ServerTrust.Unreachable {
+                logger.warning("cannot check the manager's TLS certificate yet; retrying", metadata: ["error": "\(unreachable)"])
+                try? await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(10))
+            }
+        }
+        return nil
     }
 
     /// The stored identity, or a new one from enrollment, with the agent's estimate of the manager's

@@ -5,6 +5,7 @@ import KlevrCore
 import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
+import NIOSSL
 
 /// A small JSON-over-HTTP client for the Klevr API, used by the agent, the CLI and the benchmarks.
 public struct JSONClient: Sendable {
@@ -22,13 +23,16 @@ public struct JSONClient: Sendable {
     public let baseURL: String
     public let http: HTTPClient
     public var bearer: String?
+    /// How this client's requests verify an `https://` server; nil uses the HTTP client's own setting.
+    public var tls: TLSConfiguration?
 
-    public init(baseURL: String, http: HTTPClient = .shared, bearer: String? = nil) {
+    public init(baseURL: String, http: HTTPClient = .shared, bearer: String? = nil, tls: TLSConfiguration? = nil) {
         var base = baseURL
         while base.hasSuffix("/") { base.removeLast() }
         self.baseURL = base
         self.http = http
         self.bearer = bearer
+        self.tls = tls
     }
 
     /// Sends a request and decodes a JSON answer.
@@ -54,6 +58,7 @@ public struct JSONClient: Sendable {
     ) async throws -> (body: Data, headers: HTTPHeaders) {
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = method
+        request.tlsConfiguration = tls
         if let bearer { request.headers.add(name: "Authorization", value: "Bearer \(bearer)") }
         for (name, value) in extra { request.headers.add(name: name, value: value) }
         var bodyData = Data()

@@ -25,7 +25,8 @@ extension Manager {
             try await store.createSession(
                 userID: user.id, tokenHash: Secrets.hash(token), csrf: csrf, now: now, expiresAt: now + config.sessionSeconds * 1000)
             let cookie = Cookie(
-                name: Authenticator.sessionCookie, value: token, maxAge: Int(config.sessionSeconds), path: "/", httpOnly: true,
+                name: Authenticator.sessionCookie, value: token, maxAge: Int(config.sessionSeconds), path: "/",
+                secure: config.servesClientsOverTLS, httpOnly: true,
                 sameSite: .strict)
             return try JSONBody.response(
                 LoginResponse(user: Self.view(user), csrfToken: csrf), headers: [.setCookie: cookie.description])
@@ -35,7 +36,9 @@ extension Manager {
             if let cookie = request.cookies[Authenticator.sessionCookie]?.value {
                 try await store.deleteSession(tokenHash: Secrets.hash(cookie))
             }
-            let expired = Cookie(name: Authenticator.sessionCookie, value: "", maxAge: 0, path: "/", httpOnly: true, sameSite: .strict)
+            let expired = Cookie(
+                name: Authenticator.sessionCookie, value: "", maxAge: 0, path: "/", secure: config.servesClientsOverTLS, httpOnly: true,
+                sameSite: .strict)
             return Response(status: .noContent, headers: [.setCookie: expired.description])
         }
         router.get("/api/v1/me") { _, context in

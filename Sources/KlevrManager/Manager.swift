@@ -59,6 +59,7 @@ public struct Manager: Sendable {
     ) -> some ApplicationProtocol {
         var app = Application(
             router: router(),
+            server: config.tls?.serverBuilder() ?? .http1(),
             configuration: .init(address: .hostname(config.host, port: config.port), serverName: "klevr"),
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
             logger: logger)

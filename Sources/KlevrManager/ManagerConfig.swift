@@ -28,13 +28,22 @@ public struct ManagerConfig: Sendable {
     public var envelopeLifetimeSeconds: Int64
     /// How long a zone primary's lease lasts without renewal.
     public var leaseMillis: Int64
+    /// The certificate and key to serve HTTPS with; nil serves plain HTTP.
+    public var tls: ManagerTLS?
+    /// A TLS proxy in front terminates HTTPS (`--insecure-http`): plain HTTP here, HTTPS for clients.
+    public var behindTLSProxy: Bool
+
+    /// Whether clients reach the manager over HTTPS, so that the session cookie is `Secure`.
+    public var servesClientsOverTLS: Bool { tls != nil || behindTLSProxy }
 
     public init(
         host: String = "127.0.0.1", port: Int = 8090, database: DatabaseURL, adminPassword: String? = nil,
         heartbeatSeconds: Int = 5, longPollSeconds: Double = 25, redeliverAfterSeconds: Double = 10, bcryptCost: UInt8 = 12,
         sessionSeconds: Int64 = 12 * 3600, signingKey: Curve25519.Signing.PrivateKey = .init(), envelopeLifetimeSeconds: Int64 = 15 * 60,
-        leaseMillis: Int64 = 2_500
+        leaseMillis: Int64 = 2_500, tls: ManagerTLS? = nil, behindTLSProxy: Bool = false
     ) {
+        self.tls = tls
+        self.behindTLSProxy = behindTLSProxy
         self.leaseMillis = leaseMillis
         self.signingKey = signingKey
         self.envelopeLifetimeSeconds = envelopeLifetimeSeconds
@@ -53,7 +62,7 @@ public struct ManagerConfig: Sendable {
 extension ManagerConfig: CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
     /// The configuration without its secrets (admin password, signing key), for anything that prints it.
     public var description: String {
-        "ManagerConfig(listen: \(host):\(port), database: \(database), heartbeat: \(heartbeatSeconds) s, lease: \(leaseMillis) ms)"
+        "ManagerConfig(listen: \(tls == nil ? "http" : "https")://\(host):\(port), database: \(database), heartbeat: \(heartbeatSeconds) s, lease: \(leaseMillis) ms)"
     }
 
     public var debugDescription: String { description }

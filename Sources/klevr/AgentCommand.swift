@@ -28,12 +28,24 @@ struct AgentCommand: AsyncParsableCommand {
         var workDir: String?
         @Option(help: "Run scripts as this user (the agent must run as root).") var runAs: String?
         @Option(help: "How many runs execute at once; more wait their turn.") var maxRuns = AgentConfig.defaultMaxRuns
+        @Option(help: "Trust only the CAs of this PEM file for an https:// manager (default: the system trust store).") var ca: String?
+        @Option(help: "Trust only an https:// manager whose certificate's public key has this pin (sha256:<hex>, printed by the manager).")
+        var caPin: String?
         @Option(help: "Log level.") var logLevel = "info"
 
         func run() async throws {
             LogSetup.bootstrap(level: logLevel)
             if let manager, !(manager.hasPrefix("http://") || manager.hasPrefix("https://")) {
                 throw ValidationError("--manager must be an http:// or https:// URL")
+            }
+            let trust: ServerTrust?
+            do {
+                trust = try ServerTrust.fromOptions(caFile: ca, pin: caPin)
+            } catch {
+                throw ValidationError(error.description)
+            }
+            if trust != nil && !(manager?.lowercased().hasPrefix("https://") ?? false) {
+                throw ValidationError("--ca and --ca-pin verify an https:// --manager URL")
             }
             guard manager != nil || !peers.isEmpty else { throw ValidationError("give --manager URL, or --peer HOST:PORT for an agent without a manager route") }
             guard (-1000...1000).contains(priority) else { throw ValidationError("--priority must be from -1000 to 1000") }
@@ -54,7 +66,7 @@ struct AgentCommand: AsyncParsableCommand {
             let key = enrollKey ?? ProcessInfo.processInfo.environment["KLEVR_ENROLL_KEY"]
             let config = AgentConfig(
                 managerURL: manager, zone: zone, enrollKey: key, stateDir: stateDir, listenHost: host, listenPort: port, advertise: advertise,
-                peers: peers, priority: priority, workDir: work, runAs: runAs, maxRuns: maxRuns)
+                peers: peers, priority: priority, workDir: work, runAs: runAs, maxRuns: maxRuns, managerTrust: trust)
             let logger = Logger(label: "klevr.agent")
             let group = ServiceGroup(
                 configuration: .init(services: [.init(service: AgentService(config: config, logger: logger))],
@@ -63,6 +75,12 @@ struct AgentCommand: AsyncParsableCommand {
                 try await group.run()
             } catch let refused as AgentService.EnrollmentRefused {
                 throw CLIError(refused.description)
+            } catch let mismatch as ServerTrust.PinMismatch {
+                throw CLIError(mismatch.description)
+            } catch let unusable as ServerTrust.PinUnusable {
+                throw CLIError(unusable.description)
+            } catch let invalid as ServerTrust.InvalidOptions {
+                throw CLIError(invalid.description)
             }
         }
 

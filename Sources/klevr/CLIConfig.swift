@@ -1,11 +1,16 @@
 import ArgumentParser
 import Foundation
 import KlevrAgent
+import NIOSSL
 
-/// The CLI's saved login: the manager URL and an API token, in a file only the user can read.
+/// The CLI's saved login: the manager URL, an API token and how the manager's certificate is
+/// verified, in a file only the user can read.
 struct CLIConfig: Codable {
     var server: String
     var token: String
+    /// For an `https://` server: the `--ca` or `--ca-pin` of the login (with the pinned certificate it
+    /// found); nil for the system trust store.
+    var trust: ServerTrust?
 
     static func path() -> String {
         let env = ProcessInfo.processInfo.environment
@@ -47,8 +52,27 @@ struct ClientOptions: ParsableArguments {
     @Option(help: "Output format: table or json.") var output: OutputFormat = .table
 
     func client() throws -> JSONClient {
-        let config = try CLIConfig.load()
-        return JSONClient(baseURL: config.server, bearer: config.token)
+        try CLIConfig.load().client()
+    }
+}
+
+extension CLIConfig {
+    /// A client for the saved server, verifying it as the login did.
+    func client() throws -> JSONClient {
+        do {
+            return JSONClient(baseURL: server, bearer: token, tls: try trust?.tlsConfiguration())
+        } catch {
+            throw CLIError("cannot use the saved login's TLS settings: \(error); run 'klevr login' again")
+        }
+    }
+
+    /// The options an agent needs to verify this server as the login does, for the command the CLI prints.
+    var agentTrustOptions: String {
+        switch trust {
+        case .pinned(let pin, _): " --ca-pin \(pin)"
+        case .certificateAuthority: " --ca CA_FILE"
+        case .system, nil: ""
+        }
     }
 }
 
@@ -67,6 +91,14 @@ func api<T>(_ body: () async throws -> T) async throws -> T {
         throw error
     } catch let exit as ExitCode {
         throw exit
+    } catch let mismatch as ServerTrust.PinMismatch {
+        throw CLIError(mismatch.description)
+    } catch let unusable as ServerTrust.PinUnusable {
+        throw CLIError(unusable.description)
+    } catch let tls as NIOSSLError {
+        throw CLIError(
+            "the manager's TLS certificate was not accepted (\(tls)); for a self-signed certificate log in with --ca-pin "
+                + "(the pin the manager prints at start), or with --ca FILE for a private CA")
     } catch let error as DecodingError {
         throw CLIError("unexpected answer from the manager: \(error)")
     } catch {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Hummingbird
+import KlevrAPI
 import KlevrManager
 import KlevrStore
 import Logging
@@ -26,23 +27,50 @@ struct ManagerCommand: AsyncParsableCommand {
     var adminPassword: String?
     @Option(help: "Agent heartbeat interval in seconds.") var heartbeat = 5
     @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel = "info"
+    @Option(help: "Serve HTTPS with this PEM certificate (chain: the served certificate first); needs --tls-key.") var tlsCert: String?
+    @Option(help: "The PEM private key of --tls-cert.") var tlsKey: String?
+    @Flag(help: "Serve plain HTTP beyond loopback: only when a TLS proxy in front of the manager terminates HTTPS.")
+    var insecureHTTP = false
 
     func run() async throws {
         LogSetup.bootstrap(level: logLevel)
         let (host, port) = try parseListen(listen)
         guard (1...300).contains(heartbeat) else { throw ValidationError("--heartbeat must be 1 to 300 seconds") }
+        // Checked before anything is created, so that a refused start leaves nothing behind.
+        let tls: ManagerTLS?
+        switch (tlsCert, tlsKey) {
+        case (nil, nil):
+            tls = nil
+        case (.some(let certificate), .some(let key)):
+            do {
+                tls = try ManagerTLS.load(certificatePath: certificate, keyPath: key)
+            } catch {
+                throw ValidationError(error.description)
+            }
+        default:
+            throw ValidationError("--tls-cert and --tls-key go together")
+        }
+        if tls != nil && insecureHTTP { throw ValidationError("--insecure-http and --tls-cert contradict each other: give one") }
+        do {
+            try ListenPolicy.check(host: host, port: port, tls: tls != nil, insecureHTTP: insecureHTTP)
+        } catch {
+            throw ValidationError(error.description)
+        }
         try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let databaseURL = try DatabaseURL.parse(database ?? "sqlite:\(dataDir)/klevr.db")
         let password = adminPassword ?? ProcessInfo.processInfo.environment["KLEVR_ADMIN_PASSWORD"]
         let logger = Logger(label: "klevr.manager")
         let config = ManagerConfig(
             host: host, port: port, database: databaseURL, adminPassword: password, heartbeatSeconds: heartbeat,
-            signingKey: try SigningKeyFile.loadOrCreate(dataDir: dataDir))
+            signingKey: try SigningKeyFile.loadOrCreate(dataDir: dataDir), tls: tls, behindTLSProxy: insecureHTTP)
         let (manager, generated) = try await Manager.bootstrap(config: config, logger: logger)
         if let generated { printAdminPassword(generated) }
         let app = manager.application(
             onGeneratedPassword: printAdminPassword,
-            onServerRunning: { port in say("klevr manager listening on http://\(host):\(port) (database \(databaseURL))") })
+            onServerRunning: { port in
+                say("klevr manager listening on \(tls == nil ? "http" : "https")://\(host):\(port) (database \(databaseURL))")
+                if let tls { say(Self.pinAdvice(tls.pin, host: host, port: port)) }
+            })
         do {
             try await app.runService()
         } catch {
@@ -50,6 +78,19 @@ struct ManagerCommand: AsyncParsableCommand {
             throw error
         }
         await manager.store.database.close()
+    }
+}
+
+extension ManagerCommand {
+    /// What the manager prints at start with TLS: its certificate's pin and how clients use it.
+    static func pinAdvice(_ pin: CertificatePin, host: String, port: Int) -> String {
+        let name = ListenPolicy.isLoopback(host) || !["0.0.0.0", "::", ""].contains(host) ? host : "HOST"
+        let url = "https://\(name.contains(":") ? "[\(name)]" : name):\(port)"
+        return """
+            TLS certificate pin: \(pin)
+              log in:          klevr login --server \(url) --ca-pin \(pin)
+              start an agent:  KLEVR_ENROLL_KEY=<key> klevr agent --manager \(url) --ca-pin \(pin) --zone ZONE
+            """
     }
 }
 

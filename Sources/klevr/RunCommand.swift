@@ -70,6 +70,7 @@ struct RunCommand: AsyncParsableCommand {
         /// Reads the SSE stream and prints each chunk as it arrives.
         func streamEvents(_ client: JSONClient) async throws {
             var request = HTTPClientRequest(url: client.baseURL + "/api/v1/runs/\(id.urlPathEscaped)/logs?follow=true")
+            request.tlsConfiguration = client.tls
             request.headers.add(name: "Authorization", value: "Bearer \(client.bearer ?? "")")
             request.headers.add(name: "Accept", value: "text/event-stream")
             let response = try await client.http.execute(request, timeout: .hours(24))

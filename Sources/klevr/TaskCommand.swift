@@ -181,6 +181,7 @@ struct RunWatcher {
         while !Task.isCancelled {
             do {
                 var request = HTTPClientRequest(url: client.baseURL + "/api/v1/runs/\(run.id)/logs?follow=true&after=\(after)")
+                request.tlsConfiguration = client.tls
                 if let bearer = client.bearer { request.headers.add(name: "Authorization", value: "Bearer \(bearer)") }
                 request.headers.add(name: "Accept", value: "text/event-stream")
                 let response = try await http.execute(request, timeout: .hours(24))

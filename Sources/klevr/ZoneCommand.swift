@@ -88,13 +88,14 @@ struct ZoneCommand: AsyncParsableCommand {
         @Option(help: "Seconds until the key expires.") var expiresIn: Int64?
         @OptionGroup var options: ClientOptions
         func run() async throws {
-            let client = try options.client()
+            let login = try CLIConfig.load()
+            let client = try login.client()
             let key = try await api {
                 try await client.send(
                     .POST, "/api/v1/zones/\(zone.urlPathEscaped)/enroll-keys", body: EnrollKeyCreateRequest(expiresInSeconds: expiresIn),
                     as: EnrollKeyCreated.self)
             }
-            printKey(key, options.output)
+            printKey(key, options.output, login: login)
         }
     }
 
@@ -119,13 +120,14 @@ struct ZoneCommand: AsyncParsableCommand {
         @Option(help: "Seconds until the new key expires.") var expiresIn: Int64?
         @OptionGroup var options: ClientOptions
         func run() async throws {
-            let client = try options.client()
+            let login = try CLIConfig.load()
+            let client = try login.client()
             let key = try await api {
                 try await client.send(
                     .POST, "/api/v1/zones/\(zone.urlPathEscaped)/enroll-keys/\(id.urlPathEscaped)/rotate",
                     body: EnrollKeyCreateRequest(expiresInSeconds: expiresIn), as: EnrollKeyCreated.self)
             }
-            printKey(key, options.output)
+            printKey(key, options.output, login: login)
         }
     }
 
@@ -142,7 +144,9 @@ struct ZoneCommand: AsyncParsableCommand {
     }
 }
 
-func printKey(_ key: EnrollKeyCreated, _ output: OutputFormat) {
+/// Prints a new enrollment key and the command that starts an agent with it, which verifies the
+/// manager as this CLI's login does (with `--ca-pin` when the login pinned the manager's certificate).
+func printKey(_ key: EnrollKeyCreated, _ output: OutputFormat, login: CLIConfig) {
     if output == .json {
         try? Printer.json(key)
         return
@@ -150,7 +154,8 @@ func printKey(_ key: EnrollKeyCreated, _ output: OutputFormat) {
     print("enrollment key for zone \(key.zone) (shown once, keep it safe):")
     print(key.key)
     print("id: \(key.id)  expires: \(Printer.time(key.expiresAt))")
-    print("start an agent with: KLEVR_ENROLL_KEY=<key> klevr agent --manager URL --zone \(key.zone) --state-dir /var/lib/klevr")
+    print(
+        "start an agent with: KLEVR_ENROLL_KEY=<key> klevr agent --manager \(login.server)\(login.agentTrustOptions) --zone \(key.zone) --state-dir /var/lib/klevr")
 }
 
 extension String {

@@ -5,6 +5,7 @@ import KlevrAgent
 import KlevrCore
 import NIOCore
 import NIOHTTP1
+import NIOSSL
 import Testing
 
 #if canImport(Glibc)
@@ -83,6 +84,12 @@ final class Cluster: @unchecked Sendable {
     var agents: [String: KlevrProcess] = [:]
     var token = ""
     var enrollKey = ""
+    /// `https` for a manager given `--tls-cert` and `--tls-key` in ``managerArguments``.
+    var scheme = "http"
+    /// Extra arguments of `klevr manager`.
+    var managerArguments: [String] = []
+    /// How the test's own client verifies an `https` manager.
+    var clientTLS: TLSConfiguration?
 
     init() throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("klevr-system-\(UUID().uuidString)").path
@@ -90,28 +97,29 @@ final class Cluster: @unchecked Sendable {
         port = try LoopbackPort.free()
     }
 
-    var url: String { "http://127.0.0.1:\(port)" }
-    var client: JSONClient { JSONClient(baseURL: url, bearer: token) }
+    var url: String { "\(scheme)://127.0.0.1:\(port)" }
+    var client: JSONClient { JSONClient(baseURL: url, bearer: token, tls: clientTLS) }
     var cliEnvironment: [String: String] { ["KLEVR_CONFIG": directory + "/cli.json"] }
 
 
     /// Starts (or restarts) the manager on the same data dir and port, and waits until it answers.
     func startManager() async throws {
         manager = try KlevrProcess(
-            ["manager", "--data-dir", directory + "/manager", "--listen", "127.0.0.1:\(port)", "--admin-password", Self.password, "--heartbeat", "2", "--log-level", "debug"],
+            ["manager", "--data-dir", directory + "/manager", "--listen", "127.0.0.1:\(port)", "--admin-password", Self.password, "--heartbeat", "2", "--log-level", "debug"]
+                + managerArguments,
             logPath: directory + "/manager.log")
-        let probe = JSONClient(baseURL: url)
+        let probe = JSONClient(baseURL: url, tls: clientTLS)
         try await eventually(30, "the manager answers /readyz") {
             (try? await probe.raw(.GET, "/readyz", timeout: .seconds(2))) != nil
         }
     }
 
     /// Logs in with the CLI, creates the zone and an enrollment key.
-    func bootstrap(zone: String) async throws {
-        let login = try await runCLI(["login", "--server", url, "--username", "admin", "--password", Self.password])
+    func bootstrap(zone: String, loginArguments: [String] = []) async throws {
+        let login = try await runCLI(["login", "--server", url, "--username", "admin", "--password", Self.password] + loginArguments)
         #expect(login.status == 0, "login: \(login.output)")
-        let config = try JSONDecoder().decode([String: String].self, from: Data(contentsOf: URL(fileURLWithPath: directory + "/cli.json")))
-        token = config["token"] ?? ""
+        struct SavedLogin: Decodable { var token: String }
+        token = try JSONDecoder().decode(SavedLogin.self, from: Data(contentsOf: URL(fileURLWithPath: directory + "/cli.json"))).token
         let attributes = try FileManager.default.attributesOfItem(atPath: directory + "/cli.json")
         #expect((attributes[.posixPermissions] as? Int) == 0o600)
         _ = try await client.send(.POST, "/api/v1/zones", body: ZoneCreateRequest(name: zone), as: ZoneView.self)
