@@ -13,11 +13,6 @@ struct Authenticator: RouterMiddleware {
     static let sessionCookie = "klevr_session"
     static let csrfHeader = "x-klevr-csrf"
 
-    /// Routes that answer without credentials: health, login and enrollment (which needs a zone key).
-    static let publicRoutes: Set<String> = [
-        "GET /healthz", "GET /readyz", "POST /api/v1/auth/login", "POST /api/v1/agent/enroll", "POST /api/v1/agent/enroll-sealed", "GET /api/v1/agent/hello",
-    ]
-
     let store: Store
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
@@ -44,21 +39,14 @@ struct Authenticator: RouterMiddleware {
                 context.principal = .user(user, viaSession: true)
             }
         }
-        if context.principal == nil && !Self.isPublic(request) {
-            var problem = Problem.unauthorized
-            problem.headers[.wwwAuthenticate] = "Bearer"
-            throw problem
-        }
+        // Whether this caller may call this operation is the Authorizer's decision (roles from the document).
         return try await next(request, context)
-    }
-
-    static func isPublic(_ request: Request) -> Bool {
-        publicRoutes.contains("\(request.method.rawValue) \(request.uri.path)")
     }
 }
 
 extension KlevrRequestContext {
-    /// The calling user, if their role is at least `role`.
+    /// The calling user, if their role is at least `role`. Routes do not pass a role: the ``Authorizer``
+    /// enforces each operation's role from the document before the route runs.
     /// - Throws: 403 for agents and for users below the role.
     func requireUser(_ role: Role = .viewer) throws -> UserRecord {
         guard case .user(let user, _) = principal else { throw Problem.forbidden("this route is for users, not agents") }

@@ -88,7 +88,7 @@ extension Manager {
             return try JSONBody.response(view(agent, zoneUnreachable: try await zoneUnreachable(agent.zoneID)))
         }
         router.post("/api/v1/agents/{id}/retire") { _, context in
-            _ = try context.requireUser(.operator_)
+            _ = try context.requireUser()
             let id = try Self.id(context)
             try await store.retireAgent(id: id, now: Clock.nowMillis(), actor: context.actor)
             guard let agent = try await store.agent(id: id) else { throw Problem.notFound("no agent \(id)") }

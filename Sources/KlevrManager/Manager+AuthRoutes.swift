@@ -45,11 +45,11 @@ extension Manager {
             try JSONBody.response(Self.view(try context.requireUser()))
         }
         router.get("/api/v1/users") { _, context in
-            _ = try context.requireUser(.admin)
+            _ = try context.requireUser()
             return try JSONBody.response(Page(items: try await store.users().map(Self.view), nextCursor: nil))
         }
         router.post("/api/v1/users") { request, context in
-            _ = try context.requireUser(.admin)
+            _ = try context.requireUser()
             let body = try await JSONBody.decode(UserCreateRequest.self, from: request)
             var errors: [ProblemDocument.FieldError] = []
             if !Validation.isValidName(body.username) {

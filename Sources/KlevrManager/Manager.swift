@@ -14,16 +14,20 @@ public struct Manager: Sendable {
     let passwords: Passwords
     let throttle: LoginThrottle
     let startedAt: Int64
+    /// The API's operations with the role each needs, read from the OpenAPI document.
+    let operations: [OpenAPIDocument.Operation]
     let memberships = MembershipCache()
     let zoneMembers = ZoneMembers()
 
     /// Opens the store, applies migrations and creates the first admin if there is no user yet.
     /// - Returns: the manager, and the first admin's password when this start generated it (print it once).
     public static func bootstrap(config: ManagerConfig, logger: Logger) async throws -> (Manager, generatedAdminPassword: String?) {
+        guard let document = OpenAPIDocument.text() else { throw ManagerError("the OpenAPI document is missing from this build") }
+        let operations = try OpenAPIDocument.operations(document)
         let store = try await Store.open(config.database, logger: logger)
         let manager = Manager(
             config: config, store: store, logger: logger, hub: store.hub, passwords: Passwords(cost: config.bcryptCost),
-            throttle: LoginThrottle(), startedAt: Clock.nowMillis())
+            throttle: LoginThrottle(), startedAt: Clock.nowMillis(), operations: operations)
         if case .postgres = config.database {
             // The pool only connects once it runs as a service: `application` prepares it then.
             return (manager, nil)
@@ -72,11 +76,12 @@ public struct Manager: Sendable {
         return app
     }
 
-    /// All routes of the manager.
-    public func router() -> Router<KlevrRequestContext> {
+    /// All routes of the manager. `operations` (default: the document's) decide who may call what.
+    public func router(operations: [OpenAPIDocument.Operation]? = nil) -> Router<KlevrRequestContext> {
         let router = Router(context: KlevrRequestContext.self)
         router.add(middleware: ProblemMiddleware())
         router.add(middleware: Authenticator(store: store))
+        router.add(middleware: Authorizer(operations: operations ?? self.operations))
         router.get("/healthz") { _, _ in "ok" }
         router.get("/readyz") { _, _ in
             _ = try await store.userCount()
@@ -127,4 +132,10 @@ extension Manager: CustomStringConvertible, CustomDebugStringConvertible, Custom
     public var description: String { "Manager(\(config))" }
     public var debugDescription: String { description }
     public var customMirror: Mirror { Mirror(self, children: ["config": config], displayStyle: .struct) }
+}
+
+/// A manager that cannot start, with the reason.
+public struct ManagerError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ description: String) { self.description = description }
 }

@@ -13,7 +13,7 @@ import Testing
         // The same manager, started long ago (outside the restart grace period).
         let manager = Manager(
             config: base.config, store: base.store, logger: base.logger, hub: base.hub, passwords: base.passwords, throttle: base.throttle,
-            startedAt: 0)
+            startedAt: 0, operations: base.operations)
         let store = manager.store
         let now = Clock.nowMillis()
         let zone = try await store.createZone(name: "z", description: "", now: now, actor: .system)

@@ -1,5 +1,6 @@
 import Foundation
 import HTTPTypes
+import Hummingbird
 import HummingbirdTesting
 import KlevrAPI
 import KlevrCore
@@ -16,26 +17,11 @@ import Testing
         var description: String { "\(method) \(path) [\(role)]" }
     }
 
-    /// Reads paths, methods and `x-klevr-role` from the document by its fixed indentation.
+    /// Every operation of the document, read by the same parser the server's Authorizer uses.
     static func operations() throws -> [Operation] {
-        let text = try #require(OpenAPIDocument.text())
-        var operations: [Operation] = []
-        var path: String?
-        var method: HTTPRequest.Method?
-        var inPaths = false
-        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
-            if line == "paths:" { inPaths = true; continue }
-            if inPaths && !line.hasPrefix(" ") && !line.isEmpty { inPaths = false }
-            guard inPaths else { continue }
-            if line.hasPrefix("  /") && line.hasSuffix(":") && !line.hasPrefix("   ") {
-                path = String(line.dropFirst(2).dropLast())
-            } else if line.hasPrefix("    ") && !line.hasPrefix("     ") && line.hasSuffix(":") {
-                method = HTTPRequest.Method(String(line.dropFirst(4).dropLast()).uppercased())
-            } else if line.hasPrefix("      x-klevr-role: "), let path, let method {
-                operations.append(Operation(method: method, path: path, role: String(line.dropFirst("      x-klevr-role: ".count))))
-            }
+        try OpenAPIDocument.operations(try #require(OpenAPIDocument.text())).map {
+            Operation(method: HTTPRequest.Method($0.method) ?? .get, path: $0.path, role: $0.role)
         }
-        return operations
     }
 
     static func concrete(_ path: String) -> String {
@@ -43,7 +29,10 @@ import Testing
     }
 
     @Test func documentListsEveryOperationWithARole() throws {
+        let text = try #require(OpenAPIDocument.text())
         let operations = try Self.operations()
+        // Every operation of the document is read, none is skipped.
+        #expect(operations.count == text.components(separatedBy: "\n      operationId: ").count - 1)
         #expect(operations.count >= 30)
         #expect(Set(operations.map(\.role)).isSubset(of: ["public", "viewer", "operator", "admin", "agent"]))
         #expect(operations.contains { $0.path == "/api/v1/agent/sync" && $0.role == "agent" })
@@ -117,5 +106,40 @@ import Testing
                 .post, "/api/v1/auth/login", json: #"{"username":"admin","password":"\#(TestManager.adminPassword)"}"#)
             #expect(blocked.status == .tooManyRequests)
         }
+    }
+
+    /// The server enforces the document: the same manager with one role changed in the document lets
+    /// a viewer do what only an admin could, and a document without a role for an operation is refused.
+    @Test func aRoleChangeInTheDocumentChangesWhatTheServerEnforces() async throws {
+        let harness = try await TestManager.make()
+        let text = try #require(OpenAPIDocument.text())
+        let original = try OpenAPIDocument.operations(text)
+        let createZone = try #require(original.first { $0.operationID == "createZone" })
+        #expect(createZone.role == "admin")
+        let loosened = original.map { $0.operationID == "createZone" ? OpenAPIDocument.Operation(method: $0.method, path: $0.path, operationID: $0.operationID, role: "viewer") : $0 }
+        let tightened = original.map { $0.operationID == "listZones" ? OpenAPIDocument.Operation(method: $0.method, path: $0.path, operationID: $0.operationID, role: "admin") : $0 }
+        let manager = harness.manager
+        try await harness.test { client in
+            let admin = try await client.token()
+            let viewer = try await client.user("vera", role: .viewer, admin: admin)
+            #expect(try await client.call(.post, "/api/v1/zones", token: viewer, json: #"{"name":"by-viewer"}"#).status == .forbidden)
+            #expect(try await client.call(.get, "/api/v1/zones", token: viewer).status == .ok)
+            // The same manager and database, served with the changed documents (while the database is open).
+            try await Application(router: manager.router(operations: loosened)).test(.router) { loose in
+                let answer = try await loose.call(.post, "/api/v1/zones", token: viewer, json: #"{"name":"by-viewer"}"#)
+                #expect(answer.status == .created, "\(answer.body)")
+            }
+            try await Application(router: manager.router(operations: tightened)).test(.router) { tight in
+                let answer = try await tight.call(.get, "/api/v1/zones", token: viewer)
+                #expect(answer.status == .forbidden)
+                #expect(answer.body.contains("listZones"))
+            }
+        }
+        let createZoneRole = "operationId: createZone\n      summary: Create a zone.\n      x-klevr-role: admin\n"
+        #expect(text.contains(createZoneRole))
+        let broken = text.replacingOccurrences(of: createZoneRole, with: "operationId: createZone\n      summary: Create a zone.\n      x-klevr-role: everyone\n")
+        #expect(throws: OpenAPIDocument.Failure.self) { try OpenAPIDocument.operations(broken) }
+        let missing = text.replacingOccurrences(of: "      x-klevr-role: admin\n", with: "")
+        #expect(throws: OpenAPIDocument.Failure.self) { try OpenAPIDocument.operations(missing) }
     }
 }
