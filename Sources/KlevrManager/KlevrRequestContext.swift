@@ -7,9 +7,23 @@ import Logging
 /// Who made a request.
 public enum Principal: Sendable {
     /// A user, through a session cookie or an API token.
-    case user(UserRecord, viaSession: Bool)
+    case user(UserRecord, via: UserCredential)
     /// An enrolled agent, through its credential.
     case agent(AgentRecord)
+}
+
+/// How a user authenticated: which session or which API token acted for them.
+public enum UserCredential: Sendable, Equatable {
+    /// A session cookie, by the hash of its value.
+    case session(hash: String)
+    /// An API token, by its id.
+    case apiToken(id: String)
+}
+
+/// The user behind a request and the credential they used: who acts, through what.
+public struct Caller: Sendable {
+    public var user: UserRecord
+    public var credential: UserCredential
 }
 
 /// The request context of the manager: Hummingbird's core plus the authenticated principal.
