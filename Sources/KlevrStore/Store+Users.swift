@@ -150,15 +150,16 @@ extension Store {
         return try user(from: row)
     }
 
-    /// Refuses a change that would leave no enabled admin. On PostgreSQL the enabled admins are locked
-    /// first, so two transactions that each disable one of the last two admins cannot both pass.
+    /// Refuses a change that would leave no enabled admin. On PostgreSQL every enabled admin row is locked
+    /// (the same rows, in the same order, whichever admin is changed), so two transactions that each
+    /// disable one of the last two admins are serialised and the second sees that it holds the last one.
     static func requireAnotherEnabledAdmin(_ db: any SQLDatabase, besides id: String, lock: Bool, doing action: String) async throws {
-        let others = try await db.raw(
+        let admins = try await db.raw(
             """
-            SELECT id FROM users WHERE role = 'admin' AND disabled_at IS NULL AND id <> \(bind: id)\(unsafeRaw: lock ? " FOR UPDATE" : "")
+            SELECT id FROM users WHERE role = 'admin' AND disabled_at IS NULL ORDER BY id\(unsafeRaw: lock ? " FOR UPDATE" : "")
             """
-        ).all()
-        if others.isEmpty {
+        ).all().map { try $0.decode(column: "id", as: String.self) }
+        if !admins.contains(where: { $0 != id }) {
             throw StoreError.conflict("cannot \(action) the last enabled admin; make another user admin first")
         }
     }

@@ -70,6 +70,32 @@ import Testing
     }
 
     @Test(arguments: Engine.available)
+    func theLastTwoAdminsDisabledAtOnceLeaveOne(engine: Engine) async throws {
+        try await withStore(engine) { store in
+            let ids = [
+                try await store.createUser(username: "a1", passwordHash: "h", role: .admin, now: Self.now).id,
+                try await store.createUser(username: "a2", passwordHash: "h", role: .admin, now: Self.now).id,
+            ]
+            let outcomes = try await withThrowingTaskGroup(of: Bool.self) { group in
+                for id in ids {
+                    group.addTask {
+                        do {
+                            _ = try await store.setUserDisabled(id: id, disabled: true, now: Self.now)
+                            return true
+                        } catch let error as StoreError {
+                            guard case .conflict = error else { throw error }
+                            return false
+                        }
+                    }
+                }
+                return try await group.reduce(into: [Bool]()) { $0.append($1) }
+            }
+            #expect(outcomes.count == 2 && outcomes.filter { $0 }.count == 1)
+            #expect(try await store.users().filter { $0.disabledAt == nil }.count == 1)
+        }
+    }
+
+    @Test(arguments: Engine.available)
     func aPasswordChangeKeepsOnlyTheSessionThatMadeIt(engine: Engine) async throws {
         try await withStore(engine) { store in
             let carl = try await store.createUser(username: "carl", passwordHash: "old", role: .viewer, mustChangePassword: true, now: Self.now)
