@@ -90,6 +90,24 @@ extension TestClientProtocol {
         #expect(!harness.logs.text.contains("a-new-good-password"))
     }
 
+    @Test func everyOperationOfTheDocumentButThreeRefusesAUserWhoseGeneratedPasswordIsUnchanged() async throws {
+        let (harness, generated) = try await Self.managerWithGeneratedAdmin()
+        let exempt: Set<String> = ["POST /api/v1/me/password", "POST /api/v1/auth/logout", "GET /api/v1/me"]
+        let operations = try RouteAuthorizationTests.operations().filter { $0.role != "public" }
+        #expect(operations.count >= 30)
+        try await harness.test { client in
+            let session = try await client.session("admin", generated)
+            for operation in operations where !exempt.contains("\(operation.method) \(operation.path)") {
+                let answer = try await client.call(
+                    operation.method, RouteAuthorizationTests.concrete(operation.path), json: operation.method == .get ? nil : "{}",
+                    headers: session.headers)
+                #expect(answer.status == .forbidden && answer.body.contains("password-change-required"), "\(operation): \(answer.status)")
+            }
+            #expect(try await client.call(.get, "/api/v1/me", headers: session.headers).status == .ok)
+            #expect(try await client.call(.post, "/api/v1/auth/logout", headers: session.headers).status == .noContent)
+        }
+    }
+
     @Test func theDemoAdminOfKlevrUpIsExempt() async throws {
         let (harness, generated) = try await Self.managerWithGeneratedAdmin(mustChange: false)
         try await harness.test { client in
