@@ -117,7 +117,9 @@ let package = Package(
         .testTarget(name: "KlevrCoreTests", dependencies: ["KlevrCore"], swiftSettings: swiftSettings),
         .testTarget(
             name: "KlevrStoreTests",
-            dependencies: ["KlevrCore", "KlevrStore", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "KlevrCore", "KlevrStore", .product(name: "Logging", package: "swift-log"), .product(name: "SQLKit", package: "sql-kit"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

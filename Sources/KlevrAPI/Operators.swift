@@ -17,9 +17,12 @@ public struct LoginRequest: Codable, Sendable {
 public struct LoginResponse: Codable, Sendable {
     public var user: UserView
     public var csrfToken: String
-    public init(user: UserView, csrfToken: String) {
+    /// True when the password must be changed (`POST /api/v1/me/password`) before anything else.
+    public var passwordChangeRequired: Bool
+    public init(user: UserView, csrfToken: String, passwordChangeRequired: Bool = false) {
         self.user = user
         self.csrfToken = csrfToken
+        self.passwordChangeRequired = passwordChangeRequired
     }
 }
 
@@ -29,11 +32,23 @@ public struct UserView: Codable, Sendable {
     public var username: String
     public var role: Role
     public var createdAt: Int64
-    public init(id: String, username: String, role: Role, createdAt: Int64) {
+    /// When an admin disabled the user (absent: enabled).
+    public var disabledAt: Int64?
+    /// True until a generated first-admin password has been changed.
+    public var passwordChangeRequired: Bool
+    /// When the user last changed their password.
+    public var passwordChangedAt: Int64?
+    public init(
+        id: String, username: String, role: Role, createdAt: Int64, disabledAt: Int64? = nil, passwordChangeRequired: Bool = false,
+        passwordChangedAt: Int64? = nil
+    ) {
         self.id = id
         self.username = username
         self.role = role
         self.createdAt = createdAt
+        self.disabledAt = disabledAt
+        self.passwordChangeRequired = passwordChangeRequired
+        self.passwordChangedAt = passwordChangedAt
     }
 }
 
@@ -49,10 +64,33 @@ public struct UserCreateRequest: Codable, Sendable {
     }
 }
 
-/// `POST /api/v1/tokens`: a new API token for the calling user.
+/// `PUT /api/v1/users/{username}/role` (admin).
+public struct UserRoleRequest: Codable, Sendable {
+    public var role: Role
+    public init(role: Role) { self.role = role }
+}
+
+/// `POST /api/v1/me/password`: the caller's own password change.
+public struct PasswordChangeRequest: Codable, Sendable {
+    public var currentPassword: String
+    public var newPassword: String
+    public init(currentPassword: String, newPassword: String) {
+        self.currentPassword = currentPassword
+        self.newPassword = newPassword
+    }
+}
+
+/// `POST /api/v1/tokens`: a new API token for the calling user, optionally expiring (`expiresInDays` or
+/// `expiresAt`, not both; at most 365 days ahead).
 public struct TokenCreateRequest: Codable, Sendable {
     public var name: String
-    public init(name: String) { self.name = name }
+    public var expiresInDays: Int?
+    public var expiresAt: Int64?
+    public init(name: String, expiresInDays: Int? = nil, expiresAt: Int64? = nil) {
+        self.name = name
+        self.expiresInDays = expiresInDays
+        self.expiresAt = expiresAt
+    }
 }
 
 /// The one answer that contains a token's value.
@@ -61,11 +99,13 @@ public struct TokenCreated: Codable, Sendable {
     public var name: String
     public var token: String
     public var createdAt: Int64
-    public init(id: String, name: String, token: String, createdAt: Int64) {
+    public var expiresAt: Int64?
+    public init(id: String, name: String, token: String, createdAt: Int64, expiresAt: Int64? = nil) {
         self.id = id
         self.name = name
         self.token = token
         self.createdAt = createdAt
+        self.expiresAt = expiresAt
     }
 }
 
@@ -73,13 +113,19 @@ public struct TokenCreated: Codable, Sendable {
 public struct TokenView: Codable, Sendable {
     public var id: String
     public var name: String
+    /// The user name of the token's owner.
+    public var owner: String
     public var createdAt: Int64
+    /// The last use, to the minute.
     public var lastUsedAt: Int64?
-    public init(id: String, name: String, createdAt: Int64, lastUsedAt: Int64?) {
+    public var expiresAt: Int64?
+    public init(id: String, name: String, owner: String, createdAt: Int64, lastUsedAt: Int64?, expiresAt: Int64?) {
         self.id = id
         self.name = name
+        self.owner = owner
         self.createdAt = createdAt
         self.lastUsedAt = lastUsedAt
+        self.expiresAt = expiresAt
     }
 }
 

@@ -24,19 +24,20 @@ struct Authenticator: RouterMiddleware {
             let hash = Secrets.hash(token)
             if token.hasPrefix(Secrets.Kind.agentCredential.rawValue), let agent = try await store.agent(credentialHash: hash) {
                 context.principal = .agent(agent)
-            } else if token.hasPrefix(Secrets.Kind.apiToken.rawValue), let user = try await store.tokenUser(tokenHash: hash, now: now) {
-                context.principal = .user(user, viaSession: false)
+            } else if token.hasPrefix(Secrets.Kind.apiToken.rawValue), let (user, tokenID) = try await store.tokenUser(tokenHash: hash, now: now) {
+                context.principal = .user(user, via: .apiToken(id: tokenID))
             } else {
                 throw Problem.unauthorized
             }
         } else if let cookie = request.cookies[Self.sessionCookie]?.value {
-            if let (user, csrf) = try await store.session(tokenHash: Secrets.hash(cookie), now: now) {
+            let sessionHash = Secrets.hash(cookie)
+            if let (user, csrf) = try await store.session(tokenHash: sessionHash, now: now) {
                 let safe = request.method == .get || request.method == .head
                 let sent = request.headers.first { $0.name.canonicalName == Self.csrfHeader }?.value
                 if !safe && sent != csrf {
                     throw Problem.forbidden("cookie-authenticated writes need the X-Klevr-CSRF header from the login answer")
                 }
-                context.principal = .user(user, viaSession: true)
+                context.principal = .user(user, via: .session(hash: sessionHash))
             }
         }
         // Whether this caller may call this operation is the Authorizer's decision (roles from the document).
@@ -54,6 +55,14 @@ extension KlevrRequestContext {
             throw Problem.forbidden("this needs the \(role.rawValue) role; you are \(user.role.rawValue)")
         }
         return user
+    }
+
+    /// The calling user and the credential they used, if their role is at least `role`.
+    /// - Throws: 403 for agents and for users below the role.
+    func requireCaller(_ role: Role = .viewer) throws -> Caller {
+        let user = try requireUser(role)
+        guard case .user(_, let credential) = principal else { throw Problem.forbidden("this route is for users, not agents") }
+        return Caller(user: user, credential: credential)
     }
 
     /// The calling agent. - Throws: 403 for users.

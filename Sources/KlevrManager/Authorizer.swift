@@ -13,6 +13,9 @@ struct Authorizer: RouterMiddleware {
 
     let operations: [OpenAPIDocument.Operation]
 
+    /// The only routes a user whose password must be changed may call (besides the public ones).
+    static let passwordChangeRoutes: Set<String> = ["POST /api/v1/me/password", "POST /api/v1/auth/logout", "GET /api/v1/me"]
+
     init(operations: [OpenAPIDocument.Operation]) {
         // Literal segments before templates, so `/agents/{id}` never shadows a fixed path of the same shape.
         self.operations = operations.sorted { $0.path.filter { $0 == "{" }.count < $1.path.filter { $0 == "{" }.count }
@@ -26,6 +29,12 @@ struct Authorizer: RouterMiddleware {
             var problem = Problem.unauthorized
             problem.headers[.wwwAuthenticate] = "Bearer"
             throw problem
+        }
+        // A user whose (generated) password must be changed may only change it, read /me and log out.
+        if case .user(let user, _) = principal, user.mustChangePassword,
+            !Self.passwordChangeRoutes.contains("\(request.method.rawValue) \(request.uri.path)")
+        {
+            throw Problem.passwordChangeRequired(user.username)
         }
         guard let operation else { return try await next(request, context) }
         switch (operation.role, principal) {

@@ -7,9 +7,23 @@ import Logging
 /// Who made a request.
 public enum Principal: Sendable {
     /// A user, through a session cookie or an API token.
-    case user(UserRecord, viaSession: Bool)
+    case user(UserRecord, via: UserCredential)
     /// An enrolled agent, through its credential.
     case agent(AgentRecord)
+}
+
+/// How a user authenticated: which session or which API token acted for them.
+public enum UserCredential: Sendable, Equatable {
+    /// A session cookie, by the hash of its value.
+    case session(hash: String)
+    /// An API token, by its id.
+    case apiToken(id: String)
+}
+
+/// The user behind a request and the credential they used: who acts, through what.
+public struct Caller: Sendable {
+    public var user: UserRecord
+    public var credential: UserCredential
 }
 
 /// The request context of the manager: Hummingbird's core plus the authenticated principal.
@@ -28,8 +42,11 @@ public struct KlevrRequestContext: RequestContext {
     /// Who is making this request, as recorded in the events of the changes it makes.
     public var actor: EventActor {
         switch principal {
-        case .user(let user, let viaSession):
-            EventActor(kind: viaSession ? .user : .token, id: user.id, name: user.username, address: remoteAddress)
+        case .user(let user, .session):
+            EventActor(kind: .user, id: user.id, name: user.username, address: remoteAddress)
+        case .user(let user, .apiToken(let tokenID)):
+            // A token acts for its owner: the id is the token's, the name its owner's.
+            EventActor(kind: .token, id: tokenID, name: user.username, address: remoteAddress)
         case .agent(let agent):
             EventActor(kind: .agent, id: agent.id, name: agent.hostname, address: remoteAddress)
         case nil:

@@ -20,6 +20,9 @@ extension Manager {
                 throw Problem(.unauthorized, type: "login-failed", detail: "wrong user name or password")
             }
             await throttle.reset(body.username)
+            guard user.disabledAt == nil else {
+                throw Problem(.forbidden, type: "user-disabled", detail: "user '\(user.username)' is disabled; ask an admin to enable it")
+            }
             let token = Secrets.generate(.session)
             let csrf = Secrets.randomToken(bytes: 24)
             try await store.createSession(
@@ -29,7 +32,8 @@ extension Manager {
                 secure: config.servesClientsOverTLS, httpOnly: true,
                 sameSite: .strict)
             return try JSONBody.response(
-                LoginResponse(user: Self.view(user), csrfToken: csrf), headers: [.setCookie: cookie.description])
+                LoginResponse(user: Self.view(user), csrfToken: csrf, passwordChangeRequired: user.mustChangePassword),
+                headers: [.setCookie: cookie.description])
         }
         router.post("/api/v1/auth/logout") { request, context in
             _ = try context.requireUser()
@@ -44,49 +48,27 @@ extension Manager {
         router.get("/api/v1/me") { _, context in
             try JSONBody.response(Self.view(try context.requireUser()))
         }
-        router.get("/api/v1/users") { _, context in
-            _ = try context.requireUser()
-            return try JSONBody.response(Page(items: try await store.users().map(Self.view), nextCursor: nil))
-        }
-        router.post("/api/v1/users") { request, context in
-            _ = try context.requireUser()
-            let body = try await JSONBody.decode(UserCreateRequest.self, from: request)
-            var errors: [ProblemDocument.FieldError] = []
-            if !Validation.isValidName(body.username) {
-                errors.append(.init(field: "username", message: "use 1-63 lowercase letters, digits or '-'"))
+        router.post("/api/v1/me/password") { request, context in
+            let caller = try context.requireCaller()
+            let body = try await JSONBody.decode(PasswordChangeRequest.self, from: request)
+            if let problem = PasswordRules.problem(body.newPassword) { throw Problem.invalid("newPassword", problem) }
+            if body.newPassword == body.currentPassword { throw Problem.invalid("newPassword", "must differ from the current password") }
+            guard try await passwords.verify(body.currentPassword, hash: caller.user.passwordHash) else {
+                throw Problem(.forbidden, type: "wrong-password", detail: "the current password is wrong")
             }
-            if body.password.count < 12 || body.password.utf8.count > 72 {
-                errors.append(.init(field: "password", message: "must be 12 to 72 bytes long"))
-            }
-            if !errors.isEmpty { throw Problem.invalid(errors) }
-            let user = try await store.createUser(
-                username: body.username, passwordHash: try await passwords.hash(body.password), role: body.role, now: Clock.nowMillis())
-            return try JSONBody.response(Self.view(user), status: .created)
-        }
-        router.get("/api/v1/tokens") { _, context in
-            let user = try context.requireUser()
-            let tokens = try await store.tokens(userID: user.id).map {
-                TokenView(id: $0.id, name: $0.name, createdAt: $0.createdAt, lastUsedAt: $0.lastUsedAt)
-            }
-            return try JSONBody.response(Page(items: tokens, nextCursor: nil))
-        }
-        router.post("/api/v1/tokens") { request, context in
-            let user = try context.requireUser()
-            let body = try await JSONBody.decode(TokenCreateRequest.self, from: request)
-            guard !body.name.isEmpty, body.name.count <= 100 else { throw Problem.invalid("name", "must be 1 to 100 characters") }
-            let token = Secrets.generate(.apiToken)
-            let now = Clock.nowMillis()
-            let id = try await store.createToken(userID: user.id, name: body.name, tokenHash: Secrets.hash(token), now: now)
-            return try JSONBody.response(TokenCreated(id: id, name: body.name, token: token, createdAt: now), status: .created)
-        }
-        router.delete("/api/v1/tokens/{id}") { _, context in
-            let user = try context.requireUser()
-            try await store.deleteToken(id: try Self.id(context), userID: user.id)
+            // The session that made the change stays; every other session and every API token of the user ends.
+            let keep: String? = if case .session(let hash) = caller.credential { hash } else { nil }
+            try await store.changePassword(
+                userID: caller.user.id, passwordHash: try await passwords.hash(body.newPassword), keepingSession: keep, now: Clock.nowMillis())
             return Response(status: .noContent)
         }
+        addUserRoutes(to: router)
+        addTokenRoutes(to: router)
     }
 
     static func view(_ user: UserRecord) -> UserView {
-        UserView(id: user.id, username: user.username, role: user.role, createdAt: user.createdAt)
+        UserView(
+            id: user.id, username: user.username, role: user.role, createdAt: user.createdAt, disabledAt: user.disabledAt,
+            passwordChangeRequired: user.mustChangePassword, passwordChangedAt: user.passwordChangedAt)
     }
 }

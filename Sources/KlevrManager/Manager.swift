@@ -46,8 +46,11 @@ public struct Manager: Sendable {
         try await store.migrate()
         guard try await store.userCount() == 0 else { return nil }
         let password = config.adminPassword ?? Secrets.randomPassword()
+        // A generated password has been printed to a console or a log: it must be replaced at first login.
+        let mustChange = config.adminPassword == nil && config.generatedAdminMustChangePassword
         _ = try await store.createUser(
-            username: "admin", passwordHash: try await passwords.hash(password), role: .admin, now: Clock.nowMillis())
+            username: "admin", passwordHash: try await passwords.hash(password), role: .admin, mustChangePassword: mustChange,
+            now: Clock.nowMillis())
         logger.notice("created the first user 'admin'")
         return config.adminPassword == nil ? password : nil
     }

@@ -12,6 +12,8 @@ public struct ManagerConfig: Sendable {
     public var database: DatabaseURL
     /// The first admin's password when the database has no user yet; nil generates one.
     public var adminPassword: String?
+    /// Whether a generated first-admin password must be changed at first login (`klevr up`'s demo admin is exempt).
+    public var generatedAdminMustChangePassword: Bool
     /// Seconds between agent heartbeats; three missed ones mark an agent offline.
     public var heartbeatSeconds: Int
     /// How long a sync long-poll is held open when there is nothing to hand out.
@@ -40,10 +42,11 @@ public struct ManagerConfig: Sendable {
         host: String = "127.0.0.1", port: Int = 8090, database: DatabaseURL, adminPassword: String? = nil,
         heartbeatSeconds: Int = 5, longPollSeconds: Double = 25, redeliverAfterSeconds: Double = 10, bcryptCost: UInt8 = 12,
         sessionSeconds: Int64 = 12 * 3600, signingKey: Curve25519.Signing.PrivateKey = .init(), envelopeLifetimeSeconds: Int64 = 15 * 60,
-        leaseMillis: Int64 = 2_500, tls: ManagerTLS? = nil, behindTLSProxy: Bool = false
+        leaseMillis: Int64 = 2_500, tls: ManagerTLS? = nil, behindTLSProxy: Bool = false, generatedAdminMustChangePassword: Bool = true
     ) {
         self.tls = tls
         self.behindTLSProxy = behindTLSProxy
+        self.generatedAdminMustChangePassword = generatedAdminMustChangePassword
         self.leaseMillis = leaseMillis
         self.signingKey = signingKey
         self.envelopeLifetimeSeconds = envelopeLifetimeSeconds

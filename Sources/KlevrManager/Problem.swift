@@ -33,6 +33,13 @@ public struct Problem: Error, HTTPResponseError, Sendable {
     static func notFound(_ detail: String) -> Problem { Problem(.notFound, type: "not-found", detail: detail) }
     static func conflict(_ detail: String) -> Problem { Problem(.conflict, type: "conflict", detail: detail) }
     static func badRequest(_ detail: String) -> Problem { Problem(.badRequest, type: "bad-request", detail: detail) }
+    /// For a user whose (generated) password must be changed before anything else; says how.
+    static func passwordChangeRequired(_ username: String) -> Problem {
+        Problem(
+            .forbidden, type: "password-change-required",
+            detail: "the password of user '\(username)' must be changed before anything else: "
+                + "POST /api/v1/me/password with currentPassword and newPassword, or run 'klevr user passwd'")
+    }
     static func invalid(_ errors: [ProblemDocument.FieldError]) -> Problem {
         Problem(
             .unprocessableContent, type: "validation", detail: errors.map { "\($0.field): \($0.message)" }.joined(separator: "; "),

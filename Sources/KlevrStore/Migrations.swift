@@ -132,6 +132,17 @@ enum Migrations {
             // Retiring an agent first stops its runs; its credential dies when they stopped (or after a grace).
             "ALTER TABLE agents ADD COLUMN retire_requested_at BIGINT",
         ]),
+        (7, [
+            // Users and tokens: a disabled user keeps their name and what they created but can no longer
+            // authenticate; a generated first-admin password must be changed before anything else; tokens
+            // may expire.
+            "ALTER TABLE users ADD COLUMN disabled_at BIGINT",
+            "ALTER TABLE users ADD COLUMN must_change_password INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE users ADD COLUMN password_changed_at BIGINT",
+            "ALTER TABLE api_tokens ADD COLUMN expires_at BIGINT",
+            "CREATE INDEX api_tokens_user ON api_tokens(user_id)",
+            "CREATE INDEX sessions_user ON sessions(user_id)",
+        ]),
     ]
 
     /// Applies the migrations this database has not seen yet, each in its own transaction.

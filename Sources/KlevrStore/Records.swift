@@ -7,6 +7,23 @@ public struct UserRecord: Sendable, Equatable {
     public var passwordHash: String
     public var role: Role
     public var createdAt: Int64
+    /// When an admin disabled the user; a disabled user cannot log in and has no sessions or tokens.
+    public var disabledAt: Int64? = nil
+    /// Whether the user must change their password before doing anything else (a generated first-admin password).
+    public var mustChangePassword: Bool = false
+    /// When the user last changed their own password.
+    public var passwordChangedAt: Int64? = nil
+}
+
+/// A stored API token (its hash only), with the name of the user it belongs to.
+public struct TokenRecord: Sendable, Equatable {
+    public var id: String
+    public var userID: String
+    public var username: String
+    public var name: String
+    public var createdAt: Int64
+    public var lastUsedAt: Int64?
+    public var expiresAt: Int64?
 }
 
 /// A stored zone with the number of its agents that are not retired.

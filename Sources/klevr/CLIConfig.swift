@@ -1,16 +1,27 @@
 import ArgumentParser
 import Foundation
+import KlevrAPI
 import KlevrAgent
 import NIOSSL
 
 /// The CLI's saved login: the manager URL, an API token and how the manager's certificate is
-/// verified, in a file only the user can read.
+/// verified, in a file only the user can read. The user name and the token's id let `klevr login` and
+/// `klevr user passwd` replace the token instead of leaving old ones behind (files saved by older
+/// versions have neither).
 struct CLIConfig: Codable {
     var server: String
     var token: String
     /// For an `https://` server: the `--ca` or `--ca-pin` of the login (with the pinned certificate it
     /// found); nil for the system trust store.
     var trust: ServerTrust?
+    var username: String?
+    var tokenId: String?
+
+    /// The saved login, or nil when there is none (or it cannot be read).
+    static func loadIfPresent() -> CLIConfig? {
+        guard let data = FileManager.default.contents(atPath: path()) else { return nil }
+        return try? JSONDecoder().decode(CLIConfig.self, from: data)
+    }
 
     static func path() -> String {
         let env = ProcessInfo.processInfo.environment
@@ -86,6 +97,14 @@ func api<T>(_ body: () async throws -> T) async throws -> T {
     do {
         return try await body()
     } catch let failure as JSONClient.Failure {
+        if let problem = failure.problem, problem.type.hasSuffix("/password-change-required") {
+            throw CLIError(problem.detail)
+        }
+        if failure.status == 401, failure.problem?.type.hasSuffix("/unauthorized") ?? true {
+            throw CLIError(
+                "the manager refused the saved login (HTTP 401): the token was revoked or expired, or a password change or "
+                    + "a disabled user ended it; run 'klevr login' again")
+        }
         throw CLIError("the manager refused: \(failure)")
     } catch let error as CLIError {
         throw error

@@ -8,8 +8,8 @@ struct Klevr: AsyncParsableCommand {
         commandName: "klevr",
         abstract: "Manage machines in separated networks: a manager, agents in zones, tasks and runs.",
         subcommands: [
-            UpCommand.self, ManagerCommand.self, AgentCommand.self, LoginCommand.self, ZoneCommand.self, TaskCommand.self,
-            RunCommand.self, EventsCommand.self, BenchCommand.self,
+            UpCommand.self, ManagerCommand.self, AgentCommand.self, LoginCommand.self, UserCommand.self, TokenCommand.self, ZoneCommand.self,
+            TaskCommand.self, RunCommand.self, EventsCommand.self, BenchCommand.self,
         ])
 }
 

@@ -96,5 +96,7 @@ extension ManagerCommand {
 
 /// Prints the first admin's password, the one time it exists in clear.
 func printAdminPassword(_ password: String) {
-    say("First start: created user 'admin' with password \(password)  (shown once; keep it safe)")
+    say(
+        "First start: created user 'admin' with password \(password)  (shown once; it must be changed at first login: "
+            + "klevr user passwd --server URL --username admin)")
 }

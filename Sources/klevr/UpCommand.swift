@@ -32,7 +32,9 @@ struct UpCommand: AsyncParsableCommand {
         try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let logger = Logger(label: "klevr.up")
         let config = ManagerConfig(
-            host: host, port: port, database: .sqlite(path: dataDir + "/klevr.db"), signingKey: try SigningKeyFile.loadOrCreate(dataDir: dataDir))
+            host: host, port: port, database: .sqlite(path: dataDir + "/klevr.db"), signingKey: try SigningKeyFile.loadOrCreate(dataDir: dataDir),
+            // The demo's admin password stays in klevr-data/admin-password for the next 'up'; no forced change.
+            generatedAdminMustChangePassword: false)
         let (manager, generated) = try await Manager.bootstrap(config: config, logger: logger)
         do {
             try await serve(manager, generated: generated, dataDir: dataDir, host: host, port: port, logger: logger)

@@ -26,6 +26,7 @@ import Testing
 
     static func concrete(_ path: String) -> String {
         path.replacingOccurrences(of: "{id}", with: Secrets.newID()).replacingOccurrences(of: "{zone}", with: "zone-a")
+            .replacingOccurrences(of: "{username}", with: "admin")
     }
 
     @Test func documentListsEveryOperationWithARole() throws {
