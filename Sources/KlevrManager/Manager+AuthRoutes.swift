@@ -7,7 +7,7 @@ import KlevrStore
 
 extension Manager {
     func addAuthRoutes(to router: Router<KlevrRequestContext>) {
-        router.post("/api/v1/auth/login") { request, _ in
+        router.post("/api/v1/auth/login") { request, context in
             let body = try await JSONBody.decode(LoginRequest.self, from: request)
             let now = Clock.nowMillis()
             if await throttle.isBlocked(body.username, now: now) {
@@ -26,7 +26,8 @@ extension Manager {
             let token = Secrets.generate(.session)
             let csrf = Secrets.randomToken(bytes: 24)
             try await store.createSession(
-                userID: user.id, tokenHash: Secrets.hash(token), csrf: csrf, now: now, expiresAt: now + config.sessionSeconds * 1000)
+                userID: user.id, tokenHash: Secrets.hash(token), csrf: csrf, now: now, expiresAt: now + config.sessionSeconds * 1000,
+                actor: EventActor(kind: .user, id: user.id, name: user.username, address: context.remoteAddress))
             let cookie = Cookie(
                 name: Authenticator.sessionCookie, value: token, maxAge: Int(config.sessionSeconds), path: "/",
                 secure: config.servesClientsOverTLS, httpOnly: true,
@@ -38,7 +39,7 @@ extension Manager {
         router.post("/api/v1/auth/logout") { request, context in
             _ = try context.requireUser()
             if let cookie = request.cookies[Authenticator.sessionCookie]?.value {
-                try await store.deleteSession(tokenHash: Secrets.hash(cookie))
+                try await store.deleteSession(tokenHash: Secrets.hash(cookie), now: Clock.nowMillis(), actor: context.actor)
             }
             let expired = Cookie(
                 name: Authenticator.sessionCookie, value: "", maxAge: 0, path: "/", secure: config.servesClientsOverTLS, httpOnly: true,
@@ -59,7 +60,8 @@ extension Manager {
             // The session that made the change stays; every other session and every API token of the user ends.
             let keep: String? = if case .session(let hash) = caller.credential { hash } else { nil }
             try await store.changePassword(
-                userID: caller.user.id, passwordHash: try await passwords.hash(body.newPassword), keepingSession: keep, now: Clock.nowMillis())
+                userID: caller.user.id, passwordHash: try await passwords.hash(body.newPassword), keepingSession: keep, now: Clock.nowMillis(),
+                actor: context.actor)
             return Response(status: .noContent)
         }
         addUserRoutes(to: router)

@@ -15,6 +15,13 @@ extension Manager {
             let filter = try Self.eventFilter(request)
             return try await events(request, context: context, filter: filter, isAdmin: user.role >= .admin)
         }
+        // The audit log: what users did, themselves or through their tokens, with the client address.
+        router.get("/api/v1/audit") { request, context in
+            _ = try context.requireUser()
+            var filter = try Self.eventFilter(request)
+            filter.actorKinds = [.user, .token]
+            return try await events(request, context: context, filter: filter, isAdmin: true)
+        }
     }
 
     /// Lists or follows events matching `filter`.

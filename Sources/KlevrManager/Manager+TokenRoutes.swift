@@ -31,14 +31,15 @@ extension Manager {
             let expiresAt = try Self.tokenExpiry(body, now: now)
             let token = Secrets.generate(.apiToken)
             let record = try await store.createToken(
-                userID: caller.user.id, name: body.name, tokenHash: Secrets.hash(token), now: now, expiresAt: expiresAt)
+                userID: caller.user.id, name: body.name, tokenHash: Secrets.hash(token), now: now, expiresAt: expiresAt, actor: context.actor)
             return try JSONBody.response(
                 TokenCreated(id: record.id, name: record.name, token: token, createdAt: now, expiresAt: record.expiresAt), status: .created)
         }
         router.delete("/api/v1/tokens/{id}") { _, context in
             let caller = try context.requireCaller()
             // Admins revoke anyone's token; everyone else only their own (another user's is not found).
-            try await store.deleteToken(id: try Self.id(context), userID: caller.user.role == .admin ? nil : caller.user.id)
+            try await store.deleteToken(id: try Self.id(context), userID: caller.user.role == .admin ? nil : caller.user.id, now: Clock.nowMillis(),
+                actor: context.actor)
             return Response(status: .noContent)
         }
     }

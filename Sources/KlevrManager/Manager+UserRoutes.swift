@@ -22,30 +22,30 @@ extension Manager {
             if let problem = PasswordRules.problem(body.password) { errors.append(.init(field: "password", message: problem)) }
             if !errors.isEmpty { throw Problem.invalid(errors) }
             let user = try await store.createUser(
-                username: body.username, passwordHash: try await passwords.hash(body.password), role: body.role, now: Clock.nowMillis())
+                username: body.username, passwordHash: try await passwords.hash(body.password), role: body.role, now: Clock.nowMillis(), actor: context.actor)
             return try JSONBody.response(Self.view(user), status: .created)
         }
         router.delete("/api/v1/users/{username}") { _, context in
             _ = try context.requireCaller()
             let subject = try await userSubject(context)
-            try await store.deleteUser(id: subject.id)
+            try await store.deleteUser(id: subject.id, now: Clock.nowMillis(), actor: context.actor)
             return Response(status: .noContent)
         }
         router.post("/api/v1/users/{username}/disable") { _, context in
             _ = try context.requireCaller()
             let subject = try await userSubject(context)
-            return try JSONBody.response(Self.view(try await store.setUserDisabled(id: subject.id, disabled: true, now: Clock.nowMillis())))
+            return try JSONBody.response(Self.view(try await store.setUserDisabled(id: subject.id, disabled: true, now: Clock.nowMillis(), actor: context.actor)))
         }
         router.post("/api/v1/users/{username}/enable") { _, context in
             _ = try context.requireCaller()
             let subject = try await userSubject(context)
-            return try JSONBody.response(Self.view(try await store.setUserDisabled(id: subject.id, disabled: false, now: Clock.nowMillis())))
+            return try JSONBody.response(Self.view(try await store.setUserDisabled(id: subject.id, disabled: false, now: Clock.nowMillis(), actor: context.actor)))
         }
         router.put("/api/v1/users/{username}/role") { request, context in
             _ = try context.requireCaller()
             let subject = try await userSubject(context)
             let body = try await JSONBody.decode(UserRoleRequest.self, from: request)
-            return try JSONBody.response(Self.view(try await store.setUserRole(id: subject.id, role: body.role)))
+            return try JSONBody.response(Self.view(try await store.setUserRole(id: subject.id, role: body.role, now: Clock.nowMillis(), actor: context.actor)))
         }
     }
 

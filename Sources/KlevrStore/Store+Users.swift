@@ -19,12 +19,12 @@ extension Store {
     }
 
     /// Creates a user. - Throws: ``StoreError/conflict(_:)`` when the name is taken.
-    public func createUser(username: String, passwordHash: String, role: Role, mustChangePassword: Bool = false, now: Int64) async throws
-        -> UserRecord
-    {
+    public func createUser(
+        username: String, passwordHash: String, role: Role, mustChangePassword: Bool = false, now: Int64, actor: EventActor = .system
+    ) async throws -> UserRecord {
         let user = UserRecord(
             id: Secrets.newID(), username: username, passwordHash: passwordHash, role: role, createdAt: now, mustChangePassword: mustChangePassword)
-        try await database.transaction { db in
+        try await change { db, events in
             if try await db.raw("SELECT id FROM users WHERE username = \(bind: username)").first() != nil {
                 throw StoreError.conflict("a user named '\(username)' already exists")
             }
@@ -35,6 +35,7 @@ extension Store {
                         \(unsafeRaw: mustChangePassword ? "1" : "0"))
                 """
             ).run()
+            events.append(.userCreated, actor: actor, subject: user.id, detail: ["username": username, "role": role.rawValue], at: now)
         }
         return user
     }
@@ -60,9 +61,9 @@ extension Store {
     /// Disables or enables a user. Disabling deletes the user's sessions and tokens in the same transaction;
     /// enabling brings none of them back.
     /// - Throws: ``StoreError/notFound(_:)``; ``StoreError/conflict(_:)`` when this would leave no enabled admin.
-    public func setUserDisabled(id: String, disabled: Bool, now: Int64) async throws -> UserRecord {
+    public func setUserDisabled(id: String, disabled: Bool, now: Int64, actor: EventActor) async throws -> UserRecord {
         let lock = database.isPostgres
-        return try await database.transaction { db in
+        return try await change { db, events in
             var user = try await Self.existingUser(db, id: id)
             if disabled {
                 if user.role == .admin && user.disabledAt == nil {
@@ -71,11 +72,13 @@ extension Store {
                 if user.disabledAt == nil {
                     user.disabledAt = now
                     try await db.raw("UPDATE users SET disabled_at = \(bind: now) WHERE id = \(bind: id)").run()
+                    events.append(.userDisabled, actor: actor, subject: id, detail: ["username": user.username], at: now)
                 }
                 try await Self.endCredentials(db, userID: id, keepingSession: nil)
             } else if user.disabledAt != nil {
                 user.disabledAt = nil
                 try await db.raw("UPDATE users SET disabled_at = NULL WHERE id = \(bind: id)").run()
+                events.append(.userEnabled, actor: actor, subject: id, detail: ["username": user.username], at: now)
             }
             return user
         }
@@ -83,10 +86,15 @@ extension Store {
 
     /// Sets a user's role. - Throws: ``StoreError/notFound(_:)``; ``StoreError/conflict(_:)`` when this would
     /// leave no enabled admin.
-    public func setUserRole(id: String, role: Role) async throws -> UserRecord {
+    public func setUserRole(id: String, role: Role, now: Int64, actor: EventActor) async throws -> UserRecord {
         let lock = database.isPostgres
-        return try await database.transaction { db in
+        return try await change { db, events in
             var user = try await Self.existingUser(db, id: id)
+            if user.role != role {
+                events.append(
+                    .userUpdated, actor: actor, subject: id, detail: ["username": user.username, "from": user.role.rawValue, "role": role.rawValue],
+                    at: now)
+            }
             if user.role == .admin && role != .admin && user.disabledAt == nil {
                 try await Self.requireAnotherEnabledAdmin(db, besides: id, lock: lock, doing: "demote")
             }
@@ -99,15 +107,16 @@ extension Store {
     /// Deletes a user with their sessions and tokens; what they created (tasks) stays, under their name.
     /// - Throws: ``StoreError/notFound(_:)``; ``StoreError/conflict(_:)`` for the last enabled admin.
     @discardableResult
-    public func deleteUser(id: String) async throws -> UserRecord {
+    public func deleteUser(id: String, now: Int64, actor: EventActor) async throws -> UserRecord {
         let lock = database.isPostgres
-        return try await database.transaction { db in
+        return try await change { db, events in
             let user = try await Self.existingUser(db, id: id)
             if user.role == .admin && user.disabledAt == nil {
                 try await Self.requireAnotherEnabledAdmin(db, besides: id, lock: lock, doing: "delete")
             }
             try await Self.endCredentials(db, userID: id, keepingSession: nil)
             try await db.raw("DELETE FROM users WHERE id = \(bind: id)").run()
+            events.append(.userDeleted, actor: actor, subject: id, detail: ["username": user.username], at: now)
             return user
         }
     }
@@ -115,9 +124,10 @@ extension Store {
     /// Replaces a user's password hash and clears the must-change flag. Ends every session of the user but
     /// `keepingSession` (the one that made the change, if it was a session) and all of their API tokens.
     /// - Throws: ``StoreError/notFound(_:)``.
-    public func changePassword(userID: String, passwordHash: String, keepingSession: String?, now: Int64) async throws {
-        try await database.transaction { db in
-            _ = try await Self.existingUser(db, id: userID)
+    public func changePassword(userID: String, passwordHash: String, keepingSession: String?, now: Int64, actor: EventActor) async throws {
+        try await change { db, events in
+            let user = try await Self.existingUser(db, id: userID)
+            events.append(.userPasswordChanged, actor: actor, subject: userID, detail: ["username": user.username], at: now)
             try await db.raw(
                 """
                 UPDATE users SET password_hash = \(bind: passwordHash), must_change_password = 0, password_changed_at = \(bind: now)
@@ -176,8 +186,9 @@ extension Store {
 
     // MARK: - Sessions
 
-    public func createSession(userID: String, tokenHash: String, csrf: String, now: Int64, expiresAt: Int64) async throws {
-        try await database.transaction { db in
+    public func createSession(userID: String, tokenHash: String, csrf: String, now: Int64, expiresAt: Int64, actor: EventActor) async throws {
+        try await change { db, events in
+            events.append(.userLoggedIn, actor: actor, subject: userID, at: now)
             try await db.raw(
                 """
                 INSERT INTO sessions (token_hash, user_id, csrf, created_at, expires_at)
@@ -202,9 +213,12 @@ extension Store {
         }
     }
 
-    public func deleteSession(tokenHash: String) async throws {
-        try await database.transaction { db in
-            try await db.raw("DELETE FROM sessions WHERE token_hash = \(bind: tokenHash)").run()
+    public func deleteSession(tokenHash: String, now: Int64, actor: EventActor) async throws {
+        try await change { db, events in
+            let ended = try await db.raw("DELETE FROM sessions WHERE token_hash = \(bind: tokenHash) RETURNING user_id").first()
+            if let ended {
+                events.append(.userLoggedOut, actor: actor, subject: try ended.decode(column: "user_id", as: String.self), at: now)
+            }
         }
     }
 
@@ -212,9 +226,11 @@ extension Store {
 
     /// Creates an API token for an enabled user. - Throws: ``StoreError/notFound(_:)`` for an unknown or
     /// disabled user.
-    public func createToken(userID: String, name: String, tokenHash: String, now: Int64, expiresAt: Int64? = nil) async throws -> TokenRecord {
+    public func createToken(
+        userID: String, name: String, tokenHash: String, now: Int64, expiresAt: Int64? = nil, actor: EventActor
+    ) async throws -> TokenRecord {
         let id = Secrets.newID()
-        return try await database.transaction { db in
+        return try await change { db, events in
             let user = try await Self.existingUser(db, id: userID)
             guard user.disabledAt == nil else { throw StoreError.notFound("no enabled user \(userID)") }
             try await db.raw(
@@ -223,6 +239,9 @@ extension Store {
                 VALUES (\(bind: id), \(bind: userID), \(bind: name), \(bind: tokenHash), \(bind: now), \(bind: expiresAt))
                 """
             ).run()
+            var detail = ["name": name, "owner": user.username]
+            if let expiresAt { detail["expiresAt"] = String(expiresAt) }
+            events.append(.tokenCreated, actor: actor, subject: id, detail: detail, at: now)
             return TokenRecord(id: id, userID: userID, username: user.username, name: name, createdAt: now, lastUsedAt: nil, expiresAt: expiresAt)
         }
     }
@@ -271,8 +290,8 @@ extension Store {
     /// Deletes a token: one of the user's, or anyone's when `userID` is nil (admins).
     /// - Throws: ``StoreError/notFound(_:)``.
     @discardableResult
-    public func deleteToken(id: String, userID: String?) async throws -> TokenRecord {
-        try await database.transaction { db in
+    public func deleteToken(id: String, userID: String?, now: Int64, actor: EventActor) async throws -> TokenRecord {
+        try await change { db, events in
             guard
                 let row = try await db.raw(
                     "SELECT t.*, u.username AS username FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.id = \(bind: id)"
@@ -281,6 +300,7 @@ extension Store {
             let token = try Self.token(from: row)
             guard userID == nil || token.userID == userID else { throw StoreError.notFound("no token \(id)") }
             try await db.raw("DELETE FROM api_tokens WHERE id = \(bind: id)").run()
+            events.append(.tokenRevoked, actor: actor, subject: id, detail: ["name": token.name, "owner": token.username], at: now)
             return token
         }
     }

@@ -235,7 +235,7 @@ enum BenchManager {
     static func adminClient(_ manager: Manager, base: String, http: HTTPClient) async throws -> JSONClient {
         guard let admin = try await manager.store.user(named: "admin") else { throw CLIError("no admin") }
         let token = Secrets.generate(.apiToken)
-        _ = try await manager.store.createToken(userID: admin.id, name: "bench", tokenHash: Secrets.hash(token), now: Clock.nowMillis())
+        _ = try await manager.store.createToken(userID: admin.id, name: "bench", tokenHash: Secrets.hash(token), now: Clock.nowMillis(), actor: .system)
         return JSONClient(baseURL: base, http: http, bearer: token)
     }
 }

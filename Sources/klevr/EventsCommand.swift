@@ -20,6 +20,14 @@ struct EventsCommand: AsyncParsableCommand {
     @OptionGroup var options: ClientOptions
 
     func run() async throws {
+        try await Self.show(
+            "/api/v1/events", kind: kind, zone: zone, subject: subject, actor: actor, limit: limit, follow: follow, options: options)
+    }
+
+    /// Lists (oldest of the newest `limit` first) and optionally follows the events of `path`.
+    static func show(
+        _ path: String, kind: String?, zone: String?, subject: String?, actor: String?, limit: Int, follow: Bool, options: ClientOptions
+    ) async throws {
         guard (1...500).contains(limit) else { throw ValidationError("--limit must be 1 to 500") }
         let client = try options.client()
         var query = ["limit=\(limit)"]
@@ -27,16 +35,16 @@ struct EventsCommand: AsyncParsableCommand {
         if let zone { query.append("zone=\(zone.urlQueryEscaped)") }
         if let subject { query.append("subject=\(subject.urlQueryEscaped)") }
         if let actor { query.append("actor=\(actor.urlQueryEscaped)") }
-        let page = try await api { try await client.send(.GET, "/api/v1/events?" + query.joined(separator: "&"), as: Page<EventView>.self) }
+        let page = try await api { try await client.send(.GET, path + "?" + query.joined(separator: "&"), as: Page<EventView>.self) }
         let listed = Array(page.items.reversed())
         if options.output == .json && !follow { return try Printer.json(listed) }
-        if options.output == .table { Self.printTable(listed) }
+        if options.output == .table { printTable(listed) }
         guard follow else { return }
         let after = listed.last?.id ?? 0
         try await api {
-            try await followStream(client, path: "/api/v1/events?" + (query + ["after=\(after)", "follow=true"]).joined(separator: "&")) { _, data in
+            try await followStream(client, path: path + "?" + (query + ["after=\(after)", "follow=true"]).joined(separator: "&")) { _, data in
                 guard let event = try? JSONDecoder().decode(EventView.self, from: Data(data.utf8)) else { return true }
-                if options.output == .json { print(data) } else { Self.printRow(event) }
+                if options.output == .json { print(data) } else { printRow(event) }
                 return true
             }
         }
@@ -51,7 +59,8 @@ struct EventsCommand: AsyncParsableCommand {
     }
 
     static func row(_ event: EventView) -> [String] {
-        [String(event.id), Printer.time(event.at), event.kind, "\(event.actor.kind):\(event.actor.name)", event.zone ?? event.zoneId ?? "-",
+        [String(event.id), Printer.time(event.at), event.kind,
+         "\(event.actor.kind):\(event.actor.name)" + (event.actor.address.map { "@\($0)" } ?? ""), event.zone ?? event.zoneId ?? "-",
          event.subject, summary(event.detail)]
     }
 
@@ -59,6 +68,25 @@ struct EventsCommand: AsyncParsableCommand {
     static func summary(_ detail: [String: String]) -> String {
         detail.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.unicodeScalars.map { $0.properties.generalCategory == .control ? "\\u{\(String($0.value, radix: 16))}" : String($0) }.joined())" }
             .joined(separator: " ")
+    }
+}
+
+/// `klevr audit [-f]`: what users did (themselves or through their tokens), with the client address.
+struct AuditCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "audit", abstract: "The audit log: every change made by users and their API tokens, with the client address (admins).")
+
+    @Option(help: "Event kinds or families, comma-separated (user, token, zone, run.canceled …).") var kind: String?
+    @Option(help: "A zone's name or id.") var zone: String?
+    @Option(help: "The id of what changed.") var subject: String?
+    @Option(help: "A user name, or a user or token id.") var actor: String?
+    @Option(help: "How many entries (newest first) to list.") var limit = 50
+    @Flag(name: .shortAndLong, help: "Follow new entries as they happen (Ctrl-C to stop).") var follow = false
+    @OptionGroup var options: ClientOptions
+
+    func run() async throws {
+        try await EventsCommand.show(
+            "/api/v1/audit", kind: kind, zone: zone, subject: subject, actor: actor, limit: limit, follow: follow, options: options)
     }
 }
 

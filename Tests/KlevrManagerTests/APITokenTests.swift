@@ -54,7 +54,7 @@ import Testing
             let users = try await harness.manager.store.users()
             let value = Secrets.generate(.apiToken)
             _ = try await harness.manager.store.createToken(
-                userID: try #require(users.first?.id), name: "old", tokenHash: Secrets.hash(value), now: now - 2 * day, expiresAt: now - day)
+                userID: try #require(users.first?.id), name: "old", tokenHash: Secrets.hash(value), now: now - 2 * day, expiresAt: now - day, actor: .system)
             #expect(try await client.call(.get, "/api/v1/me", token: value).status == .unauthorized)
         }
     }
