@@ -7,19 +7,17 @@ import KlevrStore
 
 extension Manager {
     func addAuthRoutes(to router: Router<KlevrRequestContext>) {
-        router.post("/api/v1/auth/login") { request, _ in
-            let body = try await JSONBody.decode(LoginRequest.self, from: request)
+        router.post("/api/v1/auth/login") { request, context in
+            let body = try await JSONBody.decode(LoginRequest.self, from: request, limit: JSONBody.loginLimit)
             let now = Clock.nowMillis()
-            if await throttle.isBlocked(body.username, now: now) {
-                throw Problem(.tooManyRequests, type: "rate-limited", detail: "too many failed logins; try again in a few minutes")
-            }
-            guard let user = try await store.user(named: body.username),
+            let client = LoginThrottleState.key(forAddress: context.remoteAddress?.ipAddress)
+            try await admitLogin(client: client, now: now)
+            guard let user = try await verifiedUser(body),
                 try await passwords.verify(body.password, hash: user.passwordHash)
             else {
-                await throttle.recordFailure(body.username, now: now)
                 throw Problem(.unauthorized, type: "login-failed", detail: "wrong user name or password")
             }
-            await throttle.reset(body.username)
+            await throttle.recordSuccess(client)
             let token = Secrets.generate(.session)
             let csrf = Secrets.randomToken(bytes: 24)
             try await store.createSession(
