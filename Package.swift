@@ -110,7 +110,8 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "KlevrCoreTests", dependencies: ["KlevrCore"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "KlevrCoreTests", dependencies: ["KlevrCore", .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
         .testTarget(
             name: "KlevrStoreTests",
             dependencies: [

@@ -35,7 +35,9 @@ final class SlowClientGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private let closed: ConnectionCounter?
     private var timer: Scheduled<Void>?
     /// Requests whose head arrived and whose response has not ended yet.
-    private var inFlight = 0
+    private var awaitingResponse = 0
+    /// Whether a request's body is still arriving (its head came, its end did not).
+    private var readingBody = false
 
     init(limits: Limits, closed: ConnectionCounter? = nil) {
         self.limits = limits
@@ -58,21 +60,25 @@ final class SlowClientGuard: ChannelDuplexHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head:
-            inFlight += 1
+            awaitingResponse += 1
+            readingBody = true
             arm(limits.body, context: context)
         case .body:
             break
         case .end:
-            // Answering is the server's time: no limit until the response has been written.
-            disarm()
+            readingBody = false
+            // Answering is the server's time: no limit until the response has been written. A response
+            // written before the body ended (an early 413) leaves the connection idle from now.
+            if awaitingResponse > 0 { disarm() } else { arm(limits.idle, context: context) }
         }
         context.fireChannelRead(data)
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         if case .end = unwrapOutboundIn(data) {
-            inFlight = max(0, inFlight - 1)
-            if inFlight == 0 { arm(limits.idle, context: context) }
+            awaitingResponse = max(0, awaitingResponse - 1)
+            // While a body is still arriving its own limit keeps running.
+            if awaitingResponse == 0 && !readingBody { arm(limits.idle, context: context) }
         }
         context.write(data, promise: promise)
     }

@@ -89,3 +89,20 @@ func withTwoPostgresStores(_ body: @Sendable (Store, Store) async throws -> Void
         group.cancelAll()
     }
 }
+
+/// An unexpected database error is described by what went wrong, not only by its type name.
+@Suite struct DatabaseErrorDescriptionTests {
+    @Test(arguments: Engine.available)
+    func aDatabaseErrorSaysWhatWentWrong(_ engine: Engine) async throws {
+        try await withStore(engine) { store in
+            do {
+                try await store.database.read { db in try await db.raw("SELECT no_such_column FROM schema_migrations").run() }
+                Issue.record("the query succeeded")
+            } catch {
+                let text = DatabaseErrors.describe(error)
+                #expect(text.contains("no_such_column"), "\(text)")
+                #expect(engine == .sqlite ? text.hasPrefix("SQLite:") : text.contains("sqlstate=42703"), "\(text)")
+            }
+        }
+    }
+}

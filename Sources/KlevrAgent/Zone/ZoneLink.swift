@@ -79,7 +79,11 @@ struct ZoneLink: Sendable {
             if let name { tell(news.withLock { $0.exchanged(with: name) }) }
             return answer
         } catch {
-            let answered = error is JSONClient.Failure || error is PeerClient.Failure
+            let answered: Bool
+            switch error {
+            case is JSONClient.Failure, PeerClient.Failure.status: answered = true
+            default: answered = false
+            }
             if let name, answered {
                 tell(news.withLock { $0.exchanged(with: name) })
             } else if let name, !(error is NoUpstream), !(error is CancellationError), !Task.isCancelled {
