@@ -122,7 +122,7 @@ let package = Package(
         .testTarget(
             name: "KlevrManagerTests",
             dependencies: [
-                "KlevrCore", "KlevrStore", "KlevrManager", "KlevrAPI",
+                "KlevrCore", "KlevrStore", "KlevrManager", "KlevrAPI", .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Crypto", package: "swift-crypto"),
