@@ -24,6 +24,12 @@ enum DurableFile {
         let temporary = path + ".tmp"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, mode)
         guard fd >= 0 else { throw Failure.io("open \(temporary)", errno) }
+        // A temporary file left by a crash keeps its old mode through O_TRUNC: set the mode explicitly.
+        guard fchmod(fd, mode) == 0 else {
+            let code = errno
+            close(fd)
+            throw Failure.io("chmod \(temporary)", code)
+        }
         var failure: Failure?
         data.withUnsafeBytes { raw in
             guard let base = raw.baseAddress else { return }

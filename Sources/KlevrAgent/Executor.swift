@@ -232,18 +232,27 @@ public struct Executor: Sendable {
     ) async throws -> StepEnd {
         var options = PlatformOptions()
         options.createSession = true
-        if let user, user.isOtherThanAgent {
-            options.userID = user.uid
-            options.groupID = user.gid
-            options.supplementaryGroups = user.groups
-        }
         let platformOptions = options
+        // Another user: setpriv (util-linux) switches ids and groups, then execs the shell. Setting ids
+        // through the spawn options would make swift-subprocess fork instead of posix_spawn, and a fork of
+        // this multi-threaded process can deadlock in the child before exec (seen under load).
+        var executable = "/bin/sh"
+        var arguments = ["-c", script]
+        if let user, user.isOtherThanAgent {
+            guard let setpriv = ScriptUser.setprivPath else {
+                throw ScriptUser.LookupError.missingSetpriv
+            }
+            executable = setpriv
+            let groups = user.groups.map { String($0) }.joined(separator: ",")
+            arguments = ["--reuid=\(user.uid)", "--regid=\(user.gid)"] + (groups.isEmpty ? ["--clear-groups"] : ["--groups=\(groups)"])
+                + ["--", "/bin/sh", "-c", script]
+        }
         var keys: [Environment.Key: String] = [:]
         for (name, value) in environment { keys[Environment.Key(stringLiteral: name)] = value }
         let output = StepOutput(runID: runID, outbox: outbox, coalescer: OutputCoalescer(secrets: maskedSecrets), clock: clock)
         let killGrace = self.killGrace
         let result = try await Subprocess.run(
-            .path("/bin/sh"), arguments: ["-c", script], environment: .custom(keys), workingDirectory: FilePath(directory),
+            .path(FilePath(executable)), arguments: Arguments(arguments), environment: .custom(keys), workingDirectory: FilePath(directory),
             platformOptions: platformOptions, input: .none, output: .sequence, error: .sequence
         ) { execution -> StopReason? in
             let group = execution.processIdentifier.value

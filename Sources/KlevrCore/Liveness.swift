@@ -19,8 +19,9 @@ public enum Liveness: Sendable, Equatable {
     ///   - lastSeenMillis: when the manager last received a sync from the agent (epoch ms).
     ///   - nowMillis: the current time (epoch ms).
     ///   - heartbeatMillis: the agents' heartbeat interval; three missed heartbeats mean offline.
-    ///   - managerStartedMillis: when this manager process started. During the first three heartbeat
-    ///     intervals after a restart nobody is marked offline: agents are still reconnecting.
+    ///   - managerStartedMillis: when this manager process started, or resumed after it was stalled
+    ///     (stopped, frozen), whichever is later. During the first three heartbeat intervals after that
+    ///     nobody is marked offline: agents are still reconnecting, and their silence was the manager's.
     ///   - retired: whether the agent was retired.
     public static func evaluate(
         lastSeenMillis: Int64, nowMillis: Int64, heartbeatMillis: Int64, managerStartedMillis: Int64, retired: Bool

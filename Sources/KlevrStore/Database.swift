@@ -1,3 +1,4 @@
+import KlevrCore
 import Logging
 import NIOCore
 import PostgresKit
@@ -36,10 +37,17 @@ public final class Database: Service, Sendable {
     public static func open(_ url: DatabaseURL, logger: Logger) async throws -> Database {
         switch url {
         case .sqlite(let path):
+            // The database holds password hashes and credentials: mode 0600 whatever the umask or the mode
+            // of its directory. SQLite gives its -wal and -shm files the mode of the database file; they
+            // are set again once WAL mode made them, for files left by an older version.
+            try PrivateFile.prepare(path)
             let connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
             let db = connection.sql(queryLogLevel: nil)
             for pragma in ["PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON", "PRAGMA busy_timeout=5000"] {
                 try await db.raw(SQLQueryString(pragma)).run()
+            }
+            for companion in [path + "-wal", path + "-shm", path + "-journal"] {
+                try PrivateFile.restrict(companion)
             }
             return Database(backend: .sqlite(connection, AsyncLock()), logger: logger)
         case .postgres(let host, let port, let username, let password, let database):
@@ -81,7 +89,19 @@ public final class Database: Service, Sendable {
     }
 
     /// Runs statements that need no atomicity across them.
+    ///
+    /// A violated unique key of either engine becomes ``StoreError/conflict(_:)`` here, in one place:
+    /// two writers that raced for the same key (two managers creating the first admin, two requests
+    /// creating one zone) get a 409, never a 500.
     public func read<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+        do {
+            return try await onConnection(body)
+        } catch let error where DatabaseErrors.isUniqueViolation(error) {
+            throw StoreError.conflict("it already exists (a concurrent request created the same thing)")
+        }
+    }
+
+    private func onConnection<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         accesses.add(1, ordering: .relaxed)
         switch backend {
         case .sqlite(let connection, let lock):

@@ -153,19 +153,29 @@ enum Migrations {
         return text
     }
 
+    ///
+    /// Several managers may start at once on one PostgreSQL database: each migration's transaction first
+    /// takes a transaction-scoped advisory lock (released by its commit or rollback, so a crashed manager
+    /// cannot leave it held), then checks again whether the migration was applied meanwhile. SQLite is
+    /// used by one process, whose connection is already serialized.
     static func migrate(_ database: Database) async throws {
-        try await database.read { db in
-            try await db.raw(
-                "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)"
-            ).run()
-        }
-        let applied = try await database.read { db in
-            try await db.raw("SELECT version FROM schema_migrations").all().map { try $0.decode(column: "version", as: Int64.self) }
-        }
-        for migration in all where !applied.contains(Int64(migration.version)) {
+        let isPostgres = database.isPostgres
+        // The advisory lock key of migrations: any constant that no other lock of Klevr uses ("klevr_mg").
+        let migrationLockKey: Int64 = 0x6B6C_6576_725F_6D67
+        for migration in all {
             try await database.transaction { db in
+                if isPostgres {
+                    try await db.raw("SELECT pg_advisory_xact_lock(\(bind: migrationLockKey))").run()
+                }
+                try await db.raw(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)"
+                ).run()
+                let applied = try await db.raw(
+                    "SELECT version FROM schema_migrations WHERE version = \(bind: Int64(migration.version))"
+                ).first()
+                guard applied == nil else { return }
                 for text in migration.statements {
-                    guard let statement = statement(text, postgres: database.isPostgres) else { continue }
+                    guard let statement = statement(text, postgres: isPostgres) else { continue }
                     try await db.raw(SQLQueryString(statement)).run()
                 }
                 try await db.raw(

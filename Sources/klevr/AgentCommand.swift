@@ -115,6 +115,7 @@ struct AgentCommand: AsyncParsableCommand {
         @OptionGroup var options: ClientOptions
         func run() async throws {
             let client = try options.client()
+            let id = try await IDResolver(client: client).agent(self.id)
             let agent = try await api { try await client.send(.GET, "/api/v1/agents/\(id.urlPathEscaped)", as: AgentView.self) }
             if options.output == .json { return try Printer.json(agent) }
             for (name, value) in [
@@ -133,6 +134,7 @@ struct AgentCommand: AsyncParsableCommand {
         @OptionGroup var options: ClientOptions
         func run() async throws {
             let client = try options.client()
+            let id = try await IDResolver(client: client).agent(self.id)
             let agent = try await api { try await client.send(.POST, "/api/v1/agents/\(id.urlPathEscaped)/retire", as: AgentView.self) }
             if options.output == .json { return try Printer.json(agent) }
             if agent.status == "retiring" {

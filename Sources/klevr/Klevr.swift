@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KlevrCore
 import Logging
 
 @main
@@ -18,7 +19,7 @@ enum LogSetup {
     static func bootstrap(level: String?) {
         let parsed = level.flatMap(Logger.Level.init(rawValue:)) ?? .info
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
+            var handler = EscapingLogHandler(StreamLogHandler.standardError(label: label))
             handler.logLevel = parsed
             return handler
         }

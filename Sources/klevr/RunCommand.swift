@@ -22,6 +22,9 @@ struct RunCommand: AsyncParsableCommand {
         func run() async throws {
             let client = try options.client()
             var path = "/api/v1/runs?limit=\(limit)"
+            let resolver = IDResolver(client: client)
+            let task = try await self.task.asyncMap(resolver.task)
+            let agent = try await self.agent.asyncMap(resolver.agent)
             for (name, value) in [("task", task), ("agent", agent), ("zone", zone), ("status", status)] {
                 if let value { path += "&\(name)=\(value.urlPathEscaped)" }
             }
@@ -39,6 +42,7 @@ struct RunCommand: AsyncParsableCommand {
         @OptionGroup var options: ClientOptions
         func run() async throws {
             let client = try options.client()
+            let id = try await IDResolver(client: client).run(self.id)
             let run = try await api { try await client.send(.GET, "/api/v1/runs/\(id.urlPathEscaped)", as: RunView.self) }
             if options.output == .json { return try Printer.json(run) }
             for (name, value) in [
@@ -58,17 +62,18 @@ struct RunCommand: AsyncParsableCommand {
         @OptionGroup var options: ClientOptions
         func run() async throws {
             let client = try options.client()
+            let id = try await IDResolver(client: client).run(self.id)
             if !follow {
                 let page = try await api { try await client.send(.GET, "/api/v1/runs/\(id.urlPathEscaped)/logs", as: LogPage.self) }
                 if options.output == .json { return try Printer.json(page) }
                 for chunk in page.items { FileHandle.standardOutput.write(Data(chunk.data.utf8)) }
                 return
             }
-            try await api { try await streamEvents(client) }
+            try await api { try await streamEvents(client, id: id) }
         }
 
         /// Reads the SSE stream and prints each chunk as it arrives.
-        func streamEvents(_ client: JSONClient) async throws {
+        func streamEvents(_ client: JSONClient, id: String) async throws {
             var request = HTTPClientRequest(url: client.baseURL + "/api/v1/runs/\(id.urlPathEscaped)/logs?follow=true")
             request.tlsConfiguration = client.tls
             request.headers.add(name: "Authorization", value: "Bearer \(client.bearer ?? "")")
@@ -108,6 +113,7 @@ struct RunCommand: AsyncParsableCommand {
         @OptionGroup var options: ClientOptions
         func run() async throws {
             let client = try options.client()
+            let id = try await IDResolver(client: client).run(self.id)
             let run = try await api { try await client.send(.POST, "/api/v1/runs/\(id.urlPathEscaped)/cancel", as: RunView.self) }
             if options.output == .json { return try Printer.json(run) }
             print(run.status == .canceled ? "run \(run.id) canceled" : "cancel requested for run \(run.id) (\(run.status.rawValue))")

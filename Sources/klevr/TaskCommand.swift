@@ -87,6 +87,7 @@ struct TaskCommand: AsyncParsableCommand {
         @OptionGroup var options: ClientOptions
         func run() async throws {
             let client = try options.client()
+            let id = try await IDResolver(client: client).task(self.id)
             let task = try await api { try await client.send(.GET, "/api/v1/tasks/\(id.urlPathEscaped)", as: TaskView.self) }
             if options.output == .json { return try Printer.json(task) }
             print("task \(task.id) \"\(task.name)\" zone \(task.zone) target \(task.target.kind.rawValue) by \(task.createdBy)")
@@ -102,6 +103,7 @@ struct TaskCommand: AsyncParsableCommand {
         @OptionGroup var options: ClientOptions
         func run() async throws {
             let client = try options.client()
+            let id = try await IDResolver(client: client).task(self.id)
             let task = try await api { try await client.send(.POST, "/api/v1/tasks/\(id.urlPathEscaped)/cancel", as: TaskView.self) }
             if options.output == .json { return try Printer.json(task) }
             print("cancel requested for task \(task.id)")

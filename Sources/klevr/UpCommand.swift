@@ -50,7 +50,8 @@ struct UpCommand: AsyncParsableCommand {
         // The demo keeps the first admin password in a 0600 file so that a second 'up' can show it again.
         let passwordFile = dataDir + "/admin-password"
         if let generated {
-            FileManager.default.createFile(atPath: passwordFile, contents: Data(generated.utf8), attributes: [.posixPermissions: 0o600])
+            try? FileManager.default.removeItem(atPath: passwordFile)
+            try PrivateFile.create(passwordFile, contents: Data(generated.utf8))
         }
         let password = (try? String(contentsOfFile: passwordFile, encoding: .utf8)) ?? "(set at first start; not stored)"
 

@@ -1,3 +1,4 @@
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -19,9 +20,11 @@ public struct ScriptUser: Sendable, Equatable {
     public enum LookupError: Error, Equatable, CustomStringConvertible {
         case unknownUser(String)
         case needsRoot(String)
+        case missingSetpriv
 
         public var description: String {
             switch self {
+            case .missingSetpriv: "--run-as: setpriv (util-linux) is needed to switch users and was not found in /usr/bin or /bin"
             case .unknownUser(let name): "--run-as: there is no user '\(name)' on this machine"
             case .needsRoot(let name): "--run-as \(name): switching to another user needs the agent to run as root"
             }
@@ -42,6 +45,7 @@ public struct ScriptUser: Sendable, Equatable {
         let home = entry.pw_dir.map { String(cString: $0) } ?? "/"
         let user = ScriptUser(name: name, uid: uid, gid: gid, groups: groupList(name, gid), home: home)
         if user.uid != geteuid() && geteuid() != 0 { throw .needsRoot(name) }
+        if user.uid != geteuid() && setprivPath == nil { throw .missingSetpriv }
         return user
     }
 
@@ -65,5 +69,12 @@ public struct ScriptUser: Sendable, Equatable {
             guard asked > count, asked < 65_536 else { return [gid] }
             count = asked
         }
+    }
+}
+
+extension ScriptUser {
+    /// Where `setpriv` is, if installed (it runs scripts as the `--run-as` user).
+    static var setprivPath: String? {
+        ["/usr/bin/setpriv", "/bin/setpriv"].first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 }

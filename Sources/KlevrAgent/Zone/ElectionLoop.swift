@@ -66,6 +66,7 @@ struct ElectionLoop: Sendable {
                 await perform(await link.zone.handle(.managerUnreachable(now: Clock.nowMillis())))
             }
         case .becomePrimary(let epoch):
+            link.news.withLock { $0.forgetFollowed() }
             logger.notice("this agent is now the zone's primary", metadata: ["epoch": "\(epoch)"])
         case .stepDown(let epoch):
             logger.warning("stepping down as primary", metadata: ["epoch": "\(epoch)"])
@@ -73,10 +74,11 @@ struct ElectionLoop: Sendable {
             // Stepping down on the manager's refusal already names the new holder: say whom it follows now
             // (no `follow` action comes for a primary it already knows).
             if case .follower(let primary?, let newEpoch) = await link.zone.role {
-                logger.info("following the zone's primary", metadata: ["primary": "\(primary)", "epoch": "\(newEpoch)"])
+                link.tell(link.news.withLock { $0.follow(primary, epoch: newEpoch) })
             }
         case .follow(let primary, let epoch):
-            logger.info("following the zone's primary", metadata: ["primary": "\(primary)", "epoch": "\(epoch)"])
+            // The machine re-confirms a primary it already follows (each refused lease): said once.
+            link.tell(link.news.withLock { $0.follow(primary, epoch: epoch) })
         case .findPrimary:
             for address in await link.zone.candidatesToAsk() {
                 if let (primary, epoch, primaryAddress) = await ask(address) {

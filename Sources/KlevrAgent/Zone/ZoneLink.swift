@@ -36,6 +36,8 @@ struct ZoneLink: Sendable {
     let heldPolls = Locked(0)
     /// Whether an exchange announcing newly heard members is on its way.
     let nudging = Locked(false)
+    /// What this agent last said about its link (whom it follows, whether it reaches its upstream).
+    let news = Locked(LinkNews())
 
     /// On a primary: soon (20 ms, gathering others) one exchange with the manager that carries the members
     /// heard now, so that runs queued for a member that just came (back) are handed out at once rather
@@ -62,9 +64,51 @@ struct ZoneLink: Sendable {
         PeerClient(address: address, http: http, agentID: identity.agentId, zoneID: zone.zoneID, key: keys.signing, clock: clock)
     }
 
-    /// One sync through the current upstream.
+    /// One sync through the current upstream. Losing the upstream and reaching it again are logged once
+    /// each (see ``LinkNews``); an answer with an error status still means the upstream was reached.
     func sync(_ request: SyncRequest, timeout: TimeAmount) async throws -> SyncResponse {
-        switch await zone.upstream {
+        let upstream = await zone.upstream
+        let name: String? =
+            switch upstream {
+            case .manager: "the manager"
+            case .peer(_, let primary): "the zone's primary \(primary)"
+            case .none: nil
+            }
+        do {
+            let answer = try await exchange(request, through: upstream, timeout: timeout)
+            if let name { tell(news.withLock { $0.exchanged(with: name) }) }
+            return answer
+        } catch {
+            let answered: Bool
+            switch error {
+            case is JSONClient.Failure, PeerClient.Failure.status: answered = true
+            default: answered = false
+            }
+            if let name, answered {
+                tell(news.withLock { $0.exchanged(with: name) })
+            } else if let name, !(error is NoUpstream), !(error is CancellationError), !Task.isCancelled {
+                tell(news.withLock { $0.failed(with: name) }, error: error)
+            }
+            throw error
+        }
+    }
+
+    /// Logs a line of ``LinkNews``, if there is one.
+    func tell(_ line: LinkNews.Line?, error: (any Error)? = nil) {
+        switch line {
+        case .none:
+            return
+        case .following(let primary, let epoch):
+            logger.info("following the zone's primary", metadata: ["primary": "\(primary)", "epoch": "\(epoch)"])
+        case .lost(let upstream):
+            logger.warning("lost \(upstream); retrying", metadata: ["error": "\(error.map { String(describing: $0) } ?? "-")"])
+        case .reached(let upstream, let again):
+            if again { logger.notice("reached \(upstream) again") } else { logger.info("talking to \(upstream)") }
+        }
+    }
+
+    private func exchange(_ request: SyncRequest, through upstream: Upstream, timeout: TimeAmount) async throws -> SyncResponse {
+        switch upstream {
         case .manager(let epoch):
             guard let managerClient else { throw NoUpstream() }
             var fenced = request

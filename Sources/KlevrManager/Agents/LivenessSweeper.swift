@@ -14,6 +14,8 @@ struct LivenessSweeper: Service {
     let manager: Manager
 
     func run() async throws {
+        // On PostgreSQL the schema is migrated when the application starts, alongside this service.
+        await cancelWhenGracefulShutdown { await manager.prepared.wait() }
         var known: [String: String] = [:]
         var first = true
         let interval = Duration.seconds(max(1, manager.config.heartbeatSeconds))
@@ -22,7 +24,7 @@ struct LivenessSweeper: Service {
                 known = try await sweep(known, recordEvents: !first)
                 first = false
             } catch {
-                manager.logger.warning("liveness sweep failed", metadata: ["error": "\(error)"])
+                manager.logger.warning("liveness sweep failed", metadata: ["error": "\(DatabaseErrors.describe(error))"])
             }
             try? await Task.sleep(for: interval)
         }

@@ -191,7 +191,7 @@ extension Manager {
     func view(_ agent: AgentRecord, zoneUnreachable: Bool = false) -> AgentView {
         let liveness = Liveness.evaluate(
             lastSeenMillis: agent.lastSeenAt, nowMillis: Clock.nowMillis(), heartbeatMillis: Int64(config.heartbeatSeconds) * 1000,
-            managerStartedMillis: startedAt, retired: agent.retiredAt != nil)
+            managerStartedMillis: max(startedAt, stalls.resumedAt()), retired: agent.retiredAt != nil)
         var reason: String?
         if case .offline(let why) = liveness { reason = zoneUnreachable ? "zone unreachable" : why }
         var status = liveness.status

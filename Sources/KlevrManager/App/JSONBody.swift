@@ -11,6 +11,9 @@ import NIOFoundationCompat
 enum JSONBody {
     static let apiLimit = 1 << 20
     static let syncLimit = 16 << 20
+    /// A login is a user name and a password: a few hundred bytes. Anything larger is refused with a 413
+    /// before it is decoded, so that huge names cost neither memory nor a database lookup.
+    static let loginLimit = 4 << 10
 
     static func decode<T: Decodable>(_ type: T.Type, from request: Request, limit: Int = apiLimit) async throws -> T {
         var request = request

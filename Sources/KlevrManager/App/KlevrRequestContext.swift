@@ -3,6 +3,7 @@ import Hummingbird
 import KlevrCore
 import KlevrStore
 import Logging
+import NIOCore
 
 /// Who made a request.
 public enum Principal: Sendable {
@@ -27,30 +28,31 @@ public struct Caller: Sendable {
 }
 
 /// The request context of the manager: Hummingbird's core plus the authenticated principal.
-public struct KlevrRequestContext: RequestContext {
+public struct KlevrRequestContext: RequestContext, RemoteAddressRequestContext {
     public var coreContext: CoreRequestContextStorage
     public var principal: Principal?
-    /// The client's address (recorded with the changes it makes).
-    public var remoteAddress: String?
+    /// The client's address (the peer of the TCP connection; nil in in-process tests).
+    public var remoteAddress: SocketAddress?
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
         self.principal = nil
-        self.remoteAddress = source.channel.remoteAddress?.ipAddress
+        self.remoteAddress = source.channel.remoteAddress
     }
 
     /// Who is making this request, as recorded in the events of the changes it makes.
     public var actor: EventActor {
+        let address = remoteAddress?.ipAddress
         switch principal {
         case .user(let user, .session):
-            EventActor(kind: .user, id: user.id, name: user.username, address: remoteAddress)
+            return EventActor(kind: .user, id: user.id, name: user.username, address: address)
         case .user(let user, .apiToken(let tokenID)):
             // A token acts for its owner: the id is the token's, the name its owner's.
-            EventActor(kind: .token, id: tokenID, name: user.username, address: remoteAddress)
+            return EventActor(kind: .token, id: tokenID, name: user.username, address: address)
         case .agent(let agent):
-            EventActor(kind: .agent, id: agent.id, name: agent.hostname, address: remoteAddress)
+            return EventActor(kind: .agent, id: agent.id, name: agent.hostname, address: address)
         case nil:
-            EventActor(kind: .system, id: "", name: "anonymous", address: remoteAddress)
+            return EventActor(kind: .system, id: "", name: "anonymous", address: address)
         }
     }
 

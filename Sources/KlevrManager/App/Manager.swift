@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import KlevrAPI
 import KlevrCore
 import KlevrStore
@@ -18,6 +19,13 @@ public struct Manager: Sendable {
     let operations: [OpenAPIDocument.Operation]
     let memberships = MembershipCache()
     let zoneMembers = ZoneMembers()
+    /// Notices the manager's own stalls (see ``StallClock``), so that liveness does not blame agents for them.
+    var stalls = StallClock()
+    /// Opened once the schema is migrated: background services wait for it (on PostgreSQL the migrations
+    /// run when the application starts, alongside its services).
+    let prepared = Gate()
+    /// Open connections and those closed for slowness (see ``ConnectionCap``).
+    let connections = ConnectionCounter()
 
     /// Opens the store, applies migrations and creates the first admin if there is no user yet.
     /// - Returns: the manager, and the first admin's password when this start generated it (print it once).
@@ -41,16 +49,27 @@ public struct Manager: Sendable {
         }
     }
 
-    /// Migrates the schema and creates the first admin (returns the generated password, if any).
+    /// Migrates the schema and creates the first admin (returns the generated password, if any), then
+    /// lets the background services start (see ``prepared``).
+    ///
+    /// Managers starting at once on one PostgreSQL database each run this: migrations take a lock, and
+    /// of the first admins they try to create exactly one is stored (`users.username` is unique; the
+    /// others' inserts are conflicts, and those managers generated no password to show).
     public func prepare() async throws -> String? {
         try await store.migrate()
+        defer { prepared.open() }
         guard try await store.userCount() == 0 else { return nil }
         let password = config.adminPassword ?? Secrets.randomPassword()
         // A generated password has been printed to a console or a log: it must be replaced at first login.
         let mustChange = config.adminPassword == nil && config.generatedAdminMustChangePassword
-        _ = try await store.createUser(
-            username: "admin", passwordHash: try await passwords.hash(password), role: .admin, mustChangePassword: mustChange,
-            now: Clock.nowMillis())
+        do {
+            _ = try await store.createUser(
+                username: "admin", passwordHash: try await passwords.hash(password), role: .admin, mustChangePassword: mustChange,
+                now: Clock.nowMillis())
+        } catch StoreError.conflict {
+            logger.info("another manager created the first user 'admin'")
+            return nil
+        }
         logger.notice("created the first user 'admin'")
         return config.adminPassword == nil ? password : nil
     }
@@ -66,17 +85,28 @@ public struct Manager: Sendable {
     ) -> some ApplicationProtocol {
         var app = Application(
             router: router(),
-            server: config.tls?.serverBuilder() ?? .http1(),
-            configuration: .init(address: .hostname(config.host, port: config.port), serverName: "klevr"),
+            server: config.tls?.serverBuilder(http: httpConfiguration()) ?? .http1(configuration: httpConfiguration()),
+            configuration: .init(
+                address: .hostname(config.host, port: config.port), serverName: "klevr",
+                availableConnectionsDelegate: ConnectionCap(limit: config.maxConnections, counter: connections)),
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
             logger: logger)
-        app.addServices(store.database, LivenessSweeper(manager: self))
+        app.addServices(store.database, StallWatch(clock: stalls, logger: logger), LivenessSweeper(manager: self))
         if case .postgres = config.database {
             app.beforeServerStarts {
                 if let password = try await prepare() { onGeneratedPassword(password) }
             }
         }
         return app
+    }
+
+    /// HTTP/1 with the limits on slow clients (see ``SlowClientGuard``).
+    func httpConfiguration() -> HTTP1Channel.Configuration {
+        let limits = SlowClientGuard.Limits(
+            head: .nanoseconds(Int64(config.headerTimeoutSeconds * 1e9)), body: .nanoseconds(Int64(config.bodyTimeoutSeconds * 1e9)),
+            idle: .nanoseconds(Int64(config.idleTimeoutSeconds * 1e9)))
+        let counter = connections
+        return HTTP1Channel.Configuration(additionalChannelHandlers: [SlowClientGuard(limits: limits, closed: counter)])
     }
 
     /// All routes of the manager. `operations` (default: the document's) decide who may call what.

@@ -37,6 +37,14 @@ public struct ManagerConfig: Sendable {
 
     /// Whether clients reach the manager over HTTPS, so that the session cookie is `Secure`.
     public var servesClientsOverTLS: Bool { tls != nil || behindTLSProxy }
+    /// A client whose request head is not complete this long after it connected is disconnected.
+    public var headerTimeoutSeconds: Double = 10
+    /// A client whose request body is not complete this long after its head is disconnected.
+    public var bodyTimeoutSeconds: Double = 60
+    /// A kept-alive connection that starts no new request this long after its last response is closed.
+    public var idleTimeoutSeconds: Double = 30
+    /// At most this many connections are open at once; past it, new ones wait in the listen backlog.
+    public var maxConnections: Int = 512
 
     public init(
         host: String = "127.0.0.1", port: Int = 8090, database: DatabaseURL, adminPassword: String? = nil,

@@ -57,10 +57,10 @@ public struct ManagerTLS: Sendable {
     }
 
     /// The Hummingbird server: HTTP/1.1 inside TLS.
-    func serverBuilder() -> HTTPServerBuilder {
+    func serverBuilder(http: HTTP1Channel.Configuration = .init()) -> HTTPServerBuilder {
         let configuration = self.configuration
         return HTTPServerBuilder { responder in
-            try TLSChannel(HTTP1Channel(responder: responder, configuration: .init()), tlsConfiguration: configuration)
+            try TLSChannel(HTTP1Channel(responder: responder, configuration: http), tlsConfiguration: configuration)
         }
     }
 }

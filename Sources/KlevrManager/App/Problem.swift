@@ -77,7 +77,9 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch is CancellationError {
             throw Problem(.serviceUnavailable, type: "unavailable", detail: "the manager is shutting down")
         } catch {
-            context.logger.error("internal error", metadata: ["error": "\(String(reflecting: type(of: error)))"])
+            context.logger.error(
+                "internal error",
+                metadata: ["error.type": "\(String(reflecting: type(of: error)))", "error": "\(DatabaseErrors.describe(error))"])
             throw Problem(.internalServerError, type: "internal", detail: "internal error; see the manager's log")
         }
     }

@@ -8,18 +8,16 @@ import KlevrStore
 extension Manager {
     func addAuthRoutes(to router: Router<KlevrRequestContext>) {
         router.post("/api/v1/auth/login") { request, context in
-            let body = try await JSONBody.decode(LoginRequest.self, from: request)
+            let body = try await JSONBody.decode(LoginRequest.self, from: request, limit: JSONBody.loginLimit)
             let now = Clock.nowMillis()
-            if await throttle.isBlocked(body.username, now: now) {
-                throw Problem(.tooManyRequests, type: "rate-limited", detail: "too many failed logins; try again in a few minutes")
-            }
-            guard let user = try await store.user(named: body.username),
+            let client = LoginThrottleState.key(forAddress: context.remoteAddress?.ipAddress)
+            try await admitLogin(client: client, now: now)
+            guard let user = try await verifiedUser(body),
                 try await passwords.verify(body.password, hash: user.passwordHash)
             else {
-                await throttle.recordFailure(body.username, now: now)
                 throw Problem(.unauthorized, type: "login-failed", detail: "wrong user name or password")
             }
-            await throttle.reset(body.username)
+            await throttle.recordSuccess(client)
             guard user.disabledAt == nil else {
                 throw Problem(.forbidden, type: "user-disabled", detail: "user '\(user.username)' is disabled; ask an admin to enable it")
             }
@@ -27,7 +25,7 @@ extension Manager {
             let csrf = Secrets.randomToken(bytes: 24)
             try await store.createSession(
                 userID: user.id, tokenHash: Secrets.hash(token), csrf: csrf, now: now, expiresAt: now + config.sessionSeconds * 1000,
-                actor: EventActor(kind: .user, id: user.id, name: user.username, address: context.remoteAddress))
+                actor: EventActor(kind: .user, id: user.id, name: user.username, address: context.remoteAddress?.ipAddress))
             let cookie = Cookie(
                 name: Authenticator.sessionCookie, value: token, maxAge: Int(config.sessionSeconds), path: "/",
                 secure: config.servesClientsOverTLS, httpOnly: true,

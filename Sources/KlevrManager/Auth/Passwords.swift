@@ -1,11 +1,19 @@
 import Foundation
 import Logging
 import HummingbirdBcrypt
+import KlevrCore
 import NIOPosix
+import Synchronization
 
 /// bcrypt hashing, run on the thread pool so that it never blocks the server's event loops.
 struct Passwords: Sendable {
     let cost: UInt8
+    private let unknownUser: UnknownUserHash
+
+    init(cost: UInt8) {
+        self.cost = cost
+        self.unknownUser = UnknownUserHash()
+    }
 
     func hash(_ password: String) async throws -> String {
         try await NIOThreadPool.singleton.runIfActive { Bcrypt.hash(password, cost: cost) }
@@ -13,6 +21,41 @@ struct Passwords: Sendable {
 
     func verify(_ password: String, hash: String) async throws -> Bool {
         try await NIOThreadPool.singleton.runIfActive { Bcrypt.verify(password, hash: hash) }
+    }
+
+    /// Spends the time of a real verification for a user name that does not exist, so that a login
+    /// answers unknown and known names in the same time: it verifies `password` against a hash of a
+    /// random password made with the same cost (once per process). Always false.
+    func verifyUnknownUser(_ password: String) async throws -> Bool {
+        let hash: String
+        if let existing = unknownUser.hash {
+            hash = existing
+        } else {
+            hash = try await self.hash(Secrets.randomPassword())
+            unknownUser.store(hash)
+        }
+        unknownUser.countVerification()
+        _ = try await verify(password, hash: hash)
+        return false
+    }
+
+    /// How many logins for unknown user names were checked against the dummy hash (for tests).
+    var unknownUserVerifications: Int { unknownUser.verifications }
+}
+
+/// The dummy hash for unknown user names, made on first use, and a count of its uses.
+private final class UnknownUserHash: Sendable {
+    private let state = Mutex<(hash: String?, verifications: Int)>((nil, 0))
+
+    var hash: String? { state.withLock { $0.hash } }
+    var verifications: Int { state.withLock { $0.verifications } }
+
+    func store(_ hash: String) {
+        state.withLock { if $0.hash == nil { $0.hash = hash } }
+    }
+
+    func countVerification() {
+        state.withLock { $0.verifications += 1 }
     }
 }
 

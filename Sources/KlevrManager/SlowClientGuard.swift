@@ -1,0 +1,136 @@
+import HummingbirdCore
+import Logging
+import NIOCore
+import NIOHTTPTypes
+import Synchronization
+
+/// Closes connections whose clients are too slow to be worth a file descriptor: a request head not
+/// complete within ``Limits/head`` of the connection opening, a request body not complete within
+/// ``Limits/body`` of its head, and a kept-alive connection that starts no new request within
+/// ``Limits/idle`` of its last response. A request being answered (a long-poll held open by the
+/// manager) is not the client's delay and has no limit here.
+///
+/// It sits in each connection's pipeline after the HTTP decoder, so a head that arrives one byte at a
+/// time is simply a head that has not arrived yet.
+final class SlowClientGuard: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPRequestPart
+    typealias InboundOut = HTTPRequestPart
+    typealias OutboundIn = HTTPResponsePart
+    typealias OutboundOut = HTTPResponsePart
+
+    /// How long a client may take for each part of its request.
+    struct Limits: Sendable {
+        var head: TimeAmount
+        var body: TimeAmount
+        var idle: TimeAmount
+
+        init(head: TimeAmount = .seconds(10), body: TimeAmount = .seconds(60), idle: TimeAmount = .seconds(30)) {
+            self.head = head
+            self.body = body
+            self.idle = idle
+        }
+    }
+
+    private let limits: Limits
+    private let closed: ConnectionCounter?
+    private var timer: Scheduled<Void>?
+    /// Requests whose head arrived and whose response has not ended yet.
+    private var awaitingResponse = 0
+    /// Whether a request's body is still arriving (its head came, its end did not).
+    private var readingBody = false
+
+    init(limits: Limits, closed: ConnectionCounter? = nil) {
+        self.limits = limits
+        self.closed = closed
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        arm(limits.head, context: context)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        disarm()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        disarm()
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head:
+            awaitingResponse += 1
+            readingBody = true
+            arm(limits.body, context: context)
+        case .body:
+            break
+        case .end:
+            readingBody = false
+            // Answering is the server's time: no limit until the response has been written. A response
+            // written before the body ended (an early 413) leaves the connection idle from now.
+            if awaitingResponse > 0 { disarm() } else { arm(limits.idle, context: context) }
+        }
+        context.fireChannelRead(data)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .end = unwrapOutboundIn(data) {
+            awaitingResponse = max(0, awaitingResponse - 1)
+            // While a body is still arriving its own limit keeps running.
+            if awaitingResponse == 0 && !readingBody { arm(limits.idle, context: context) }
+        }
+        context.write(data, promise: promise)
+    }
+
+    private func arm(_ limit: TimeAmount, context: ChannelHandlerContext) {
+        disarm()
+        let channel = context.channel
+        let closed = self.closed
+        timer = context.eventLoop.scheduleTask(in: limit) {
+            closed?.countTimeout()
+            channel.close(promise: nil)
+        }
+    }
+
+    private func disarm() {
+        timer?.cancel()
+        timer = nil
+    }
+}
+
+/// Counts connections for the cap (Hummingbird's `AvailableConnectionsDelegate`: past the cap the server
+/// stops accepting, so new clients wait in the listen backlog), and the connections closed for slowness.
+/// The counters are shared by copies, so tests and logs can read them.
+struct ConnectionCap: AvailableConnectionsDelegate {
+    let limit: Int
+    let counter: ConnectionCounter
+
+    init(limit: Int, counter: ConnectionCounter = ConnectionCounter()) {
+        self.limit = max(1, limit)
+        self.counter = counter
+    }
+
+    mutating func connectionOpened() { counter.opened() }
+    mutating func connectionClosed() { counter.closed() }
+    func isAcceptingNewConnections() -> Bool { counter.open < limit }
+}
+
+/// Open connections, their peak, and connections closed by ``SlowClientGuard``.
+final class ConnectionCounter: Sendable {
+    private let state = Mutex<(open: Int, peak: Int, timedOut: Int)>((0, 0, 0))
+
+    var open: Int { state.withLock { $0.open } }
+    var peak: Int { state.withLock { $0.peak } }
+    var timedOut: Int { state.withLock { $0.timedOut } }
+
+    func opened() {
+        state.withLock {
+            $0.open += 1
+            $0.peak = max($0.peak, $0.open)
+        }
+    }
+
+    func closed() { state.withLock { $0.open = max(0, $0.open - 1) } }
+    func countTimeout() { state.withLock { $0.timedOut += 1 } }
+}
