@@ -97,6 +97,10 @@ struct TLSSystemTests {
         try await eventually(20, "the restarted agent checks the pinned certificate again") {
             cluster.agents["a"]?.log.contains("trust=the pinned key \(tls.pin)") == true
         }
+        try await eventually(30, "the restarted agent is online again") {
+            let agents = try await cluster.client.send(.GET, "/api/v1/agents?zone=tls", as: Page<AgentView>.self).items
+            return agents.contains { $0.status == "online" }
+        }
         let again = try await cluster.runCLI(["task", "run", "--zone", "tls", "--any", "--", "echo still-pinned"])
         #expect(again.status == 0 && again.output.contains("still-pinned"), "\(again.output)")
 
