@@ -5,6 +5,7 @@ import KlevrAPI
 import KlevrCore
 import KlevrStore
 import Logging
+import ServiceLifecycle
 
 /// The manager: its store, its wake-up hub and its HTTP application.
 public struct Manager: Sendable {
@@ -91,7 +92,7 @@ public struct Manager: Sendable {
                 availableConnectionsDelegate: ConnectionCap(limit: config.maxConnections, counter: connections)),
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
             logger: logger)
-        app.addServices(store.database, StallWatch(clock: stalls, logger: logger), LivenessSweeper(manager: self))
+        app.addServices(services())
         if case .postgres = config.database {
             app.beforeServerStarts {
                 if let password = try await prepare() { onGeneratedPassword(password) }
@@ -107,6 +108,15 @@ public struct Manager: Sendable {
             idle: .nanoseconds(Int64(config.idleTimeoutSeconds * 1e9)))
         let counter = connections
         return HTTP1Channel.Configuration(additionalChannelHandlers: [SlowClientGuard(limits: limits, closed: counter)])
+    }
+
+    /// The manager's long-running pieces besides its HTTP server, built in this one place for `klevr
+    /// manager`, `klevr up`, the tests and the benchmarks (all of which run ``application(onGeneratedPassword:onServerRunning:)``):
+    /// the database (the PostgreSQL pool, or closing SQLite), the stall watch and the liveness sweeper
+    /// (which also retires agents that never confirmed their runs stopped). Schedulers and webhook
+    /// deliverers join here.
+    public func services() -> [any Service] {
+        [store.database, StallWatch(clock: stalls, logger: logger), LivenessSweeper(manager: self)]
     }
 
     /// All routes of the manager. `operations` (default: the document's) decide who may call what.
