@@ -70,6 +70,12 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
             return try await next(request, context)
         } catch let error as StoreError {
             throw Problem.from(error)
+        } catch let error as ServiceError {
+            switch error {
+            case .invalid(let fields): throw Problem.invalid(fields)
+            case .notFound(let message): throw Problem.notFound(message)
+            case .conflict(let message): throw Problem.conflict(message)
+            }
         } catch let error as any HTTPResponseError {
             if let problem = error as? Problem { throw problem }
             // Hummingbird's own errors (404 for an unknown route, 405 ...) become problems too.

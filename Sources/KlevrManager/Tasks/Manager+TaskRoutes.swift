@@ -6,15 +6,13 @@ import KlevrCore
 import KlevrStore
 
 extension Manager {
-    static let maxTimeoutSeconds = 7 * 86400
-    static let defaultTimeoutSeconds = 3600
-
     func addTaskRoutes(to router: Router<KlevrRequestContext>) {
         router.post("/api/v1/tasks") { request, context in
             let user = try context.requireUser()
             let body = try await JSONBody.decode(TaskCreateRequest.self, from: request)
-            let task = try await createTask(body, by: user, actor: context.actor)
-            return try JSONBody.response(task, status: .created)
+            let created = try await tasks.create(body, by: user, actor: context.actor, now: Clock.nowMillis())
+            await hub.signal(created.targets.map { Self.agentKey($0.id) } + [Self.zoneKey(created.task.zoneID)])
+            return try JSONBody.response(try await taskView(id: created.task.id), status: .created)
         }
         router.get("/api/v1/tasks") { request, context in
             _ = try context.requireUser()
@@ -48,80 +46,9 @@ extension Manager {
         return try Self.view(task, runs: runs.map(Self.view))
     }
 
-    /// Validates a task, picks its agents and stores it with one queued run per agent.
-    func createTask(_ body: TaskCreateRequest, by user: UserRecord, actor: EventActor) async throws -> TaskView {
-        try Self.validate(body)
-        guard Validation.isValidName(body.zone), let zone = try await store.zone(named: body.zone) else {
-            throw Problem.invalid("zone", "no zone named '\(body.zone)'")
-        }
-        let targets: [AgentRecord]
-        switch body.target.kind {
-        case .agent:
-            // One lookup by id: creating a task for one agent costs the same in a zone of any size.
-            guard let agentID = body.target.agentId, Validation.isValidID(agentID), let agent = try await store.agent(id: agentID),
-                agent.zoneID == zone.id, agent.retiredAt == nil, agent.retireRequestedAt == nil
-            else {
-                throw Problem.invalid("target.agentId", "no active agent with this id in zone '\(zone.name)'")
-            }
-            targets = [agent]
-        case .any:
-            guard let agent = try await store.activeAgents(zoneID: zone.id, retiring: false).filter(isOnline).randomElement() else {
-                throw Problem.conflict("zone '\(zone.name)' has no online agent")
-            }
-            targets = [agent]
-        case .all:
-            let agents = try await store.activeAgents(zoneID: zone.id, retiring: false)
-            guard !agents.isEmpty else { throw Problem.conflict("zone '\(zone.name)' has no agents") }
-            targets = agents
-        }
-        let now = Clock.nowMillis()
-        let name = body.name ?? String(body.steps[0].script.split(separator: "\n").first?.prefix(60) ?? "task")
-        let record = TaskRecord(
-            id: Secrets.newID(), name: name, zoneID: zone.id, zoneName: zone.name, targetJSON: try Self.json(body.target),
-            stepsJSON: try Self.json(body.steps), paramsJSON: try Self.json(body.params ?? [:]),
-            timeoutSeconds: body.timeoutSeconds ?? Self.defaultTimeoutSeconds, createdAt: now, createdBy: user.username, canceledAt: nil)
-        _ = try await store.createTask(record, agentIDs: targets.map(\.id), actor: actor)
-        await hub.signal(targets.map { Self.agentKey($0.id) } + [Self.zoneKey(zone.id)])
-        return try await taskView(id: record.id)
-    }
-
-    static func validate(_ body: TaskCreateRequest) throws {
-        var errors: [ProblemDocument.FieldError] = []
-        if let name = body.name, name.count > 200 { errors.append(.init(field: "name", message: "at most 200 characters")) }
-        if body.steps.isEmpty || body.steps.count > 50 { errors.append(.init(field: "steps", message: "1 to 50 steps")) }
-        var scriptBytes = 0
-        for (index, step) in body.steps.enumerated() {
-            scriptBytes += step.script.utf8.count
-            if step.script.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
-                errors.append(.init(field: "steps[\(index)].script", message: "must not be empty"))
-            }
-            if step.script.contains("\0") { errors.append(.init(field: "steps[\(index)].script", message: "must not contain NUL")) }
-            if let timeout = step.timeoutSeconds, !(1...maxTimeoutSeconds).contains(timeout) {
-                errors.append(.init(field: "steps[\(index)].timeoutSeconds", message: "1 to \(maxTimeoutSeconds)"))
-            }
-            if let name = step.name, name.count > 200 { errors.append(.init(field: "steps[\(index)].name", message: "at most 200 characters")) }
-        }
-        if scriptBytes > 256 * 1024 { errors.append(.init(field: "steps", message: "scripts total at most 256 KiB")) }
-        let params = body.params ?? [:]
-        if params.count > 100 { errors.append(.init(field: "params", message: "at most 100 parameters")) }
-        for (name, value) in params.sorted(by: { $0.key < $1.key }) {
-            if !Validation.isValidParameterName(name) {
-                errors.append(.init(field: "params.\(name)", message: "names use letters, digits and '_' and do not start with a digit"))
-            }
-            if value.utf8.count > 64 * 1024 || value.contains("\0") {
-                errors.append(.init(field: "params.\(name)", message: "at most 64 KiB, no NUL"))
-            }
-        }
-        if let timeout = body.timeoutSeconds, !(1...maxTimeoutSeconds).contains(timeout) {
-            errors.append(.init(field: "timeoutSeconds", message: "1 to \(maxTimeoutSeconds)"))
-        }
-        if body.target.kind == .agent && body.target.agentId == nil {
-            errors.append(.init(field: "target.agentId", message: "is required when target.kind is 'agent'"))
-        }
-        if body.target.kind != .agent && body.target.agentId != nil {
-            errors.append(.init(field: "target.agentId", message: "only goes with target.kind 'agent'"))
-        }
-        if !errors.isEmpty { throw Problem.invalid(errors) }
+    /// Task creation, targeting and dispatch policy (no HTTP in it).
+    var tasks: TaskService {
+        TaskService(store: store, isOnline: { self.isOnline($0) })
     }
 
     static func json(_ value: some Encodable) throws -> String {

@@ -1,0 +1,111 @@
+import Foundation
+import KlevrAPI
+import KlevrCore
+import KlevrStore
+
+/// A refusal of a service, with no HTTP in it: the API part (``ProblemMiddleware``) turns it into a
+/// problem document.
+enum ServiceError: Error, Sendable {
+    /// Fields of the request that are wrong (422).
+    case invalid([ProblemDocument.FieldError])
+    /// Something the request names does not exist (404).
+    case notFound(String)
+    /// The request cannot be done in the current state (409).
+    case conflict(String)
+
+    static func invalid(_ field: String, _ message: String) -> ServiceError { .invalid([.init(field: field, message: message)]) }
+}
+
+/// Task creation: validation, the choice of target agents (one agent, any online agent, all agents of a
+/// zone) and storing the task with one queued run per target. The routes only decode, call and encode.
+struct TaskService: Sendable {
+    static let maxTimeoutSeconds = 7 * 86400
+    static let defaultTimeoutSeconds = 3600
+
+    let store: Store
+    /// Whether an agent is online now (the manager's liveness view).
+    let isOnline: @Sendable (AgentRecord) -> Bool
+
+    /// Validates a task, picks its agents and stores it with one queued run per agent.
+    func create(_ body: TaskCreateRequest, by user: UserRecord, actor: EventActor, now: Int64) async throws
+        -> (task: TaskRecord, targets: [AgentRecord])
+    {
+        try Self.validate(body)
+        guard Validation.isValidName(body.zone), let zone = try await store.zone(named: body.zone) else {
+            throw ServiceError.invalid("zone", "no zone named '\(body.zone)'")
+        }
+        let targets: [AgentRecord]
+        switch body.target.kind {
+        case .agent:
+            // One lookup by id: creating a task for one agent costs the same in a zone of any size.
+            guard let agentID = body.target.agentId, Validation.isValidID(agentID), let agent = try await store.agent(id: agentID),
+                agent.zoneID == zone.id, agent.retiredAt == nil, agent.retireRequestedAt == nil
+            else {
+                throw ServiceError.invalid("target.agentId", "no active agent with this id in zone '\(zone.name)'")
+            }
+            targets = [agent]
+        case .any:
+            guard let agent = try await store.activeAgents(zoneID: zone.id, retiring: false).filter(isOnline).randomElement() else {
+                throw ServiceError.conflict("zone '\(zone.name)' has no online agent")
+            }
+            targets = [agent]
+        case .all:
+            let agents = try await store.activeAgents(zoneID: zone.id, retiring: false)
+            guard !agents.isEmpty else { throw ServiceError.conflict("zone '\(zone.name)' has no agents") }
+            targets = agents
+        }
+        let name = body.name ?? String(body.steps[0].script.split(separator: "\n").first?.prefix(60) ?? "task")
+        let record = TaskRecord(
+            id: Secrets.newID(), name: name, zoneID: zone.id, zoneName: zone.name, targetJSON: try Self.json(body.target),
+            stepsJSON: try Self.json(body.steps), paramsJSON: try Self.json(body.params ?? [:]),
+            timeoutSeconds: body.timeoutSeconds ?? Self.defaultTimeoutSeconds, createdAt: now, createdBy: user.username, canceledAt: nil)
+        _ = try await store.createTask(record, agentIDs: targets.map(\.id), actor: actor)
+        return (record, targets)
+    }
+
+    static func validate(_ body: TaskCreateRequest) throws(ServiceError) {
+        var errors: [ProblemDocument.FieldError] = []
+        if let name = body.name, name.count > 200 { errors.append(.init(field: "name", message: "at most 200 characters")) }
+        if body.steps.isEmpty || body.steps.count > 50 { errors.append(.init(field: "steps", message: "1 to 50 steps")) }
+        var scriptBytes = 0
+        for (index, step) in body.steps.enumerated() {
+            scriptBytes += step.script.utf8.count
+            if step.script.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+                errors.append(.init(field: "steps[\(index)].script", message: "must not be empty"))
+            }
+            if step.script.contains("\0") { errors.append(.init(field: "steps[\(index)].script", message: "must not contain NUL")) }
+            if let timeout = step.timeoutSeconds, !(1...maxTimeoutSeconds).contains(timeout) {
+                errors.append(.init(field: "steps[\(index)].timeoutSeconds", message: "1 to \(maxTimeoutSeconds)"))
+            }
+            if let name = step.name, name.count > 200 { errors.append(.init(field: "steps[\(index)].name", message: "at most 200 characters")) }
+        }
+        if scriptBytes > 256 * 1024 { errors.append(.init(field: "steps", message: "scripts total at most 256 KiB")) }
+        let params = body.params ?? [:]
+        if params.count > 100 { errors.append(.init(field: "params", message: "at most 100 parameters")) }
+        for (name, value) in params.sorted(by: { $0.key < $1.key }) {
+            if !Validation.isValidParameterName(name) {
+                errors.append(.init(field: "params.\(name)", message: "names use letters, digits and '_' and do not start with a digit"))
+            }
+            if value.utf8.count > 64 * 1024 || value.contains("\0") {
+                errors.append(.init(field: "params.\(name)", message: "at most 64 KiB, no NUL"))
+            }
+        }
+        if let timeout = body.timeoutSeconds, !(1...maxTimeoutSeconds).contains(timeout) {
+            errors.append(.init(field: "timeoutSeconds", message: "1 to \(maxTimeoutSeconds)"))
+        }
+        if body.target.kind == .agent && body.target.agentId == nil {
+            errors.append(.init(field: "target.agentId", message: "is required when target.kind is 'agent'"))
+        }
+        if body.target.kind != .agent && body.target.agentId != nil {
+            errors.append(.init(field: "target.agentId", message: "only goes with target.kind 'agent'"))
+        }
+        if !errors.isEmpty { throw ServiceError.invalid(errors) }
+    }
+
+
+    static func json(_ value: some Encodable) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+}
