@@ -6,7 +6,9 @@ import KlevrCore
 import KlevrStore
 
 /// Establishes who is calling: an agent credential or API token (`Authorization: Bearer`), or a session
-/// cookie (with the CSRF header on writes). Only the public routes are reachable without one.
+/// cookie (with the CSRF header on writes). Only the public routes are reachable without one; they
+/// ignore credentials altogether, so a stale token or cookie never stops a login, an enrollment or a
+/// health check.
 struct Authenticator: RouterMiddleware {
     typealias Context = KlevrRequestContext
 
@@ -21,6 +23,7 @@ struct Authenticator: RouterMiddleware {
     let store: Store
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        if Self.isPublic(request) { return try await next(request, context) }
         var context = context
         let now = Clock.nowMillis()
         if let authorization = request.headers[.authorization] {
@@ -44,7 +47,7 @@ struct Authenticator: RouterMiddleware {
                 context.principal = .user(user, viaSession: true)
             }
         }
-        if context.principal == nil && !Self.isPublic(request) {
+        if context.principal == nil {
             var problem = Problem.unauthorized
             problem.headers[.wwwAuthenticate] = "Bearer"
             throw problem

@@ -55,8 +55,8 @@ extension Manager {
             if !Validation.isValidName(body.username) {
                 errors.append(.init(field: "username", message: "use 1-63 lowercase letters, digits or '-'"))
             }
-            if body.password.count < 12 || body.password.utf8.count > 72 {
-                errors.append(.init(field: "password", message: "must be 12 to 72 bytes long"))
+            if !Validation.isValidPassword(body.password) {
+                errors.append(.init(field: "password", message: "must be 12 to 72 characters long"))
             }
             if !errors.isEmpty { throw Problem.invalid(errors) }
             let user = try await store.createUser(
@@ -73,7 +73,7 @@ extension Manager {
         router.post("/api/v1/tokens") { request, context in
             let user = try context.requireUser()
             let body = try await JSONBody.decode(TokenCreateRequest.self, from: request)
-            guard !body.name.isEmpty, body.name.count <= 100 else { throw Problem.invalid("name", "must be 1 to 100 characters") }
+            guard (1...100).contains(body.name.unicodeScalars.count) else { throw Problem.invalid("name", "must be 1 to 100 characters") }
             let token = Secrets.generate(.apiToken)
             let now = Clock.nowMillis()
             let id = try await store.createToken(userID: user.id, name: body.name, tokenHash: Secrets.hash(token), now: now)
