@@ -183,3 +183,27 @@ import Testing
         }
     }
 }
+
+extension ContractConformanceTests {
+    /// The pattern of `kind` on `GET /api/v1/events` admits every event kind and family the server
+    /// knows (alone, with `.*` and in lists) and nothing else: it has to grow with `EventKind`.
+    @Test func theEventKindPatternMatchesTheServersKinds() throws {
+        let text = try #require(OpenAPIDocument.text())
+        let line = try #require(text.split(separator: "\n").first { $0.contains("{ name: kind, in: query") })
+        let quoted = try #require(line.components(separatedBy: "pattern: \"").last?.components(separatedBy: "\" }").first)
+        let pattern = quoted.replacingOccurrences(of: "\\\\", with: "\\")
+        let regex = try NSRegularExpression(pattern: pattern)
+        func admits(_ value: String) -> Bool {
+            regex.firstMatch(in: value, range: NSRange(value.startIndex..., in: value)) != nil
+        }
+        let families = Set(EventKind.allCases.map { String($0.rawValue.split(separator: ".")[0]) })
+        for name in EventKind.allCases.map(\.rawValue) + families.sorted() {
+            #expect(admits(name), "\(name)")
+            #expect(admits(name + ".*"), "\(name).*")
+            #expect(admits("zone," + name), "zone,\(name)")
+        }
+        for wrong in ["run.nope", "runs", "run, task", "RUN", "run.started.x"] {
+            #expect(!admits(wrong), "\(wrong)")
+        }
+    }
+}
