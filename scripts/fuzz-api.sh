@@ -14,7 +14,8 @@ cd "$(dirname "$0")/.."
 BIN=${1:-${KLEVR_BIN:-$PWD/.build/debug/klevr}}
 EXAMPLES=${KLEVR_FUZZ_EXAMPLES:-30}
 SEED=${KLEVR_FUZZ_SEED:-1}
-SPEC=Sources/KlevrAPI/openapi.yaml
+SPEC=$PWD/Sources/KlevrAPI/openapi.yaml
+HOOKS_DIR=$PWD/scripts
 log() { printf '== fuzz: %s\n' "$*"; }
 
 if ! command -v schemathesis >/dev/null 2>&1; then
@@ -102,11 +103,12 @@ fuzz() {
   # The response-time limit is above the agent sync's documented long poll (held up to about 25 s).
   # One worker: hypothesis parses lambdas with ast.parse, which is not thread-safe on CPython 3.11
   # ("AST constructor recursion depth mismatch"). The hooks leave out `follow=true` (an endless stream).
-  if ! PYTHONPATH=scripts SCHEMATHESIS_HOOKS=fuzz_hooks schemathesis --no-color run "$SPEC" --url "$URL" \
+  # Run from the temp dir: schemathesis keeps its replay data in ./.schemathesis.
+  if ! (cd "$DIR" && PYTHONPATH="$HOOKS_DIR" SCHEMATHESIS_HOOKS=fuzz_hooks schemathesis --no-color run "$SPEC" --url "$URL" \
     -H "Authorization: Bearer $token" --checks all \
     --max-examples "$EXAMPLES" --seed "$SEED" --generation-database none --workers 1 --request-timeout 40 \
     --max-response-time 30 \
-    --report junit --report-dir "$DIR/report-$name" "$@" >"$DIR/schemathesis-$name.log" 2>&1; then
+    --report junit --report-dir "$DIR/report-$name" "$@") >"$DIR/schemathesis-$name.log" 2>&1; then
     status=1
     cat "$DIR/schemathesis-$name.log"
     log "schemathesis as $name found problems (above)"
