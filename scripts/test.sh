@@ -58,4 +58,15 @@ set -e
 passed=$(grep -cE '^✔ Test .* passed' "$PGDIR/test.log" || true)
 failed=$(grep -cE '^✘ Test .* failed' "$PGDIR/test.log" || true)
 log "tests: $passed passed, $failed failed (swift test exit $rc)"
+
+# --- The API against its document: schemathesis, every check, as an admin, a viewer and an agent --
+# (scripts/fuzz-api.sh: its own manager, temp dir and port, removed on exit; installs schemathesis.)
+fuzz_api() {
+  log "fuzzing the API against Sources/KlevrAPI/openapi.yaml (schemathesis)"
+  bash scripts/fuzz-api.sh "$KLEVR_BIN"
+}
+fuzz_rc=0
+fuzz_api || fuzz_rc=$?
+log "schemathesis: $([ "$fuzz_rc" = 0 ] && echo clean || echo "findings (exit $fuzz_rc)")"
+[ "$rc" = 0 ] && rc=$fuzz_rc
 exit "$rc"

@@ -22,7 +22,9 @@ extension Manager {
                 let bytes = try Sealing.open(sealed.box, with: sealKey, context: SealedEnrollment.requestContext)
                 opened = try JSONDecoder().decode(EnrollRequest.self, from: bytes)
             } catch {
-                throw Problem.invalid("box", "does not open with the manager's seal key as an enrollment request")
+                // Like a wrong proof: the box is what authenticates the request, and one that does not
+                // open (or holds no enrollment) is refused, not "invalid".
+                throw Problem(.unauthorized, type: "enroll-refused", detail: "the box does not open with the manager's seal key as an enrollment request")
             }
             guard let agentSealKey = opened.sealKey.flatMap(Keys.agreement) else {
                 throw Problem.invalid("sealKey", "must be a base64 X25519 public key (32 bytes)")
@@ -173,10 +175,11 @@ extension Manager {
 
     static func validate(_ facts: HostFacts) throws {
         var errors: [ProblemDocument.FieldError] = []
-        if facts.hostname.isEmpty || facts.hostname.count > 255 { errors.append(.init(field: "facts.hostname", message: "1 to 255 characters")) }
-        if facts.os.count > 255 { errors.append(.init(field: "facts.os", message: "at most 255 characters")) }
-        if facts.version.count > 64 { errors.append(.init(field: "facts.version", message: "at most 64 characters")) }
-        if facts.addresses.count > 64 || facts.addresses.contains(where: { $0.count > 64 }) {
+        // Lengths in code points, as the document's maxLength counts them.
+        if !(1...255).contains(facts.hostname.unicodeScalars.count) { errors.append(.init(field: "facts.hostname", message: "1 to 255 characters")) }
+        if facts.os.unicodeScalars.count > 255 { errors.append(.init(field: "facts.os", message: "at most 255 characters")) }
+        if facts.version.unicodeScalars.count > 64 { errors.append(.init(field: "facts.version", message: "at most 64 characters")) }
+        if facts.addresses.count > 64 || facts.addresses.contains(where: { $0.unicodeScalars.count > 64 }) {
             errors.append(.init(field: "facts.addresses", message: "at most 64 addresses of 64 characters"))
         }
         if !errors.isEmpty { throw Problem.invalid(errors) }

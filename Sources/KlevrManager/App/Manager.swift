@@ -123,7 +123,8 @@ public struct Manager: Sendable {
     public func router(operations: [OpenAPIDocument.Operation]? = nil) -> Router<KlevrRequestContext> {
         let router = Router(context: KlevrRequestContext.self)
         router.add(middleware: ProblemMiddleware())
-        router.add(middleware: Authenticator(store: store))
+        router.add(middleware: MethodNotAllowedMiddleware(methodsByPath: OpenAPIDocument.text().map(OpenAPIDocument.methodsByPath) ?? [:]))
+        router.add(middleware: Authenticator(store: store, operations: operations ?? self.operations))
         router.add(middleware: Authorizer(operations: operations ?? self.operations))
         router.get("/healthz") { _, _ in "ok" }
         router.get("/readyz") { _, _ in
@@ -155,9 +156,23 @@ public struct Manager: Sendable {
     }
 
     static func cursor(_ request: Request) throws -> Cursor? {
-        guard let text = request.uri.queryParameters["cursor"] else { return nil }
-        guard let cursor = Cursor(String(text)) else { throw Problem.invalid("cursor", "is not a cursor returned by this API") }
+        guard let text = request.uri.queryParameters["cursor"].map(String.init) else { return nil }
+        // Only the cursor's own spelling (as the document's pattern says): no sign, no leading zeros,
+        // at most 18 digits, so that every text the pattern admits also parses.
+        guard let cursor = Cursor(text), cursor.text == text, (text.split(separator: "_").first?.count ?? 0) <= 18 else {
+            throw Problem.invalid("cursor", "is not a cursor returned by this API")
+        }
         return cursor
+    }
+
+    /// A boolean query parameter: `true`, `false` or absent (`false`); anything else is a 422.
+    static func flag(_ request: Request, _ name: String) throws -> Bool {
+        guard let value = request.uri.queryParameters[Substring(name)] else { return false }
+        switch value {
+        case "false": return false
+        case "true": return true
+        default: throw Problem.invalid(name, "must be true or false")
+        }
     }
 
     static func id(_ context: KlevrRequestContext, _ name: String = "id") throws -> String {

@@ -2,11 +2,14 @@ import Foundation
 import Logging
 import HTTPTypes
 import Hummingbird
+import KlevrAPI
 import KlevrCore
 import KlevrStore
 
 /// Establishes who is calling: an agent credential or API token (`Authorization: Bearer`), or a session
-/// cookie (with the CSRF header on writes). Only the public routes are reachable without one.
+/// cookie (with the CSRF header on writes). Only the public routes are reachable without one; they
+/// ignore credentials altogether, so a stale token or cookie never stops a login, an enrollment or a
+/// health check.
 struct Authenticator: RouterMiddleware {
     typealias Context = KlevrRequestContext
 
@@ -14,8 +17,21 @@ struct Authenticator: RouterMiddleware {
     static let csrfHeader = "x-klevr-csrf"
 
     let store: Store
+    /// The document's public operations (`x-klevr-role: public`).
+    let publicOperations: [OpenAPIDocument.Operation]
+
+    init(store: Store, operations: [OpenAPIDocument.Operation]) {
+        self.store = store
+        self.publicOperations = operations.filter { $0.role == "public" }
+    }
+
+    func isPublic(_ request: Request) -> Bool {
+        let method = request.method.rawValue == "HEAD" ? "GET" : request.method.rawValue
+        return publicOperations.contains { $0.matches(method: method, path: request.uri.path) }
+    }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        if isPublic(request) { return try await next(request, context) }
         var context = context
         let now = Clock.nowMillis()
         if let authorization = request.headers[.authorization] {

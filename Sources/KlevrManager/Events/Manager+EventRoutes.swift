@@ -27,7 +27,7 @@ extension Manager {
     /// Lists or follows events matching `filter`.
     func events(_ request: Request, context: KlevrRequestContext, filter: EventFilter, isAdmin: Bool) async throws -> Response {
         let limit = try Self.pageLimit(request)
-        let follow = request.uri.queryParameters["follow"] == "true" || request.headers[.accept]?.contains("text/event-stream") == true
+        let follow = try Self.flag(request, "follow") || request.headers[.accept]?.contains("text/event-stream") == true
         var after: Int64?
         if let text = request.uri.queryParameters["after"]
             ?? request.headers.first(where: { $0.name.canonicalName == "last-event-id" }).map({ Substring($0.value) }) {
@@ -121,7 +121,7 @@ extension Manager {
 
     static func eventCursor(_ request: Request) throws -> Int64? {
         guard let text = request.uri.queryParameters["cursor"] else { return nil }
-        guard let id = Int64(text), id > 0 else { throw Problem.invalid("cursor", "is not a cursor returned by this API") }
+        guard let id = Int64(text), id > 0, String(id) == text, text.count <= 18 else { throw Problem.invalid("cursor", "is not a cursor returned by this API") }
         return id
     }
 

@@ -51,7 +51,7 @@ extension Manager {
                 after = value
             }
             let start = after
-            let follow = request.uri.queryParameters["follow"] == "true"
+            let follow = try Self.flag(request, "follow")
                 || request.headers[.accept]?.contains("text/event-stream") == true
             if !follow {
                 let logs = try await store.logs(runID: run.id, after: after, limit: 100_000)

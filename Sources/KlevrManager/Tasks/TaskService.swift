@@ -31,17 +31,16 @@ struct TaskService: Sendable {
         -> (task: TaskRecord, targets: [AgentRecord])
     {
         try Self.validate(body)
-        guard Validation.isValidName(body.zone), let zone = try await store.zone(named: body.zone) else {
-            throw ServiceError.invalid("zone", "no zone named '\(body.zone)'")
-        }
+        // A well-formed reference to something that does not exist is a 404, as for a path.
+        guard let zone = try await store.zone(named: body.zone) else { throw ServiceError.notFound("no zone named '\(body.zone)'") }
         let targets: [AgentRecord]
         switch body.target.kind {
         case .agent:
             // One lookup by id: creating a task for one agent costs the same in a zone of any size.
-            guard let agentID = body.target.agentId, Validation.isValidID(agentID), let agent = try await store.agent(id: agentID),
+            guard let agentID = body.target.agentId, let agent = try await store.agent(id: agentID),
                 agent.zoneID == zone.id, agent.retiredAt == nil, agent.retireRequestedAt == nil
             else {
-                throw ServiceError.invalid("target.agentId", "no active agent with this id in zone '\(zone.name)'")
+                throw ServiceError.notFound("no active agent with this id in zone '\(zone.name)'")
             }
             targets = [agent]
         case .any:
@@ -65,19 +64,19 @@ struct TaskService: Sendable {
 
     static func validate(_ body: TaskCreateRequest) throws(ServiceError) {
         var errors: [ProblemDocument.FieldError] = []
-        if let name = body.name, name.count > 200 { errors.append(.init(field: "name", message: "at most 200 characters")) }
+        if let name = body.name, name.unicodeScalars.count > 200 { errors.append(.init(field: "name", message: "at most 200 characters")) }
         if body.steps.isEmpty || body.steps.count > 50 { errors.append(.init(field: "steps", message: "1 to 50 steps")) }
         var scriptBytes = 0
         for (index, step) in body.steps.enumerated() {
             scriptBytes += step.script.utf8.count
-            if step.script.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+            if Validation.isBlank(step.script) {
                 errors.append(.init(field: "steps[\(index)].script", message: "must not be empty"))
             }
-            if step.script.contains("\0") { errors.append(.init(field: "steps[\(index)].script", message: "must not contain NUL")) }
+            if step.script.unicodeScalars.contains("\0") { errors.append(.init(field: "steps[\(index)].script", message: "must not contain NUL")) }
             if let timeout = step.timeoutSeconds, !(1...maxTimeoutSeconds).contains(timeout) {
                 errors.append(.init(field: "steps[\(index)].timeoutSeconds", message: "1 to \(maxTimeoutSeconds)"))
             }
-            if let name = step.name, name.count > 200 { errors.append(.init(field: "steps[\(index)].name", message: "at most 200 characters")) }
+            if let name = step.name, name.unicodeScalars.count > 200 { errors.append(.init(field: "steps[\(index)].name", message: "at most 200 characters")) }
         }
         if scriptBytes > 256 * 1024 { errors.append(.init(field: "steps", message: "scripts total at most 256 KiB")) }
         let params = body.params ?? [:]
@@ -86,12 +85,16 @@ struct TaskService: Sendable {
             if !Validation.isValidParameterName(name) {
                 errors.append(.init(field: "params.\(name)", message: "names use letters, digits and '_' and do not start with a digit"))
             }
-            if value.utf8.count > 64 * 1024 || value.contains("\0") {
-                errors.append(.init(field: "params.\(name)", message: "at most 64 KiB, no NUL"))
+            if value.unicodeScalars.count > 64 * 1024 || value.unicodeScalars.contains("\0") {
+                errors.append(.init(field: "params.\(name)", message: "at most 65536 characters, no NUL"))
             }
         }
         if let timeout = body.timeoutSeconds, !(1...maxTimeoutSeconds).contains(timeout) {
             errors.append(.init(field: "timeoutSeconds", message: "1 to \(maxTimeoutSeconds)"))
+        }
+        if !Validation.isValidName(body.zone) { errors.append(.init(field: "zone", message: "use 1-63 lowercase letters, digits or '-'")) }
+        if let agentID = body.target.agentId, !Validation.isValidID(agentID) {
+            errors.append(.init(field: "target.agentId", message: "is not an agent id"))
         }
         if body.target.kind == .agent && body.target.agentId == nil {
             errors.append(.init(field: "target.agentId", message: "is required when target.kind is 'agent'"))

@@ -19,7 +19,7 @@ extension Manager {
             let body = try await JSONBody.decode(ZoneCreateRequest.self, from: request)
             var errors: [ProblemDocument.FieldError] = []
             if !Validation.isValidName(body.name) { errors.append(.init(field: "name", message: "use 1-63 lowercase letters, digits or '-'")) }
-            if (body.description ?? "").count > 1000 { errors.append(.init(field: "description", message: "at most 1000 characters")) }
+            if (body.description ?? "").unicodeScalars.count > 1000 { errors.append(.init(field: "description", message: "at most 1000 characters")) }
             if !errors.isEmpty { throw Problem.invalid(errors) }
             let zone = try await store.createZone(name: body.name, description: body.description ?? "", now: Clock.nowMillis(), actor: context.actor)
             return try JSONBody.response(try await view(zone), status: .created)
@@ -39,7 +39,7 @@ extension Manager {
         }
         router.delete("/api/v1/zones/{zone}") { request, context in
             _ = try context.requireUser()
-            let force = request.uri.queryParameters["force"].map { $0 == "true" } ?? false
+            let force = try Self.flag(request, "force")
             try await store.deleteZone(named: try Self.zoneName(context), force: force, now: Clock.nowMillis(), actor: context.actor)
             return Response(status: .noContent)
         }

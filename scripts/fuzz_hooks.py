@@ -1,0 +1,24 @@
+"""schemathesis hooks for scripts/fuzz-api.sh.
+
+`follow=true` (or `Accept: text/event-stream`) on GET /api/v1/events and GET /api/v1/runs/{id}/logs
+turns the answer into a live Server-Sent Events stream that sends a comment every 15 s and ends only
+when the client goes away, so a fuzzer's request would never end. The fuzzer is given the document
+without the `follow` parameter and without the `text/event-stream` answers; the streams are tested by
+the Swift suites (EventLogTests, the CLI's `run logs -f` and `events -f`).
+"""
+
+import schemathesis
+
+
+@schemathesis.hook
+def before_load_schema(context, raw_schema):
+    for methods in raw_schema.get("paths", {}).values():
+        for operation in methods.values():
+            if not isinstance(operation, dict):
+                continue
+            parameters = operation.get("parameters")
+            if isinstance(parameters, list):
+                operation["parameters"] = [p for p in parameters if not (isinstance(p, dict) and p.get("name") == "follow")]
+            for response in operation.get("responses", {}).values():
+                if isinstance(response, dict) and isinstance(response.get("content"), dict):
+                    response["content"].pop("text/event-stream", None)
