@@ -84,12 +84,11 @@ public struct PasswordChangeRequest: Codable, Sendable {
 /// `expiresAt`, not both; at most 365 days ahead).
 public struct TokenCreateRequest: Codable, Sendable {
     public var name: String
+    /// Days until the token expires (1 to 365); none: it does not expire.
     public var expiresInDays: Int?
-    public var expiresAt: Int64?
-    public init(name: String, expiresInDays: Int? = nil, expiresAt: Int64? = nil) {
+    public init(name: String, expiresInDays: Int? = nil) {
         self.name = name
         self.expiresInDays = expiresInDays
-        self.expiresAt = expiresAt
     }
 }
 

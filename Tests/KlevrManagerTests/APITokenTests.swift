@@ -35,8 +35,7 @@ import Testing
             let day: Int64 = 86_400_000
             for bad in [
                 TokenCreateRequest(name: "t", expiresInDays: 0), TokenCreateRequest(name: "t", expiresInDays: 366),
-                TokenCreateRequest(name: "t", expiresAt: now - 1), TokenCreateRequest(name: "t", expiresAt: now + 366 * day),
-                TokenCreateRequest(name: "t", expiresInDays: 1, expiresAt: now + day), TokenCreateRequest(name: ""),
+                TokenCreateRequest(name: "t", expiresInDays: -1), TokenCreateRequest(name: ""),
             ] {
                 let body = String(decoding: try JSONEncoder().encode(bad), as: UTF8.self)
                 #expect(try await client.call(.post, "/api/v1/tokens", token: admin, json: body).status == .unprocessableContent, "\(body)")

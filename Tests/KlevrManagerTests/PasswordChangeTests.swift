@@ -155,12 +155,14 @@ extension TestClientProtocol {
             #expect(try await create("u2", String(repeating: "a", count: 12)) == .created)
             #expect(try await create("u3", String(repeating: "a", count: 72)) == .created)
             #expect(try await create("u4", String(repeating: "a", count: 73)) == .unprocessableContent)
-            // Twelve code points of two bytes each: long enough; 37 of them are 74 bytes: too long for bcrypt.
+            // Twelve code points of two bytes each: long enough; 72 of them (144 bytes, over bcrypt's 72) are
+            // accepted and hashed whole; 73 are too many.
             #expect(try await create("u5", String(repeating: "é", count: 12)) == .created)
-            #expect(try await create("u6", String(repeating: "é", count: 37)) == .unprocessableContent)
+            #expect(try await create("u6", String(repeating: "é", count: 72)) == .created)
+            #expect(try await create("u8", String(repeating: "é", count: 73)) == .unprocessableContent)
             #expect(try await create("u7", "twelve-chars\u{0}-and-a-nul") == .unprocessableContent)
             let users = try await client.decode(Page<UserView>.self, .get, "/api/v1/users", token: admin)
-            #expect(users.items.map(\.username).sorted() == ["admin", "u2", "u3", "u5"])
+            #expect(users.items.map(\.username).sorted() == ["admin", "u2", "u3", "u5", "u6"])
         }
     }
 }

@@ -51,25 +51,13 @@ extension Manager {
             errors.append(.init(field: "name", message: "must be 1 to 100 characters"))
         }
         let dayMillis: Int64 = 86_400_000
-        let latest = now + Int64(maximumTokenDays) * dayMillis
         var expiresAt: Int64?
-        switch (body.expiresInDays, body.expiresAt) {
-        case (.some, .some):
-            errors.append(.init(field: "expiresAt", message: "give expiresInDays or expiresAt, not both"))
-        case (.some(let days), nil):
+        if let days = body.expiresInDays {
             if (1...maximumTokenDays).contains(days) {
                 expiresAt = now + Int64(days) * dayMillis
             } else {
                 errors.append(.init(field: "expiresInDays", message: "must be 1 to \(maximumTokenDays)"))
             }
-        case (nil, .some(let at)):
-            if at > now && at <= latest {
-                expiresAt = at
-            } else {
-                errors.append(.init(field: "expiresAt", message: "must be in the future and at most \(maximumTokenDays) days ahead"))
-            }
-        case (nil, nil):
-            break
         }
         if !errors.isEmpty { throw Problem.invalid(errors) }
         return expiresAt
