@@ -159,7 +159,9 @@ public struct Manager: Sendable {
         guard let text = request.uri.queryParameters["cursor"].map(String.init) else { return nil }
         // Only the cursor's own spelling (as the document's pattern says): no sign, no leading zeros,
         // at most 18 digits, so that every text the pattern admits also parses.
-        guard let cursor = Cursor(text), cursor.text == text, (text.split(separator: "_").first?.count ?? 0) <= 18 else {
+        guard let cursor = Cursor(text), cursor.text == text,
+            (text.split(separator: "_").first.map { $0.filter(\.isNumber).count } ?? 0) <= 18
+        else {
             throw Problem.invalid("cursor", "is not a cursor returned by this API")
         }
         return cursor
