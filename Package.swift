@@ -117,6 +117,7 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .target(name: "KlevrTestSupport", path: "Tests/KlevrTestSupport", swiftSettings: swiftSettings),
         .testTarget(
             name: "KlevrCoreTests", dependencies: ["KlevrCore", .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
         .testTarget(
@@ -141,6 +142,7 @@ let package = Package(
         .testTarget(
             name: "KlevrAgentTests",
             dependencies: [
+                "KlevrTestSupport",
                 "KlevrCore", "KlevrAgent", "KlevrAPI", .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
@@ -149,6 +151,7 @@ let package = Package(
         .testTarget(
             name: "KlevrSystemTests",
             dependencies: [
+                "KlevrTestSupport",
                 "KlevrCore", "KlevrAPI", "KlevrAgent",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),

@@ -3,6 +3,7 @@ import KlevrAPI
 import KlevrAgent
 import KlevrCore
 import Logging
+import KlevrTestSupport
 import Testing
 
 /// The executor on real `/bin/sh` processes.
@@ -39,15 +40,7 @@ struct ExecutorTests {
     }
 
     /// Whether any process has `marker` in its command line.
-    static func processExists(_ marker: String) -> Bool {
-        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-        for pid in entries where pid.allSatisfy(\.isNumber) {
-            guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { continue }
-            let command = String(decoding: data.map { $0 == 0 ? 32 : $0 }, as: UTF8.self)
-            if command.contains(marker) && !command.contains("/proc") { return true }
-        }
-        return false
-    }
+    static func processExists(_ marker: String) -> Bool { Processes.exist(marker) }
 
     /// Waits, with a deadline, until no process carries the marker.
     static func waitUntilGone(_ marker: String, within seconds: Double = 5) async -> Bool {

@@ -3,6 +3,7 @@ import KlevrAPI
 import KlevrAgent
 import KlevrCore
 import NIOHTTP1
+import KlevrTestSupport
 import Testing
 
 /// The audit log through the CLI: what users did, with the actor (session or token) and the client

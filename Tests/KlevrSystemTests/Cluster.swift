@@ -6,25 +6,12 @@ import KlevrCore
 import NIOCore
 import NIOHTTP1
 import NIOSSL
+import KlevrTestSupport
 import Testing
 
 #if canImport(Glibc)
 import Glibc
 #endif
-
-/// Waits until `condition` holds, checking every 100 ms, for at most `seconds`.
-func eventually(
-    _ seconds: Double, _ what: String, sourceLocation: SourceLocation = #_sourceLocation, _ condition: () async throws -> Bool
-) async throws {
-    let deadline = ContinuousClock.now + .seconds(seconds)
-    while ContinuousClock.now < deadline {
-        if (try? await condition()) == true { return }
-        try await Task.sleep(for: .milliseconds(100))
-    }
-    if try await condition() { return }
-    Issue.record("timed out after \(seconds) s waiting for: \(what)", sourceLocation: sourceLocation)
-    throw CancellationError()
-}
 
 /// A `klevr` process of a system test, with its output in a file.
 final class KlevrProcess: @unchecked Sendable {

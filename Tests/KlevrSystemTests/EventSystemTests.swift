@@ -5,6 +5,7 @@ import KlevrAgent
 import KlevrCore
 import NIOCore
 import NIOHTTP1
+import KlevrTestSupport
 import Testing
 
 /// The event log end to end: a real manager and agent, the SSE stream, resuming from the last id, the

@@ -3,6 +3,7 @@ import KlevrAPI
 import KlevrAgent
 import KlevrCore
 import NIOHTTP1
+import KlevrTestSupport
 import Testing
 
 #if canImport(Glibc)

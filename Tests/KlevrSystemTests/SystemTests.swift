@@ -3,6 +3,7 @@ import KlevrAPI
 import KlevrAgent
 import KlevrCore
 import NIOHTTP1
+import KlevrTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -13,21 +14,9 @@ import Glibc
 @Suite(.serialized, .timeLimit(.minutes(5)))
 struct SystemTests {
     /// Kills leftover processes whose command line carries the marker (what a SIGKILLed agent orphaned).
-    static func killProcesses(with marker: String) {
-        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-        for pid in entries where pid.allSatisfy(\.isNumber) {
-            guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { continue }
-            if String(decoding: data, as: UTF8.self).contains(marker), let number = Int32(pid) { kill(number, SIGKILL) }
-        }
-    }
+    static func killProcesses(with marker: String) { Processes.kill(marker) }
 
-    static func processExists(_ marker: String) -> Bool {
-        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-        return entries.contains { pid in
-            pid.allSatisfy(\.isNumber)
-                && (FileManager.default.contents(atPath: "/proc/\(pid)/cmdline").map { String(decoding: $0, as: UTF8.self).contains(marker) } ?? false)
-        }
-    }
+    static func processExists(_ marker: String) -> Bool { Processes.exist(marker) }
 
     @Test func theCLIRunsATaskOnEveryAgentAndReportsFailure() async throws {
         let cluster = try Cluster()

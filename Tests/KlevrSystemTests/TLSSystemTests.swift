@@ -3,6 +3,7 @@ import KlevrAPI
 import KlevrAgent
 import NIOCore
 import NIOHTTP1
+import KlevrTestSupport
 import Testing
 
 /// HTTPS between the manager, the CLI and agents, with a certificate the test makes with `openssl`.

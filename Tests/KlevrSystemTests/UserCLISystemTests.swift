@@ -3,6 +3,7 @@ import KlevrAPI
 import KlevrAgent
 import KlevrCore
 import NIOHTTP1
+import KlevrTestSupport
 import Testing
 
 /// `klevr login`, `klevr user …` and `klevr token …` against a real manager whose first admin got a

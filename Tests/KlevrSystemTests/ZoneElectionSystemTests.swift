@@ -7,6 +7,7 @@ import KlevrAgent
 import KlevrCore
 import NIOCore
 import NIOHTTP1
+import KlevrTestSupport
 import Testing
 
 #if canImport(Glibc)

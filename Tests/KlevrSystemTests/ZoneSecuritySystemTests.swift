@@ -7,6 +7,7 @@ import KlevrCore
 import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
+import KlevrTestSupport
 import Testing
 
 #if canImport(Glibc)
