@@ -93,6 +93,7 @@ struct AuditCommand: AsyncParsableCommand {
 /// Reads a Server-Sent Events stream; `handle` gets each event's name and data and returns false to stop.
 func followStream(_ client: JSONClient, path: String, handle: (String, String) throws -> Bool) async throws {
     var request = HTTPClientRequest(url: client.baseURL + path)
+    request.tlsConfiguration = client.tls
     request.headers.add(name: "Authorization", value: "Bearer \(client.bearer ?? "")")
     request.headers.add(name: "Accept", value: "text/event-stream")
     let response = try await client.http.execute(request, timeout: .hours(24 * 365))

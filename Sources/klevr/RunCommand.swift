@@ -72,38 +72,20 @@ struct RunCommand: AsyncParsableCommand {
             try await api { try await streamEvents(client, id: id) }
         }
 
-        /// Reads the SSE stream and prints each chunk as it arrives.
+        /// Reads the SSE stream and prints each chunk as it arrives, until the run's `end` event.
         func streamEvents(_ client: JSONClient, id: String) async throws {
-            var request = HTTPClientRequest(url: client.baseURL + "/api/v1/runs/\(id.urlPathEscaped)/logs?follow=true")
-            request.tlsConfiguration = client.tls
-            request.headers.add(name: "Authorization", value: "Bearer \(client.bearer ?? "")")
-            request.headers.add(name: "Accept", value: "text/event-stream")
-            let response = try await client.http.execute(request, timeout: .hours(24))
-            guard response.status == .ok else {
-                var body = try await response.body.collect(upTo: 1 << 20)
-                throw CLIError("the manager refused: HTTP \(response.status.code) \(body.readString(length: body.readableBytes) ?? "")")
-            }
-            var pending = ""
-            for try await var buffer in response.body {
-                pending += buffer.readString(length: buffer.readableBytes) ?? ""
-                while let range = pending.range(of: "\n\n") {
-                    let event = String(pending[..<range.lowerBound])
-                    pending = String(pending[range.upperBound...])
-                    var name = "message"
-                    var data = ""
-                    for line in event.split(separator: "\n") {
-                        if line.hasPrefix("event: ") { name = String(line.dropFirst(7)) }
-                        if line.hasPrefix("data: ") { data = String(line.dropFirst(6)) }
-                    }
-                    if name == "log", let chunk = try? JSONDecoder().decode(LogChunkView.self, from: Data(data.utf8)) {
-                        if options.output == .json { print(data) } else { FileHandle.standardOutput.write(Data(chunk.data.utf8)) }
-                    } else if name == "end", let run = try? JSONDecoder().decode(RunView.self, from: Data(data.utf8)) {
-                        FileHandle.standardError.write(Data("run \(run.id) ended: \(run.status.rawValue)\(run.reason.map { " (\($0))" } ?? "")\n".utf8))
-                        if run.status != .succeeded { throw ExitCode(1) }
-                        return
-                    }
+            var failed = false
+            try await followStream(client, path: "/api/v1/runs/\(id.urlPathEscaped)/logs?follow=true") { name, data in
+                if name == "log", let chunk = try? JSONDecoder().decode(LogChunkView.self, from: Data(data.utf8)) {
+                    if options.output == .json { print(data) } else { FileHandle.standardOutput.write(Data(chunk.data.utf8)) }
+                } else if name == "end", let run = try? JSONDecoder().decode(RunView.self, from: Data(data.utf8)) {
+                    FileHandle.standardError.write(Data("run \(run.id) ended: \(run.status.rawValue)\(run.reason.map { " (\($0))" } ?? "")\n".utf8))
+                    failed = run.status != .succeeded
+                    return false
                 }
+                return true
             }
+            if failed { throw ExitCode(1) }
         }
     }
 
