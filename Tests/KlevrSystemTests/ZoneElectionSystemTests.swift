@@ -103,7 +103,7 @@ struct ZoneElectionSystemTests {
         let name = try #require(ids.first { $0.value == oldPrimary }?.key)
         let process = try #require(cluster.agents[name])
         kill(process.pid, SIGSTOP)
-        try await eventually(10, "another agent takes the lease") {
+        try await eventually(60, "another agent takes the lease") {
             let (primary, epoch) = try await Self.primary(cluster)
             return primary != nil && primary != oldPrimary && epoch > oldEpoch
         }
