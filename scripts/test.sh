@@ -40,7 +40,7 @@ if ! python3 -c 'import openapi_spec_validator' 2>/dev/null; then
 fi
 log "validating Sources/KlevrAPI/openapi.yaml"
 python3 -m openapi_spec_validator Sources/KlevrAPI/openapi.yaml
-python3 -m openapi_spec_validator docs/peer-openapi.yaml
+python3 -m openapi_spec_validator Sources/KlevrPeerAPI/openapi.yaml
 
 # --- Build and test -------------------------------------------------------------------------------
 log "building"
