@@ -126,6 +126,16 @@ public struct Manager: Sendable {
         router.add(middleware: MethodNotAllowedMiddleware(methodsByPath: OpenAPIDocument.text().map(OpenAPIDocument.methodsByPath) ?? [:]))
         router.add(middleware: Authenticator(store: store, operations: operations ?? self.operations))
         router.add(middleware: Authorizer(operations: operations ?? self.operations))
+        router.add(middleware: BodyLimitMiddleware())
+        router.add(middleware: RequestScopeMiddleware())
+        // The operations served by the generated server; the others keep their hand-written routes
+        // below until they move (see docs/architecture.md).
+        let generated = SelectedOperations(router: router, operations: ManagerAPI.zoneOperations)
+        do {
+            try ManagerAPI(manager: self).registerHandlers(on: generated)
+        } catch {
+            logger.error("the generated routes could not be registered", metadata: ["error": "\(error)"])
+        }
         router.get("/healthz") { _, _ in "ok" }
         router.get("/readyz") { _, _ in
             _ = try await store.userCount()
@@ -139,7 +149,6 @@ public struct Manager: Sendable {
                 body: ResponseBody(byteBuffer: .init(string: text)))
         }
         addAuthRoutes(to: router)
-        addZoneRoutes(to: router)
         addAgentRoutes(to: router)
         addTaskRoutes(to: router)
         addRunRoutes(to: router)
