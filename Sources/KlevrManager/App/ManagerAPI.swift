@@ -16,6 +16,12 @@ import OpenAPIRuntime
 struct ManagerAPI: APIProtocol {
     let manager: Manager
 
+    /// The operations served by their generated handlers (each feature lists its own), one per line.
+    static let generatedOperations: Set<String> = Set(
+        [
+            zoneOperations
+        ].joined())
+
     var store: Store { manager.store }
     var config: ManagerConfig { manager.config }
 
