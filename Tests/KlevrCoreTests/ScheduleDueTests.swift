@@ -101,6 +101,9 @@ import Testing
         let late = schedule.due(created, now: Self.at(48))
         #expect(late.fire == [Self.at(3)] && late.finished && late.cursor == Self.at(3))
         #expect(schedule.due(ScheduleProgress(cursor: late.cursor, firedCount: 1), now: Self.at(49)).fire.isEmpty)
+        // Created a moment after its time (the cursor, the creation instant, is past it): it fires once all the same.
+        let pastAtCreation = schedule.due(ScheduleProgress(cursor: Self.at(3, plus: 1_000)), now: Self.at(3, plus: 1_500))
+        #expect(pastAtCreation.fire == [Self.at(3)] && pastAtCreation.finished)
     }
 
     /// A scheduler that wakes at each `next` (a little late), sometimes twice, and restarts from its stored

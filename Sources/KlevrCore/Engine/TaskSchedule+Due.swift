@@ -11,17 +11,18 @@ extension TaskSchedule {
     ///   picked), since several at once would overlap each other; `queue` runs all picked occurrences;
     /// - `maxOccurrences` cuts the picked ones, oldest first, to what is left.
     ///
-    /// A `runAt` schedule fires its one instant once `now` reaches it, however late (`deliverWithin` is what
-    /// stops a late run). The function is pure: the same inputs give the same answer, and `cursor` moves to
+    /// A `runAt` schedule fires its one instant once `now` reaches it, however late, also when the instant was
+    /// already past when the task was created (`deliverWithin` is what stops a late run); only `firedCount`
+    /// says whether it fired. The function is pure: the same inputs give the same answer, and `cursor` moves to
     /// the latest due occurrence, so storing it with the runs makes the scheduler restart-safe.
     public func due(_ progress: ScheduleProgress, now: Int64) -> DueOccurrences {
         switch self {
         case .runAt(let instant):
-            if progress.firedCount > 0 || progress.cursor >= instant {
+            if progress.firedCount > 0 {
                 return DueOccurrences(fire: [], missed: 0, skippedForOverlap: 0, cursor: progress.cursor, next: nil, finished: true)
             }
             if now >= instant {
-                return DueOccurrences(fire: [instant], missed: 0, skippedForOverlap: 0, cursor: instant, next: nil, finished: true)
+                return DueOccurrences(fire: [instant], missed: 0, skippedForOverlap: 0, cursor: max(progress.cursor, instant), next: nil, finished: true)
             }
             return DueOccurrences(fire: [], missed: 0, skippedForOverlap: 0, cursor: progress.cursor, next: instant, finished: false)
         case .recurring(let schedule):

@@ -1,11 +1,11 @@
 import KlevrCore
 import Testing
 
-@Suite struct SecretMaskingTests {
+@Suite struct LogMaskingTests {
     /// Streams `text` through a masker cut at `cuts` (byte offsets) and returns the output, checking the hold-back
     /// bound after every chunk.
     static func stream(_ text: [UInt8], secrets: [String], cuts: [Int]) -> [UInt8] {
-        var masker = SecretMasker(secrets: secrets)
+        var masker = LogMasker(secrets: secrets)
         var output: [UInt8] = []
         var start = 0
         for cut in cuts + [text.count] {
@@ -74,7 +74,7 @@ import Testing
     }
 
     @Test func holdsBackOnlyAPossibleStart() {
-        var masker = SecretMasker(secrets: ["hunter22"])
+        var masker = LogMasker(secrets: ["hunter22"])
         #expect(masker.mask(Array("password hun".utf8)) == Array("password ".utf8))
         #expect(masker.heldBackCount == 3)
         #expect(masker.mask(Array("ter2".utf8)) == [])
@@ -86,9 +86,11 @@ import Testing
     }
 
     @Test func masksWholeTexts() {
-        let masker = SecretMasker(secrets: ["hunter22"])
+        let masker = LogMasker(secrets: ["hunter22"])
         #expect(masker.mask(text: "a hunter22 b") == "a *** b")
-        #expect(SecretMasker(secrets: ["abc"], minimumLength: 3).mask(text: "xabcx") == "x***x")
+        #expect(LogMasker(secrets: ["abc"], minimumLength: 3).mask(text: "xabcx") == "x***x")
+        #expect(LogMasker(secrets: ["0123456789abcdef"], minimumLength: 8, replacement: "********").mask(text: "k=0123456789abcdef.")
+            == "k=********.")
     }
 }
 

@@ -1,5 +1,5 @@
-/// Replaces every occurrence of a set of secret values in a stream of log chunks with `***`, also when a
-/// value is split across chunks.
+/// Replaces every occurrence of a set of secret values (credentials) in a stream of log chunks with `***`,
+/// also when a value is split across chunks.
 ///
 /// It works on bytes (the UTF-8 of the values), so it needs no decoding of the log and cannot be misled by a
 /// chunk that ends inside a multi-byte character. Where values overlap, the leftmost match wins, and of those
@@ -18,12 +18,14 @@
 /// transformed — base64 or hex encoded, URL-escaped, reversed, split by other output, or one character per
 /// line — leaks it in that form; masking protects against accidents, not against a script that wants to
 /// reveal a secret. Callers that know an encoding in use may add its form as another value.
-public struct SecretMasker: Sendable {
-    /// What a value is replaced with.
-    public static let replacement: [UInt8] = Array("***".utf8)
+public struct LogMasker: Sendable {
+    /// What a value is replaced with unless told otherwise.
+    public static let defaultReplacement = "***"
     /// Values shorter than this many bytes are not masked (see the type's documentation).
     public static let defaultMinimumLength = 4
 
+    /// What a value is replaced with.
+    public let replacement: [UInt8]
     /// The values masked, longest first.
     private let secrets: [[UInt8]]
     /// `startsSecret[b]`: some value starts with byte `b` (a fast path for the other bytes).
@@ -35,12 +37,13 @@ public struct SecretMasker: Sendable {
     public let maximumSecretLength: Int
 
     /// A masker for `secrets` (their UTF-8 bytes); values shorter than `minimumLength` bytes are ignored.
-    public init(secrets: some Sequence<String>, minimumLength: Int = defaultMinimumLength) {
-        self.init(secretBytes: secrets.map { Array($0.utf8) }, minimumLength: minimumLength)
+    public init(secrets: some Sequence<String>, minimumLength: Int = defaultMinimumLength, replacement: String = defaultReplacement) {
+        self.init(secretBytes: secrets.map { Array($0.utf8) }, minimumLength: minimumLength, replacement: replacement)
     }
 
     /// A masker for raw byte values; values shorter than `minimumLength` bytes are ignored.
-    public init(secretBytes: some Sequence<[UInt8]>, minimumLength: Int = defaultMinimumLength) {
+    public init(secretBytes: some Sequence<[UInt8]>, minimumLength: Int = defaultMinimumLength, replacement: String = defaultReplacement) {
+        self.replacement = Array(replacement.utf8)
         let kept = Set(secretBytes.filter { $0.count >= max(1, minimumLength) })
         secrets = kept.sorted { $0.count != $1.count ? $0.count > $1.count : $0.lexicographicallyPrecedes($1) }
         var starts = [Bool](repeating: false, count: 256)
@@ -98,7 +101,7 @@ public struct SecretMasker: Sendable {
             // A longer value may start here and continue in the next chunk: decide when it comes.
             if couldStillMatch { break }
             if longest > 0 {
-                output.append(contentsOf: Self.replacement)
+                output.append(contentsOf: replacement)
                 index += longest
             } else {
                 output.append(byte)
