@@ -132,27 +132,13 @@ public struct Manager: Sendable {
         // below until they move (see docs/architecture.md).
         let generated = SelectedOperations(router: router, operations: ManagerAPI.generatedOperations)
         do {
-            try ManagerAPI(manager: self).registerHandlers(on: generated)
+            try ManagerAPI(manager: self).registerHandlers(on: generated, middlewares: [VerbatimHeaderFields()])
         } catch {
             logger.error("the generated routes could not be registered", metadata: ["error": "\(error)"])
         }
-        router.get("/healthz") { _, _ in "ok" }
-        router.get("/readyz") { _, _ in
-            _ = try await store.userCount()
-            return "ready"
-        }
-        router.get("/api/v1/openapi.yaml") { _, context in
-            _ = try context.requireUser()
-            guard let text = OpenAPIDocument.text() else { throw Problem.notFound("the OpenAPI document is missing from this build") }
-            return Response(
-                status: .ok, headers: [.contentType: "application/yaml"],
-                body: ResponseBody(byteBuffer: .init(string: text)))
-        }
-        addAuthRoutes(to: router)
         addAgentRoutes(to: router)
         addTaskRoutes(to: router)
         addRunRoutes(to: router)
-        addEventRoutes(to: router)
         return router
     }
 

@@ -20,6 +20,11 @@ extension ManagerAPI {
         return id
     }
 
+    /// The cursor of the page after `events`: the last id of a full page, else none.
+    static func nextCursor(_ events: [EventRecord], limit: Int) -> String? {
+        events.count == limit ? events.last.map { String($0.id) } : nil
+    }
+
     static func id(_ value: String) throws -> String {
         guard Validation.isValidID(value) else { throw Problem.badRequest("'\(value)' is not a valid id") }
         return value

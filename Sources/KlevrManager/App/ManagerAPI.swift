@@ -19,6 +19,11 @@ struct ManagerAPI: APIProtocol {
     /// The operations served by their generated handlers (each feature lists its own), one per line.
     static let generatedOperations: Set<String> = Set(
         [
+            serviceOperations,
+            sessionOperations,
+            userOperations,
+            tokenOperations,
+            eventOperations,
             zoneOperations
         ].joined())
 
@@ -101,6 +106,10 @@ extension Problem {
     /// The problem for an error thrown by a generated handler: a request the generated code could
     /// not decode (no operation input yet) is the client's fault, the rest is mapped as for any route.
     static func from(_ error: ServerError) -> any Error {
+        if error.operationOutput != nil, (400..<500).contains(error.httpStatus.code) {
+            // The handler answered, in a content type that the request's Accept header refuses.
+            return Problem(error.httpStatus, type: "not-acceptable", detail: error.causeDescription)
+        }
         if error.operationInput != nil { return error.underlyingError }
         switch error.underlyingError {
         case let decoding as DecodingError:

@@ -48,7 +48,7 @@ extension ManagerAPI {
         return .ok(
             .init(
                 body: .json(
-                    .init(items: try events.map { try Self.view($0, admin: admin) }, nextCursor: Manager.nextCursor(events, limit: limit)))))
+                    .init(items: try events.map { try Self.view($0, admin: admin) }, nextCursor: Self.nextCursor(events, limit: limit)))))
     }
 
     func listEnrollKeys(_ input: Operations.ListEnrollKeys.Input) async throws -> Operations.ListEnrollKeys.Output {
