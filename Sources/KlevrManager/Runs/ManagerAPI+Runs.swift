@@ -44,7 +44,7 @@ extension ManagerAPI {
         var after: Int64 = 0
         if let value = input.query.after {
             guard value >= 0 else { throw Problem.invalid("after", "must be an integer >= 0") }
-            after = Int64(value)
+            after = value
         }
         // The Accept header as sent: the generated input lists every documented type when there is none.
         let follow = (input.query.follow ?? false) || RequestScope.head?.headerFields[.accept]?.contains("text/event-stream") == true
