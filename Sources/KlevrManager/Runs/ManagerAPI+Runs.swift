@@ -39,7 +39,8 @@ extension ManagerAPI {
     }
 
     func runLogs(_ input: Operations.RunLogs.Input) async throws -> Operations.RunLogs.Output {
-        // The run first: a wrong `after` on a run that does not exist is a 404.
+        // The run first: a negative `after` on a run that does not exist is a 404 (one that is not an
+        // integer was refused by the generated decoding already).
         let run = try await run(id: input.path.id)
         var after: Int64 = 0
         if let value = input.query.after {
