@@ -43,11 +43,11 @@ struct LivenessSweeper: Service {
         var unreachable: [String: Bool] = [:]
         for agent in agents where agent.retiredAt == nil && agent.retireRequestedAt == nil {
             if unreachable[agent.zoneID] == nil { unreachable[agent.zoneID] = try await manager.zoneUnreachable(agent.zoneID) }
-            let view = manager.view(agent, zoneUnreachable: unreachable[agent.zoneID] ?? false)
-            let state = view.status + (view.statusReason.map { ": " + $0 } ?? "")
+            let status = manager.status(of: agent, zoneUnreachable: unreachable[agent.zoneID] ?? false)
+            let state = status.text
             next[agent.id] = state
             guard recordEvents, let before = known[agent.id], before != state else { continue }
-            let kind: EventKind = view.status == "online" ? .agentOnline : .agentOffline
+            let kind: EventKind = status.value == .online ? .agentOnline : .agentOffline
             try await manager.store.record(
                 kind, actor: .system, zoneID: agent.zoneID, subject: agent.id, detail: ["state": state], now: Clock.nowMillis())
             manager.logger.info("agent liveness changed", metadata: ["agent.id": "\(agent.id)", "state": "\(state)"])

@@ -69,36 +69,6 @@ extension Manager {
                         managerTime: Clock.nowMillis()))
             }
         }
-        router.get("/api/v1/agents") { request, context in
-            _ = try context.requireUser()
-            let limit = try Self.pageLimit(request)
-            let zone = request.uri.queryParameters["zone"].map(String.init)
-            let agents = try await store.agents(zoneName: zone, after: try Self.cursor(request), limit: limit)
-            let next = agents.count == limit ? agents.last.map { Cursor(createdAt: $0.enrolledAt, id: $0.id).text } : nil
-            var leaderless: [String: Bool] = [:]
-            var views: [AgentView] = []
-            for agent in agents {
-                if leaderless[agent.zoneID] == nil { leaderless[agent.zoneID] = try await zoneUnreachable(agent.zoneID) }
-                views.append(view(agent, zoneUnreachable: leaderless[agent.zoneID] ?? false))
-            }
-            return try JSONBody.response(Page(items: views, nextCursor: next))
-        }
-        router.get("/api/v1/agents/{id}") { _, context in
-            _ = try context.requireUser()
-            let id = try Self.id(context)
-            guard let agent = try await store.agent(id: id) else { throw Problem.notFound("no agent \(id)") }
-            return try JSONBody.response(view(agent, zoneUnreachable: try await zoneUnreachable(agent.zoneID)))
-        }
-        router.post("/api/v1/agents/{id}/retire") { _, context in
-            _ = try context.requireUser()
-            let id = try Self.id(context)
-            try await store.retireAgent(id: id, now: Clock.nowMillis(), actor: context.actor)
-            guard let agent = try await store.agent(id: id) else { throw Problem.notFound("no agent \(id)") }
-            // Its zone's primary gets the membership without it at once, and every member soon after.
-            await zoneMembers.invalidate(agent.zoneID)
-            await hub.signal([Self.agentKey(id), Self.zoneKey(agent.zoneID)])
-            return try JSONBody.response(view(agent))
-        }
     }
 
     /// The manager's X25519 key (derived from its signing key).
@@ -183,32 +153,5 @@ extension Manager {
             errors.append(.init(field: "facts.addresses", message: "at most 64 addresses of 64 characters"))
         }
         if !errors.isEmpty { throw Problem.invalid(errors) }
-    }
-
-    /// Whether a zone that had a primary has none now: its agents' silence is then the zone's, not theirs.
-    func zoneUnreachable(_ zoneID: String) async throws -> Bool {
-        guard let lease = try await store.lease(zoneID: zoneID) else { return false }
-        return lease.expiresAt <= Clock.nowMillis()
-    }
-
-    func view(_ agent: AgentRecord, zoneUnreachable: Bool = false) -> AgentView {
-        let liveness = Liveness.evaluate(
-            lastSeenMillis: agent.lastSeenAt, nowMillis: Clock.nowMillis(), heartbeatMillis: Int64(config.heartbeatSeconds) * 1000,
-            managerStartedMillis: max(startedAt, stalls.resumedAt()), retired: agent.retiredAt != nil)
-        var reason: String?
-        if case .offline(let why) = liveness { reason = zoneUnreachable ? "zone unreachable" : why }
-        var status = liveness.status
-        if agent.retiredAt == nil && agent.retireRequestedAt != nil {
-            status = "retiring"
-            reason = "stopping its runs; its credential dies when they stopped"
-        }
-        return AgentView(
-            id: agent.id, zone: agent.zoneName, hostname: agent.hostname, os: agent.os, version: agent.version,
-            addresses: agent.addresses, status: status, statusReason: reason, lastSeenAt: agent.lastSeenAt,
-            enrolledAt: agent.enrolledAt, clockSkewMillis: agent.clockSkewMillis)
-    }
-
-    func isOnline(_ agent: AgentRecord) -> Bool {
-        view(agent).status == "online"
     }
 }

@@ -48,6 +48,10 @@ enum JSONBody {
             return Problem.invalid(path(context.codingPath, key), "is required")
         case .typeMismatch(let type, let context):
             return Problem.invalid(path(context.codingPath), "must be \(describe(type))")
+        case .valueNotFound(let type, let context) where context.underlyingError != nil:
+            // A generated `oneOf` that none of its branches decodes (the errors of each are underneath):
+            // the value has the wrong shape, null or not.
+            return Problem.invalid(path(context.codingPath), "must be \(describe(type))")
         case .valueNotFound(let type, let context):
             return Problem.invalid(path(context.codingPath), "must be \(describe(type)), not null")
         @unknown default:

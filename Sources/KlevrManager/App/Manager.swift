@@ -137,8 +137,6 @@ public struct Manager: Sendable {
             logger.error("the generated routes could not be registered", metadata: ["error": "\(error)"])
         }
         addAgentRoutes(to: router)
-        addTaskRoutes(to: router)
-        addRunRoutes(to: router)
         return router
     }
 
@@ -148,18 +146,6 @@ public struct Manager: Sendable {
         guard let text = request.uri.queryParameters["limit"] else { return 50 }
         guard let limit = Int(String(text)), (1...500).contains(limit) else { throw Problem.invalid("limit", "must be an integer from 1 to 500") }
         return limit
-    }
-
-    static func cursor(_ request: Request) throws -> Cursor? {
-        guard let text = request.uri.queryParameters["cursor"].map(String.init) else { return nil }
-        // Only the cursor's own spelling (as the document's pattern says): no sign, no leading zeros,
-        // at most 18 digits, so that every text the pattern admits also parses.
-        guard let cursor = Cursor(text), cursor.text == text,
-            (text.split(separator: "_").first.map { $0.filter(\.isNumber).count } ?? 0) <= 18
-        else {
-            throw Problem.invalid("cursor", "is not a cursor returned by this API")
-        }
-        return cursor
     }
 
     /// A boolean query parameter: `true`, `false` or absent (`false`); anything else is a 422.

@@ -11,6 +11,19 @@ extension ManagerAPI {
         return limit
     }
 
+    /// A list cursor (the `nextCursor` of a page of agents, tasks or runs): only its own spelling, as the
+    /// document's pattern says (no sign, no leading zeros, at most 18 digits before the id), so that every
+    /// text the pattern admits also parses.
+    static func cursor(_ text: String?) throws -> Cursor? {
+        guard let text else { return nil }
+        guard let cursor = Cursor(text), cursor.text == text,
+            (text.split(separator: "_").first.map { $0.filter(\.isNumber).count } ?? 0) <= 18
+        else {
+            throw Problem.invalid("cursor", "is not a cursor returned by this API")
+        }
+        return cursor
+    }
+
     /// An event cursor: an event id in its own spelling (no sign, no leading zeros, at most 18 digits).
     static func eventCursor(_ text: String?) throws -> Int64? {
         guard let text else { return nil }

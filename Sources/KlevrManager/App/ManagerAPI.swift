@@ -24,7 +24,10 @@ struct ManagerAPI: APIProtocol {
             userOperations,
             tokenOperations,
             eventOperations,
-            zoneOperations
+            zoneOperations,
+            agentOperations,
+            taskOperations,
+            runOperations,
         ].joined())
 
     var store: Store { manager.store }
@@ -45,13 +48,18 @@ struct ManagerAPI: APIProtocol {
 /// operation's input). Set by ``RequestScopeMiddleware``, the last middleware before the handlers.
 enum RequestScope {
     @TaskLocal static var context: KlevrRequestContext?
+    /// The head of the request being handled, for the rare handler that reads a header as it was sent
+    /// (the generated input fills in defaults for absent ones).
+    @TaskLocal static var head: HTTPRequest?
 }
 
 struct RequestScopeMiddleware: RouterMiddleware {
     typealias Context = KlevrRequestContext
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        try await RequestScope.$context.withValue(context) { try await next(request, context) }
+        try await RequestScope.$context.withValue(context) {
+            try await RequestScope.$head.withValue(request.head) { try await next(request, context) }
+        }
     }
 }
 
@@ -106,12 +114,17 @@ extension Problem {
     /// The problem for an error thrown by a generated handler: a request the generated code could
     /// not decode (no operation input yet) is the client's fault, the rest is mapped as for any route.
     static func from(_ error: ServerError) -> any Error {
-        if error.operationOutput != nil, (400..<500).contains(error.httpStatus.code) {
-            // The handler answered, in a content type that the request's Accept header refuses.
-            return Problem(error.httpStatus, type: "not-acceptable", detail: error.causeDescription)
+        if error.operationOutput != nil && (400..<500).contains(error.httpStatus.code) {
+            // The handler answered, in a media type the request's Accept header does not admit (406), or
+            // the header could not be read.
+            return Problem(
+                error.httpStatus, type: error.httpStatus == .notAcceptable ? "not-acceptable" : "bad-request", detail: error.causeDescription)
         }
         if error.operationInput != nil { return error.underlyingError }
         switch error.underlyingError {
+        case is DecodingError where error.request.method == .get || error.request.method == .delete:
+            // No operation of the API has a body on these methods: a query parameter did not decode.
+            return QueryParameterProblem.problem(for: error.request)
         case let decoding as DecodingError:
             return JSONBody.problem(for: decoding)
         case let problem as Problem:

@@ -1,0 +1,117 @@
+import Foundation
+import KlevrAPI
+import KlevrCore
+import KlevrStore
+import OpenAPIRuntime
+
+/// Tasks: creating one (validation, targeting and dispatch are ``TaskService``'s), listing, one task
+/// with its runs, canceling one.
+extension ManagerAPI {
+    static let taskOperations: Set<String> = [
+        "GET /api/v1/tasks", "POST /api/v1/tasks", "GET /api/v1/tasks/{id}", "POST /api/v1/tasks/{id}/cancel",
+    ]
+
+    func listTasks(_ input: Operations.ListTasks.Input) async throws -> Operations.ListTasks.Output {
+        let limit = try Self.pageLimit(input.query.limit)
+        let tasks = try await store.tasks(zoneName: input.query.zone, after: try Self.cursor(input.query.cursor), limit: limit)
+        let next = tasks.count == limit ? tasks.last.map { Cursor(createdAt: $0.createdAt, id: $0.id).text } : nil
+        return .ok(.init(body: .json(.init(items: try tasks.map { try Self.view($0, runs: []) }, nextCursor: next))))
+    }
+
+    func createTask(_ input: Operations.CreateTask.Input) async throws -> Operations.CreateTask.Output {
+        guard case .json(let body) = input.body else { throw Problem.badRequest("the body must be JSON") }
+        let context = try context
+        let request = try Self.taskRequest(body)
+        let created = try await tasks.create(request, by: try context.requireUser(), actor: context.actor, now: Clock.nowMillis())
+        await manager.hub.signal(created.targets.map { Manager.agentKey($0.id) } + [Manager.zoneKey(created.task.zoneID)])
+        return .created(.init(body: .json(try await task(id: created.task.id))))
+    }
+
+    func getTask(_ input: Operations.GetTask.Input) async throws -> Operations.GetTask.Output {
+        .ok(.init(body: .json(try await task(id: try Self.id(input.path.id)))))
+    }
+
+    func cancelTask(_ input: Operations.CancelTask.Input) async throws -> Operations.CancelTask.Output {
+        let id = try Self.id(input.path.id)
+        let agents = try await store.cancelTask(id: id, now: Clock.nowMillis(), actor: try context.actor)
+        let zoneID = try await store.task(id: id)?.zoneID
+        await manager.hub.signal(agents.map(Manager.agentKey) + (zoneID.map { [Manager.zoneKey($0)] } ?? []))
+        let task = try await task(id: id)
+        await manager.hub.signal(task.runs.map { Manager.runKey($0.id) })
+        return .ok(.init(body: .json(task)))
+    }
+
+    /// Task creation, targeting and dispatch policy (no HTTP in it).
+    var tasks: TaskService {
+        TaskService(store: store, isOnline: { [manager] in manager.isOnline($0) })
+    }
+
+    /// A task with all its runs.
+    func task(id: String) async throws -> Components.Schemas.Task {
+        guard let task = try await store.task(id: id) else { throw Problem.notFound("no task \(id)") }
+        let runs = try await store.runs(RunFilter(taskID: id), after: nil, limit: 100_000)
+        return try Self.view(task, runs: runs)
+    }
+
+    // MARK: - The request
+
+    /// The task a request asks for, in the service's terms.
+    static func taskRequest(_ body: Components.Schemas.TaskCreateRequest) throws -> TaskCreateRequest {
+        TaskCreateRequest(
+            name: body.name, zone: body.zone, target: try targetSpec(body.target),
+            steps: body.steps.map { StepSpec(name: $0.name, script: $0.script, timeoutSeconds: $0.timeoutSeconds) },
+            params: body.params?.additionalProperties, timeoutSeconds: body.timeoutSeconds)
+    }
+
+    /// The target a request names. The document's `Target` is a `oneOf` whose generated type keeps `kind`
+    /// as any JSON value (and `agentId` as one in the second branch), so their types are checked here,
+    /// naming the field as a decoding error would; the rules between them are ``TaskService``'s.
+    static func targetSpec(_ target: Components.Schemas.Target) throws -> TargetSpec {
+        let kind: (any Sendable)?
+        let agentID: String?
+        switch target {
+        case .case1(let target):
+            kind = target.kind.value
+            agentID = target.agentId
+        case .case2(let target):
+            kind = target.kind?.value
+            switch target.agentId?.value {
+            case nil: agentID = nil
+            case let text as String: agentID = text
+            default: throw Problem.invalid("target.agentId", "must be a string")
+            }
+        }
+        guard let kind else { throw Problem.invalid("target.kind", "is required") }
+        guard let text = kind as? String else { throw Problem.invalid("target.kind", "must be a string") }
+        guard let value = TargetSpec.Kind(rawValue: text) else { throw Problem.invalid("target.kind", "must be agent, any or all") }
+        return TargetSpec(kind: value, agentId: agentID)
+    }
+
+    // MARK: - Views
+
+    /// A task as the API shows it. Its target, steps and parameters are stored as the JSON of the
+    /// service's types (``TaskService``); one that does not decode is corrupt data, not a default.
+    static func view(_ task: TaskRecord, runs: [RunRecord]) throws -> Components.Schemas.Task {
+        func stored<T: Decodable>(_ type: T.Type, _ json: String, _ what: String) throws -> T {
+            do {
+                return try JSONDecoder().decode(type, from: Data(json.utf8))
+            } catch {
+                throw StoreError.corrupt("task \(task.id) has stored \(what) that do not decode: \(error)")
+            }
+        }
+        let target = try stored(TargetSpec.self, task.targetJSON, "a target")
+        let steps = try stored([StepSpec].self, task.stepsJSON, "steps")
+        let params = try stored([String: String].self, task.paramsJSON, "parameters")
+        return .init(
+            id: task.id, name: task.name, zone: task.zoneName, target: try view(target),
+            steps: steps.map { .init(name: $0.name, script: $0.script, timeoutSeconds: $0.timeoutSeconds) },
+            params: .init(additionalProperties: params), timeoutSeconds: task.timeoutSeconds, createdAt: task.createdAt,
+            createdBy: task.createdBy, canceledAt: task.canceledAt, runs: runs.map { Self.view($0) })
+    }
+
+    static func view(_ target: TargetSpec) throws -> Components.Schemas.Target {
+        let kind = try OpenAPIValueContainer(unvalidatedValue: target.kind.rawValue)
+        guard let agentID = target.agentId else { return .case2(.init(kind: kind)) }
+        return .case1(.init(kind: kind, agentId: agentID))
+    }
+}
