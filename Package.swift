@@ -95,9 +95,24 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
-            name: "KlevrAgent",
+            name: "KlevrClient",
             dependencies: [
                 "KlevrCore", "KlevrAPI",
+                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
+                .product(name: "OpenAPIAsyncHTTPClient", package: "swift-openapi-async-http-client"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "KlevrAgent",
+            dependencies: [
+                "KlevrCore", "KlevrAPI", "KlevrClient",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -118,8 +133,9 @@ let package = Package(
         .executableTarget(
             name: "klevr",
             dependencies: [
-                "KlevrCore", "KlevrStore", "KlevrAPI", "KlevrManager", "KlevrAgent",
+                "KlevrCore", "KlevrStore", "KlevrAPI", "KlevrClient", "KlevrManager", "KlevrAgent",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -155,6 +171,15 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "KlevrClientTests",
+            dependencies: [
+                "KlevrClient", "KlevrAPI",
+                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "KlevrAgentTests",
             dependencies: [
                 "KlevrTestSupport",
@@ -167,7 +192,7 @@ let package = Package(
             name: "KlevrSystemTests",
             dependencies: [
                 "KlevrTestSupport",
-                "KlevrCore", "KlevrAPI", "KlevrAgent",
+                "KlevrCore", "KlevrAPI", "KlevrClient", "KlevrAgent",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
