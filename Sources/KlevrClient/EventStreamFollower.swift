@@ -34,8 +34,11 @@ public struct EventStreamFollower: Sendable {
             do {
                 let body = try await open(lastID)
                 for try await event in body.serverSentEvents() {
-                    failures = 0
                     if let id = event.id { lastID = id }
+                    // The decoder also hands over the blank line after a comment (a keep-alive) as an
+                    // event without data, which the SSE rules do not dispatch.
+                    guard event.data != nil else { continue }
+                    failures = 0
                     let wantsMore: Bool
                     do {
                         wantsMore = try await handle(event)

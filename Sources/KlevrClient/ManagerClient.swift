@@ -45,7 +45,11 @@ public enum ManagerClient {
 
     /// A generated client for `config` over `http`, which the caller owns.
     public static func make(_ config: ManagerClientConfig, http: HTTPClient) -> Client {
-        let transport = AsyncHTTPClientTransport(configuration: .init(client: http, timeout: .init(config.timeout)))
+        make(config, transport: AsyncHTTPClientTransport(configuration: .init(client: http, timeout: .init(config.timeout))))
+    }
+
+    /// A generated client for `config` over any transport (tests use one without sockets).
+    static func make(_ config: ManagerClientConfig, transport: any ClientTransport) -> Client {
         var middlewares: [any ClientMiddleware] = [RefusalMiddleware()]
         if let credential = config.credential { middlewares.append(CredentialMiddleware(credential: credential)) }
         return Client(serverURL: config.serverURL, transport: transport, middlewares: middlewares)

@@ -4,13 +4,11 @@ import AsyncHTTPClient
 import Foundation
 import Hummingbird
 import KlevrAPI
-import KlevrAgent
+import KlevrClient
 import KlevrCore
 import KlevrManager
 import KlevrStore
 import Logging
-import NIOCore
-import NIOHTTP1
 import ServiceLifecycle
 import Synchronization
 
@@ -41,25 +39,19 @@ struct DispatchBench: AsyncParsableCommand {
 
     func runBenchmark(manager: Manager, base: String, http: HTTPClient) async throws {
         let client = try await BenchManager.adminClient(manager, base: base, http: http)
-        _ = try await client.send(.POST, "/api/v1/zones", body: ZoneCreateRequest(name: "bench"), as: ZoneView.self)
-        let key = try await client.send(.POST, "/api/v1/zones/bench/enroll-keys", body: EnrollKeyCreateRequest(), as: EnrollKeyCreated.self).key
+        _ = try await client.createZone(body: .json(.init(name: "bench"))).created
+        let key = try await client.createEnrollKey(path: .init(zone: "bench"), body: .json(.init())).created.body.json.key
 
         say("enrolling \(agents) simulated agents…")
-        var identities: [EnrollResponse] = []
-        let anonymous = JSONClient(baseURL: base, http: http)
+        var identities: [Components.Schemas.EnrollResponse] = []
+        let anonymous = try BenchManager.client(base: base, http: http)
         for index in 0..<agents {
-            identities.append(
-                try await anonymous.send(
-                    .POST, "/api/v1/agent/enroll",
-                    body: EnrollRequest.proving(
-                        zone: "bench", enrollKey: key, key: .init(), sealKey: Curve25519.KeyAgreement.PrivateKey().publicKey,
-                        facts: HostFacts(hostname: "sim-\(index)", os: "simulated", version: "bench", addresses: []), time: Clock.nowMillis()),
-                    as: EnrollResponse.self))
+            identities.append(try await BenchManager.enroll(anonymous, zone: "bench", key: key, signing: .init(), hostname: "sim-\(index)"))
         }
         let received = ReceiptBook()
         try await withThrowingTaskGroup(of: Void.self) { group in
             for identity in identities {
-                let agentClient = JSONClient(baseURL: base, http: http, bearer: identity.credential)
+                let agentClient = try BenchManager.client(base: base, http: http, credential: .bearer(identity.credential), timeout: .seconds(90))
                 group.addTask { await SimulatedAgent(id: identity.agentId, client: agentClient, book: received).run() }
             }
             // Let every agent hold its long-poll before measuring.
@@ -70,10 +62,9 @@ struct DispatchBench: AsyncParsableCommand {
             for index in 0..<tasks {
                 let target = identities[index % identities.count].agentId
                 let start = ContinuousClock.now
-                let task = try await client.send(
-                    .POST, "/api/v1/tasks",
-                    body: TaskCreateRequest(zone: "bench", target: TargetSpec(kind: .agent, agentId: target), steps: [StepSpec(script: "true")]),
-                    as: TaskView.self)
+                let task = try await client.createTask(
+                    body: .json(.init(zone: "bench", target: .agent(target), steps: [.init(script: "true")]))
+                ).created.body.json
                 for run in task.runs { created[run.id] = start }
                 if gap > 0 { try await Task.sleep(for: .milliseconds(gap)) }
             }
@@ -85,9 +76,9 @@ struct DispatchBench: AsyncParsableCommand {
 
             say("fanning one task out to all \(agents) agents…")
             let fanStart = ContinuousClock.now
-            let fan = try await client.send(
-                .POST, "/api/v1/tasks",
-                body: TaskCreateRequest(zone: "bench", target: TargetSpec(kind: .all), steps: [StepSpec(script: "true")]), as: TaskView.self)
+            let fan = try await client.createTask(
+                body: .json(.init(zone: "bench", target: .everyAgent, steps: [.init(script: "true")]))
+            ).created.body.json
             let fanRuns = Set(fan.runs.map(\.id))
             try await received.waitFor(fanRuns, within: .seconds(120))
             let dispatched = (received.latest(fanRuns) - fanStart).milliseconds
@@ -154,23 +145,23 @@ final class ReceiptBook: Sendable {
 /// started and succeeded at once.
 struct SimulatedAgent {
     let id: String
-    let client: JSONClient
+    let client: Client
     let book: ReceiptBook
 
     func run() async {
-        var report: AgentReport?
+        var report: Components.Schemas.AgentReport?
         while !Task.isCancelled {
             do {
-                let request = SyncRequest(wait: report == nil, reports: report.map { [$0] } ?? [])
-                let answer = try await client.send(.POST, "/api/v1/agent/sync", body: request, as: SyncResponse.self, timeout: .seconds(90))
+                let request = Components.Schemas.SyncRequest(wait: report == nil, reports: report.map { [$0] } ?? [])
+                let answer = try await client.agentSync(body: .json(request)).ok.body.json
                 book.acknowledged(answer.acks.results)
                 report = nil
                 if !answer.runs.isEmpty {
                     let now = Clock.nowMillis()
                     for envelope in answer.runs { book.received(envelope.runId) }
-                    report = AgentReport(
-                        agentId: id, started: answer.runs.map { RunStarted(runId: $0.runId, at: now) },
-                        results: answer.runs.map { RunResult(runId: $0.runId, outcome: .succeeded, exitCode: 0, reason: nil, result: nil, finishedAt: now) })
+                    report = Components.Schemas.AgentReport(
+                        agentId: id, started: answer.runs.map { .init(runId: $0.runId, at: now) }, logs: [],
+                        results: answer.runs.map { .init(runId: $0.runId, outcome: .succeeded, exitCode: 0, finishedAt: now) })
                 }
             } catch {
                 if Task.isCancelled { return }
@@ -232,10 +223,34 @@ enum BenchManager {
     }
 
     /// An API client with a fresh admin token.
-    static func adminClient(_ manager: Manager, base: String, http: HTTPClient) async throws -> JSONClient {
+    static func adminClient(_ manager: Manager, base: String, http: HTTPClient) async throws -> Client {
         guard let admin = try await manager.store.user(named: "admin") else { throw CLIError("no admin") }
         let token = Secrets.generate(.apiToken)
         _ = try await manager.store.createToken(userID: admin.id, name: "bench", tokenHash: Secrets.hash(token), now: Clock.nowMillis(), actor: .system)
-        return JSONClient(baseURL: base, http: http, bearer: token)
+        return try client(base: base, http: http, credential: .bearer(token))
+    }
+
+    /// A client of the manager at `base` over the benchmark's HTTP client.
+    static func client(base: String, http: HTTPClient, credential: ManagerCredential? = nil, timeout: Duration = .seconds(30)) throws -> Client {
+        ManagerClient.make(try ManagerClientConfig(server: base, credential: credential, timeout: timeout), http: http)
+    }
+
+    /// Enrolls a simulated agent with a signing key (proof of possession) and a fresh seal key.
+    static func enroll(
+        _ anonymous: Client, zone: String, key: String, signing: Curve25519.Signing.PrivateKey, hostname: String
+    ) async throws -> Components.Schemas.EnrollResponse {
+        // The proof signs a statement of the fields (not the JSON bytes), so the hand-written helper that
+        // makes it serves the generated request as well.
+        let signed = try EnrollRequest.proving(
+            zone: zone, enrollKey: key, key: signing, sealKey: Curve25519.KeyAgreement.PrivateKey().publicKey,
+            facts: HostFacts(hostname: hostname, os: "simulated", version: "bench", addresses: []), time: Clock.nowMillis())
+        guard let sealKey = signed.sealKey, let proof = signed.proof, let proofTime = signed.proofTime else {
+            throw CLIError("the enrollment request was not signed")
+        }
+        let request = Components.Schemas.EnrollRequest(
+            zone: signed.zone, enrollKey: signed.enrollKey, publicKey: signed.publicKey,
+            facts: .init(hostname: signed.facts.hostname, os: signed.facts.os, version: signed.facts.version, addresses: signed.facts.addresses),
+            peerAddress: signed.peerAddress, sealKey: sealKey, proof: proof, proofTime: proofTime)
+        return try await anonymous.enrollAgent(body: .json(request)).created.body.json
     }
 }

@@ -3,10 +3,10 @@ import AsyncHTTPClient
 import Foundation
 import KlevrAPI
 import KlevrAgent
+import KlevrClient
 import KlevrCore
 import KlevrManager
 import KlevrStore
-import NIOHTTP1
 
 #if canImport(Glibc)
 import Glibc
@@ -40,8 +40,8 @@ struct FailoverBench: AsyncParsableCommand {
 
     static func measure(manager: Manager, base: String, http: HTTPClient, agents: Int, trials: Int) async throws {
         let client = try await BenchManager.adminClient(manager, base: base, http: http)
-        let zone = try await client.send(.POST, "/api/v1/zones", body: ZoneCreateRequest(name: "bench"), as: ZoneView.self)
-        let key = try await client.send(.POST, "/api/v1/zones/bench/enroll-keys", body: EnrollKeyCreateRequest(), as: EnrollKeyCreated.self).key
+        let zone = try await client.createZone(body: .json(.init(name: "bench"))).created.body.json
+        let key = try await client.createEnrollKey(path: .init(zone: "bench"), body: .json(.init())).created.body.json.key
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("klevr-failover-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: root) }
         let fleet = try AgentFleet(count: agents, managerURL: base, zone: "bench", enrollKey: key, root: root)
@@ -64,10 +64,9 @@ struct FailoverBench: AsyncParsableCommand {
             else { throw CLIError("no primary before trial \(trial)") }
             let killed = ContinuousClock.now
             fleet.kill(victim)
-            let task = try await client.send(
-                .POST, "/api/v1/tasks",
-                body: TaskCreateRequest(zone: "bench", target: TargetSpec(kind: .agent, agentId: survivor), steps: [StepSpec(script: "true")]),
-                as: TaskView.self)
+            let task = try await client.createTask(
+                body: .json(.init(zone: "bench", target: .agent(survivor), steps: [.init(script: "true")]))
+            ).created.body.json
             guard let runID = task.runs.first?.id else { throw CLIError("no run") }
             var leaseAt: ContinuousClock.Instant?
             var dispatchAt: ContinuousClock.Instant?

@@ -1,9 +1,8 @@
 import ArgumentParser
-import AsyncHTTPClient
 import Foundation
+import KlevrAPI
+import KlevrClient
 import KlevrCore
-import NIOCore
-import NIOHTTP1
 
 /// `klevr bench logins`: starts `klevr manager` as its own process on loopback, sends failed logins with
 /// huge user names (and then with many distinct short ones), and reports the manager's resident memory
@@ -33,25 +32,19 @@ struct LoginFloodBench: AsyncParsableCommand {
         defer { manager.stop() }
         let base = try await manager.waitForURL(seconds: 60)
         say("manager pid \(manager.pid) at \(base)")
-        let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(timeout: .init(connect: .seconds(5), read: .seconds(60))))
-        do {
-            try await measure(manager: manager, http: http, base: base)
-        } catch {
-            try? await http.shutdown()
-            throw error
-        }
-        try? await http.shutdown()
+        let config = try ManagerClientConfig(server: base, timeout: .seconds(60), connectTimeout: .seconds(5), maxConnections: concurrency)
+        try await ManagerClient.with(config) { client in try await measure(manager: manager, client: client) }
     }
 
-    func measure(manager: ManagerProcess, http: HTTPClient, base: String) async throws {
+    func measure(manager: ManagerProcess, client: Client) async throws {
         let before = manager.memory()
         say("before: rss \(before.rss) KiB")
         let huge = String(repeating: "a", count: nameBytes)
         let started = ContinuousClock.now
-        var statuses = try await flood(http: http, base: base, count: count) { _ in huge }
+        var statuses = try await flood(client, count: count) { _ in huge }
         let afterHuge = manager.memory()
         say("after \(count) logins with \(nameBytes)-byte names in \(started.duration(to: .now)): rss \(afterHuge.rss) KiB, peak \(afterHuge.hwm) KiB")
-        let distinctStatuses = try await flood(http: http, base: base, count: distinct) { "user-\($0)-\(UUID().uuidString.lowercased())" }
+        let distinctStatuses = try await flood(client, count: distinct) { "user-\($0)-\(UUID().uuidString.lowercased())" }
         statuses.merge(distinctStatuses, uniquingKeysWith: +)
         let after = manager.memory()
         say("after \(distinct) more with distinct short names: rss \(after.rss) KiB, peak \(after.hwm) KiB")
@@ -60,23 +53,23 @@ struct LoginFloodBench: AsyncParsableCommand {
     }
 
     /// Sends `count` failed logins, `concurrency` at a time; counts the answers by status.
-    func flood(http: HTTPClient, base: String, count: Int, name: @escaping @Sendable (Int) -> String) async throws -> [UInt: Int] {
+    func flood(_ client: Client, count: Int, name: @escaping @Sendable (Int) -> String) async throws -> [Int: Int] {
         let concurrency = self.concurrency
-        return try await withThrowingTaskGroup(of: UInt.self) { group in
-            var statuses: [UInt: Int] = [:]
+        return try await withThrowingTaskGroup(of: Int.self) { group in
+            var statuses: [Int: Int] = [:]
             var sent = 0
             while sent < count || !group.isEmpty {
                 while sent < count && sent - statuses.values.reduce(0, +) < concurrency {
                     let index = sent
                     sent += 1
                     group.addTask {
-                        var request = HTTPClientRequest(url: base + "/api/v1/auth/login")
-                        request.method = .POST
-                        request.headers.add(name: "Content-Type", value: "application/json")
-                        request.body = .bytes(ByteBuffer(string: #"{"username":"\#(name(index))","password":"wrong-password"}"#))
-                        let response = try await http.execute(request, timeout: .seconds(60))
-                        _ = try? await response.body.collect(upTo: 1 << 16)
-                        return response.status.code
+                        do {
+                            _ = try await client.login(body: .json(.init(username: name(index), password: "wrong-password"))).ok
+                            return 200
+                        } catch {
+                            guard let refusal = ManagerClient.cause(of: error) as? ManagerRefusal else { throw error }
+                            return refusal.status
+                        }
                     }
                 }
                 guard let status = try await group.next() else { break }
