@@ -38,7 +38,8 @@ struct EventsCommand: AsyncParsableCommand {
                 } handle: { event in
                     guard let data = event.data, let parsed = try? JSONDecoder().decode(Components.Schemas.Event.self, from: Data(data.utf8))
                     else { return true }
-                    if options.output == .json { print(data) } else { printRow(parsed) }
+                    // Written at once (not buffered), so that a follow piped into another program is live.
+                    if options.output == .json { say(data) } else { say(row(parsed).joined(separator: "  ")) }
                     return true
                 }
             }
@@ -47,10 +48,6 @@ struct EventsCommand: AsyncParsableCommand {
 
     static func printTable(_ events: [Components.Schemas.Event]) {
         Printer.table(["ID", "TIME", "KIND", "ACTOR", "ZONE", "SUBJECT", "DETAIL"], events.map(row))
-    }
-
-    static func printRow(_ event: Components.Schemas.Event) {
-        print(row(event).joined(separator: "  "))
     }
 
     static func row(_ event: Components.Schemas.Event) -> [String] {
@@ -100,15 +97,20 @@ enum EventLog {
     case audit
 
     /// The newest events matching `query`.
+    ///
+    /// The request accepts JSON only: the generated client's default `Accept` names every content type
+    /// the document lists, `text/event-stream` included, and the manager streams for that.
     func page(_ client: Client, _ query: EventQuery) async throws -> Components.Schemas.EventPage {
         switch self {
         case .events:
             try await client.listEvents(
-                query: .init(kind: query.kind, zone: query.zone, subject: query.subject, actor: query.actor, limit: query.limit)
+                query: .init(kind: query.kind, zone: query.zone, subject: query.subject, actor: query.actor, limit: query.limit),
+                headers: .init(accept: [.init(contentType: .json)])
             ).ok.body.json
         case .audit:
             try await client.auditLog(
-                query: .init(kind: query.kind, zone: query.zone, subject: query.subject, actor: query.actor, limit: query.limit)
+                query: .init(kind: query.kind, zone: query.zone, subject: query.subject, actor: query.actor, limit: query.limit),
+                headers: .init(accept: [.init(contentType: .json)])
             ).ok.body.json
         }
     }

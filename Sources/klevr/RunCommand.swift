@@ -69,7 +69,10 @@ struct RunCommand: AsyncParsableCommand {
             try await options.withClient { client in
                 let id = try await IDResolver(client: client).run(self.id)
                 if !follow {
-                    let page = try await api { try await client.runLogs(path: .init(id: id)).ok.body.json }
+                    // JSON only: the default `Accept` would name `text/event-stream` too, and the manager streams for it.
+                    let page = try await api {
+                        try await client.runLogs(path: .init(id: id), headers: .init(accept: [.init(contentType: .json)])).ok.body.json
+                    }
                     if options.output == .json { return try Printer.json(page) }
                     for chunk in page.items { FileHandle.standardOutput.write(Data(chunk.data.utf8)) }
                     return
@@ -86,7 +89,7 @@ struct RunCommand: AsyncParsableCommand {
             } handle: { event in
                 switch RunLogStream.Item(event) {
                 case .log(let chunk, let data):
-                    if options.output == .json { print(data) } else { FileHandle.standardOutput.write(Data(chunk.data.utf8)) }
+                    if options.output == .json { say(data) } else { FileHandle.standardOutput.write(Data(chunk.data.utf8)) }
                 case .end(let run):
                     FileHandle.standardError.write(Data("run \(run.id) ended: \(run.status.rawValue)\(run.reason.map { " (\($0))" } ?? "")\n".utf8))
                     failed = run.status != .succeeded
