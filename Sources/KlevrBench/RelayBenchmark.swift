@@ -1,4 +1,3 @@
-import ArgumentParser
 import AsyncHTTPClient
 import Crypto
 import Foundation
@@ -24,29 +23,25 @@ import Glibc
 /// Measures run dispatch through the relay (task created → envelope received by the member), the
 /// fan-out of one task to every agent (all received; all results stored, as acknowledged to the
 /// members), and, idle, the manager's database accesses per second and the primary's CPU.
-struct RelayBench: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "relay",
-        abstract: "Measure dispatch, fan-out and idle cost through a zone primary with N simulated members.",
-        discussion: """
-            The last line is: relay members=<N> dispatch_p50_ms=<a> dispatch_p99_ms=<b> fanout_ms=<c> results_ms=<d> \
-            idle_manager_tx_per_s=<e> idle_primary_cpu_pct=<f>
-            idle_manager_tx_per_s counts every database access of the manager (each transaction and each read).
-            """)
+public struct RelayBenchmark: Sendable {
+    /// Simulated members.
+    public var members: Int
+    /// Tasks for one member each, created one after another.
+    public var tasks: Int
+    /// Milliseconds between those tasks.
+    public var gap: Int
+    /// Seconds of idle measurement.
+    public var idleSeconds: Int
 
-    @Option(help: "Simulated members.") var members = 100
-    @Option(help: "Tasks for one member each, created one after another.") var tasks = 100
-    @Option(help: "Milliseconds between those tasks.") var gap = 20
-    @Option(help: "Seconds of idle measurement.") var idleSeconds = 10
-
-    func validate() throws {
-        guard (1...5_000).contains(members) else { throw ValidationError("--members must be 1 to 5000") }
-        guard (1...10_000).contains(tasks) else { throw ValidationError("--tasks must be 1 to 10000") }
-        guard (1...600).contains(idleSeconds) else { throw ValidationError("--idle-seconds must be 1 to 600") }
+    public init(members: Int = 100, tasks: Int = 100, gap: Int = 20, idleSeconds: Int = 10) {
+        self.members = members
+        self.tasks = tasks
+        self.gap = gap
+        self.idleSeconds = idleSeconds
     }
 
-    func run() async throws {
-        LogSetup.bootstrap(level: "error")
+    /// Runs the benchmark, printing its progress and, last, its result line.
+    public func run() async throws {
         Self.raiseFileLimit()
         try await BenchManager.run(poolSize: 64) { manager, base, http in
             try await runBenchmark(manager: manager, base: base, http: http)
@@ -85,12 +80,12 @@ struct RelayBench: AsyncParsableCommand {
             while primary.isRunning && Date() < deadline { usleep(20_000) }
             if primary.isRunning { kill(primary.processIdentifier, SIGKILL) }
         }
-        try await FailoverBench.waitFor(seconds: 60) {
+        try await FailoverBenchmark.waitFor(seconds: 60) {
             try await client.getZone(path: .init(zone: "relay")).ok.body.json.primary != nil
         }
         guard let primaryIdentity = try AgentIdentity.load(stateDir: root + "/primary"),
             let primaryKey = Keys.signing(try primaryIdentity.keys().signing.publicKey.rawRepresentation.base64EncodedString())
-        else { throw CLIError("the primary did not enroll") }
+        else { throw BenchError("the primary did not enroll") }
 
         say("enrolling \(members) simulated members…")
         let anonymous = try BenchManager.client(base: base, http: http)
@@ -125,7 +120,7 @@ struct RelayBench: AsyncParsableCommand {
                     let task = try await client.createTask(
                         body: .json(.init(zone: "relay", target: .agent(simulated[index].id), steps: [.init(script: "true")]))
                     ).created.body.json
-                    guard let run = task.runs.first else { throw CLIError("the task has no run") }
+                    guard let run = task.runs.first else { throw BenchError("the task has no run") }
                     return run.id
                 })
             try await book.waitForResults(warm, within: .seconds(120))
@@ -140,7 +135,7 @@ struct RelayBench: AsyncParsableCommand {
                 let task = try await client.createTask(
                     body: .json(.init(zone: "relay", target: .agent(target), steps: [.init(script: "true")]))
                 ).created.body.json
-                guard let run = task.runs.first else { throw CLIError("the task has no run") }
+                guard let run = task.runs.first else { throw BenchError("the task has no run") }
                 created[run.id] = start
                 try await Task.sleep(for: .milliseconds(gap))
             }
@@ -162,7 +157,7 @@ struct RelayBench: AsyncParsableCommand {
             let fanout = (book.latest(memberRuns) - fanStart).milliseconds
             try await book.waitForResults(memberRuns, within: .seconds(120))
             if let primaryRun {
-                try await FailoverBench.waitFor(seconds: 60) {
+                try await FailoverBenchmark.waitFor(seconds: 60) {
                     let status = try await client.getRun(path: .init(id: primaryRun)).ok.body.json.status
                     return RunStatus(rawValue: status.rawValue)?.isTerminal ?? false
                 }
@@ -182,8 +177,8 @@ struct RelayBench: AsyncParsableCommand {
             let epochAfter = try await client.getZone(path: .init(zone: "relay")).ok.body.json.epoch ?? 0
             group.cancelAll()
 
-            let p50 = DispatchBench.percentile(latencies, 0.5)
-            let p99 = DispatchBench.percentile(latencies, 0.99)
+            let p50 = DispatchBenchmark.percentile(latencies, 0.5)
+            let p99 = DispatchBenchmark.percentile(latencies, 0.99)
             say(String(format: "dispatch through the relay over %d runs: min %.2f ms, max %.2f ms", latencies.count, latencies.first ?? 0, latencies.last ?? 0))
             say(String(format: "fan-out to %d agents: members received all in %.0f ms, every result stored in %.0f ms", fan.runs.count, fanout, results))
             say("lease epoch during the idle span: \(epochBefore) → \(epochAfter)")

@@ -1,4 +1,3 @@
-import ArgumentParser
 import Foundation
 import KlevrAPI
 import KlevrClient
@@ -8,24 +7,25 @@ import KlevrCore
 /// huge user names (and then with many distinct short ones), and reports the manager's resident memory
 /// (VmRSS and its peak VmHWM from /proc) before and after. The throttle and the login body limit must keep
 /// it flat, whatever the names.
-struct LoginFloodBench: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "logins",
-        abstract: "Manager memory under a flood of failed logins with huge and with distinct user names.",
-        discussion: "The last line is: login_flood rss_before_kib=<a> rss_after_kib=<b> hwm_kib=<c> statuses=<...>")
+public struct LoginFloodBenchmark: Sendable {
+    /// Failed logins with huge names.
+    public var count: Int
+    /// Bytes in each huge user name.
+    public var nameBytes: Int
+    /// Failed logins with distinct short names, afterwards.
+    public var distinct: Int
+    /// Requests in flight at once.
+    public var concurrency: Int
 
-    @Option(help: "Failed logins with huge names.") var count = 10_000
-    @Option(help: "Bytes in each huge user name.") var nameBytes = 65_536
-    @Option(help: "Failed logins with distinct short names, afterwards.") var distinct = 10_000
-    @Option(help: "Requests in flight at once.") var concurrency = 16
-
-    func validate() throws {
-        guard (1...1_000_000).contains(count), (0...1_000_000).contains(distinct) else { throw ValidationError("--count/--distinct out of range") }
-        guard (1...(16 << 20)).contains(nameBytes) else { throw ValidationError("--name-bytes must be 1 to 16 MiB") }
-        guard (1...256).contains(concurrency) else { throw ValidationError("--concurrency must be 1 to 256") }
+    public init(count: Int = 10_000, nameBytes: Int = 65_536, distinct: Int = 10_000, concurrency: Int = 16) {
+        self.count = count
+        self.nameBytes = nameBytes
+        self.distinct = distinct
+        self.concurrency = concurrency
     }
 
-    func run() async throws {
+    /// Runs the benchmark, printing its progress and, last, its result line.
+    public func run() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("klevr-login-bench-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let manager = try ManagerProcess(dataDir: directory)
@@ -108,7 +108,7 @@ final class ManagerProcess: @unchecked Sendable {
                 return String(text[range.upperBound..<end])
             }
         }
-        throw CLIError("the manager did not start: \(text)")
+        throw BenchError("the manager did not start: \(text)")
     }
 
     /// The process's resident memory now and at its peak, in KiB (Linux /proc).

@@ -1,4 +1,3 @@
-import ArgumentParser
 import AsyncHTTPClient
 import Foundation
 import KlevrAPI
@@ -15,22 +14,19 @@ import Glibc
 /// `klevr bench failover`: a manager and a zone of real agent processes; the current primary is
 /// SIGKILLed again and again, and each time the bench measures kill → a new primary holds the lease,
 /// and kill → a run created at the kill for a surviving agent has started (the new primary dispatches).
-struct FailoverBench: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "failover",
-        abstract: "Measure primary failover: kill -9 of the primary → new primary holding the lease and dispatching.",
-        discussion: "The last line is: failover_ms p50=<x> max=<y> trials=<K>")
+public struct FailoverBenchmark: Sendable {
+    /// Trials (each kills the current primary once).
+    public var trials: Int
+    /// Agents in the zone (3 to 5).
+    public var agents: Int
 
-    @Option(help: "Trials (each kills the current primary once).") var trials = 10
-    @Option(help: "Agents in the zone (3 to 5).") var agents = 3
-
-    func validate() throws {
-        guard (1...100).contains(trials) else { throw ValidationError("--trials must be 1 to 100") }
-        guard (3...5).contains(agents) else { throw ValidationError("--agents must be 3 to 5") }
+    public init(trials: Int = 10, agents: Int = 3) {
+        self.trials = trials
+        self.agents = agents
     }
 
-    func run() async throws {
-        LogSetup.bootstrap(level: "error")
+    /// Runs the benchmark, printing its progress and, last, its result line.
+    public func run() async throws {
         let agentCount = agents
         let trialCount = trials
         try await BenchManager.run(poolSize: 64) { manager, base, http in
@@ -61,13 +57,13 @@ struct FailoverBench: AsyncParsableCommand {
         for trial in 1...trials {
             guard let (primary, epoch) = try await currentPrimary(), let victim = fleet.index(of: primary),
                 let survivor = fleet.ids().first(where: { $0 != primary })
-            else { throw CLIError("no primary before trial \(trial)") }
+            else { throw BenchError("no primary before trial \(trial)") }
             let killed = ContinuousClock.now
             fleet.kill(victim)
             let task = try await client.createTask(
                 body: .json(.init(zone: "bench", target: .agent(survivor), steps: [.init(script: "true")]))
             ).created.body.json
-            guard let runID = task.runs.first?.id else { throw CLIError("no run") }
+            guard let runID = task.runs.first?.id else { throw BenchError("no run") }
             var leaseAt: ContinuousClock.Instant?
             var dispatchAt: ContinuousClock.Instant?
             let deadline = ContinuousClock.now + .seconds(60)
@@ -81,7 +77,7 @@ struct FailoverBench: AsyncParsableCommand {
                 try await Task.sleep(for: .milliseconds(10))
             }
             guard let leaseAt, let dispatchAt else {
-                throw CLIError("trial \(trial): no failover within 60 s (lease taken over: \(leaseAt != nil), run started: \(dispatchAt != nil))")
+                throw BenchError("trial \(trial): no failover within 60 s (lease taken over: \(leaseAt != nil), run started: \(dispatchAt != nil))")
             }
             leaseTimes.append((leaseAt - killed).milliseconds)
             dispatchTimes.append((dispatchAt - killed).milliseconds)
@@ -96,8 +92,8 @@ struct FailoverBench: AsyncParsableCommand {
         }
         let sortedDispatch = dispatchTimes.sorted()
         let sortedLease = leaseTimes.sorted()
-        say(String(format: "lease taken over: p50 %.0f ms, max %.0f ms", DispatchBench.percentile(sortedLease, 0.5), sortedLease.last ?? 0))
-        say(String(format: "failover_ms p50=%.0f max=%.0f trials=%d", DispatchBench.percentile(sortedDispatch, 0.5), sortedDispatch.last ?? 0, trials))
+        say(String(format: "lease taken over: p50 %.0f ms, max %.0f ms", DispatchBenchmark.percentile(sortedLease, 0.5), sortedLease.last ?? 0))
+        say(String(format: "failover_ms p50=%.0f max=%.0f trials=%d", DispatchBenchmark.percentile(sortedDispatch, 0.5), sortedDispatch.last ?? 0, trials))
     }
 
     static func waitFor(seconds: Double, _ condition: () async throws -> Bool) async throws {
@@ -106,7 +102,7 @@ struct FailoverBench: AsyncParsableCommand {
             if try await condition() { return }
             try await Task.sleep(for: .milliseconds(20))
         }
-        throw CLIError("timed out after \(seconds) s")
+        throw BenchError("timed out after \(seconds) s")
     }
 }
 

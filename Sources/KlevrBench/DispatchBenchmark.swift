@@ -1,5 +1,4 @@
 import Crypto
-import ArgumentParser
 import AsyncHTTPClient
 import Foundation
 import Hummingbird
@@ -15,23 +14,22 @@ import Synchronization
 /// `klevr bench dispatch`: a manager on a temporary SQLite database and N simulated agents that speak
 /// the real sync protocol over real HTTP on loopback. Measures task created → run received by its
 /// agent (the moment a real agent would start it), then one task fanned out to every agent.
-struct DispatchBench: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "dispatch",
-        abstract: "Measure dispatch latency (task created → run started on its agent) and fan-out time.",
-        discussion: "The last line is: dispatch_latency_ms p50=<x> p99=<y> agents=<N> tasks=<M>")
+public struct DispatchBenchmark: Sendable {
+    /// Simulated agents.
+    public var agents: Int
+    /// Tasks, each for one agent, created one after another.
+    public var tasks: Int
+    /// Milliseconds between task creations.
+    public var gap: Int
 
-    @Option(help: "Simulated agents.") var agents = 100
-    @Option(help: "Tasks, each for one agent, created one after another.") var tasks = 100
-    @Option(help: "Milliseconds between task creations.") var gap = 10
-
-    func validate() throws {
-        guard (1...20_000).contains(agents) else { throw ValidationError("--agents must be 1 to 20000") }
-        guard (1...100_000).contains(tasks) else { throw ValidationError("--tasks must be 1 to 100000") }
+    public init(agents: Int = 100, tasks: Int = 100, gap: Int = 10) {
+        self.agents = agents
+        self.tasks = tasks
+        self.gap = gap
     }
 
-    func run() async throws {
-        LogSetup.bootstrap(level: "error")
+    /// Runs the benchmark, printing its progress and, last, its result line.
+    public func run() async throws {
         try await BenchManager.run(poolSize: agents * 2 + 64) { manager, base, http in
             try await runBenchmark(manager: manager, base: base, http: http)
         }
@@ -127,7 +125,7 @@ final class ReceiptBook: Sendable {
     func waitFor(_ runIDs: Set<String>, within limit: Duration) async throws {
         let deadline = ContinuousClock.now + limit
         while state.withLock({ state in !runIDs.allSatisfy { state.receipts[$0] != nil } }) {
-            guard ContinuousClock.now < deadline else { throw CLIError("runs were not delivered within \(limit)") }
+            guard ContinuousClock.now < deadline else { throw BenchError("runs were not delivered within \(limit)") }
             try await Task.sleep(for: .milliseconds(1))
         }
     }
@@ -135,7 +133,7 @@ final class ReceiptBook: Sendable {
     func waitForResults(_ runIDs: Set<String>, within limit: Duration) async throws {
         let deadline = ContinuousClock.now + limit
         while state.withLock({ !runIDs.isSubset(of: $0.results) }) {
-            guard ContinuousClock.now < deadline else { throw CLIError("results were not stored within \(limit)") }
+            guard ContinuousClock.now < deadline else { throw BenchError("results were not stored within \(limit)") }
             try await Task.sleep(for: .milliseconds(1))
         }
     }
@@ -204,7 +202,7 @@ enum BenchManager {
                 group.addTask { try await services.run() }
                 let deadline = ContinuousClock.now + .seconds(30)
                 while portBox.value == nil && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
-                guard let port = portBox.value else { throw CLIError("the manager did not start") }
+                guard let port = portBox.value else { throw BenchError("the manager did not start") }
                 do {
                     try await body(manager, "http://127.0.0.1:\(port)", http)
                 } catch {
@@ -224,7 +222,7 @@ enum BenchManager {
 
     /// An API client with a fresh admin token.
     static func adminClient(_ manager: Manager, base: String, http: HTTPClient) async throws -> Client {
-        guard let admin = try await manager.store.user(named: "admin") else { throw CLIError("no admin") }
+        guard let admin = try await manager.store.user(named: "admin") else { throw BenchError("no admin") }
         let token = Secrets.generate(.apiToken)
         _ = try await manager.store.createToken(userID: admin.id, name: "bench", tokenHash: Secrets.hash(token), now: Clock.nowMillis(), actor: .system)
         return try client(base: base, http: http, credential: .bearer(token))
@@ -245,7 +243,7 @@ enum BenchManager {
             zone: zone, enrollKey: key, key: signing, sealKey: Curve25519.KeyAgreement.PrivateKey().publicKey,
             facts: HostFacts(hostname: hostname, os: "simulated", version: "bench", addresses: []), time: Clock.nowMillis())
         guard let sealKey = signed.sealKey, let proof = signed.proof, let proofTime = signed.proofTime else {
-            throw CLIError("the enrollment request was not signed")
+            throw BenchError("the enrollment request was not signed")
         }
         let request = Components.Schemas.EnrollRequest(
             zone: signed.zone, enrollKey: signed.enrollKey, publicKey: signed.publicKey,
