@@ -5,6 +5,11 @@ turns the answer into a live Server-Sent Events stream that sends a comment ever
 when the client goes away, so a fuzzer's request would never end. The fuzzer is given the document
 without the `follow` parameter and without the `text/event-stream` answers; the streams are tested by
 the Swift suites (EventLogTests, the CLI's `run logs -f` and `events -f`).
+
+`Last-Event-ID` (how a reconnecting stream resumes) is left out too: schemathesis treats the header
+parameters an operation declares as a closed set and expects a request with any other header to be
+refused, which no HTTP server does (clients and proxies add headers). Its values are checked by the
+Swift suites (EventSystemTests resumes a stream with it) as `after` is by the fuzzer.
 """
 
 import schemathesis
@@ -19,6 +24,15 @@ def before_load_schema(context, raw_schema):
             parameters = operation.get("parameters")
             if isinstance(parameters, list):
                 operation["parameters"] = [p for p in parameters if not (isinstance(p, dict) and p.get("name") == "follow")]
+                operation["parameters"] = [p for p in operation["parameters"] if not _is_last_event_id(raw_schema, p)]
             for response in operation.get("responses", {}).values():
                 if isinstance(response, dict) and isinstance(response.get("content"), dict):
                     response["content"].pop("text/event-stream", None)
+
+
+def _is_last_event_id(raw_schema, parameter):
+    """Whether `parameter` (inline or a `$ref` to components/parameters) is the Last-Event-ID header."""
+    if isinstance(parameter, dict) and isinstance(parameter.get("$ref"), str):
+        name = parameter["$ref"].rsplit("/", 1)[-1]
+        parameter = raw_schema.get("components", {}).get("parameters", {}).get(name)
+    return isinstance(parameter, dict) and parameter.get("in") == "header" and parameter.get("name", "").lower() == "last-event-id"

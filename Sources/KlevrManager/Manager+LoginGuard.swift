@@ -18,9 +18,9 @@ extension Manager {
     /// The user a login names, or nil. A name that cannot exist (too long, not a valid name) is not
     /// looked up, and every login without a user still costs one bcrypt verification against a dummy hash,
     /// so that answers do not tell which names exist by their timing.
-    func verifiedUser(_ login: LoginRequest) async throws -> UserRecord? {
-        if login.username.utf8.count <= 255, let user = try await store.user(named: login.username) { return user }
-        _ = try await passwords.verifyUnknownUser(login.password)
+    func verifiedUser(username: String, password: String) async throws -> UserRecord? {
+        if username.utf8.count <= 255, let user = try await store.user(named: username) { return user }
+        _ = try await passwords.verifyUnknownUser(password)
         return nil
     }
 }

@@ -8,7 +8,7 @@ import Testing
 @Suite(.timeLimit(.minutes(2)))
 struct RunSlotsTests {
     /// Polls `condition` until it holds or the deadline passes.
-    static func eventually(within seconds: Double = 20, _ condition: () async -> Bool) async -> Bool {
+    static func eventually(within seconds: Double = 60, _ condition: () async -> Bool) async -> Bool {
         let deadline = ContinuousClock.now + .seconds(seconds)
         while ContinuousClock.now < deadline {
             if await condition() { return true }

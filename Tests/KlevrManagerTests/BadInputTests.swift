@@ -48,7 +48,7 @@ import Testing
                 }
             }
             // Nothing was created by any of them.
-            let zones = try await client.decode(Page<ZoneView>.self, .get, "/api/v1/zones", token: admin)
+            let zones = try await client.api(token: admin).listZones().ok.body.json
             #expect(zones.items.map(\.name) == ["zone-a"])
             let tasks = try await client.decode(Page<TaskView>.self, .get, "/api/v1/tasks", token: admin)
             #expect(tasks.items.isEmpty)

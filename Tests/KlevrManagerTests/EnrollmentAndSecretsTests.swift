@@ -58,7 +58,7 @@ import Testing
         try await harness.test { client in
             let admin = try await client.token()
             let key = try await client.zoneWithKey("zone-a", admin: admin)
-            _ = try await client.decode(ZoneView.self, .post, "/api/v1/zones", token: admin, body: ZoneCreateRequest(name: "zone-b"), expect: .created)
+            _ = try await client.api(token: admin).createZone(body: .json(.init(name: "zone-b"))).created
 
             let wrong = try await client.call(.post, "/api/v1/agent/enroll", json: Self.enrollBody(zone: "zone-a", key: "kle_wrong"))
             #expect(wrong.status == .unauthorized)
@@ -80,11 +80,9 @@ import Testing
             #expect(try JSONDecoder().decode(ProblemDocument.self, from: Data(revoked.body.utf8)).type.hasSuffix("enroll-refused"))
 
             // Rotation: the old key stops working, the new one works.
-            let fresh = try await client.decode(
-                EnrollKeyCreated.self, .post, "/api/v1/zones/zone-a/enroll-keys", token: admin, body: EnrollKeyCreateRequest(), expect: .created)
-            let rotated = try await client.decode(
-                EnrollKeyCreated.self, .post, "/api/v1/zones/zone-a/enroll-keys/\(fresh.id)/rotate", token: admin, body: EnrollKeyCreateRequest(),
-                expect: .created)
+            let api = try client.api(token: admin)
+            let fresh = try await api.createEnrollKey(path: .init(zone: "zone-a"), body: .json(.init())).created.body.json
+            let rotated = try await api.rotateEnrollKey(path: .init(zone: "zone-a", id: fresh.id), body: .json(.init())).created.body.json
             #expect(try await client.call(.post, "/api/v1/agent/enroll", json: Self.enrollBody(zone: "zone-a", key: fresh.key)).status == .unauthorized)
             #expect(try await client.call(.post, "/api/v1/agent/enroll", json: Self.enrollBody(zone: "zone-a", key: rotated.key)).status == .created)
         }

@@ -24,7 +24,7 @@ import Testing
             #expect(!refused.granted)
             #expect(refused.holder == primary.agentId)
 
-            let zone = try await client.decode(ZoneView.self, .get, "/api/v1/zones/zone-a", token: admin)
+            let zone = try await client.api(token: admin).getZone(path: .init(zone: "zone-a")).ok.body.json
             #expect(zone.primary == primary.agentId)
             #expect(zone.epoch == 1)
 

@@ -128,12 +128,15 @@ extension TestClientProtocol {
         return try await token(name, password)
     }
 
-    /// Creates a zone and an enrollment key; returns the key.
-    func zoneWithKey(_ zone: String, admin: String, expiresIn: Int64? = nil) async throws -> EnrollKeyCreated {
-        _ = try await decode(ZoneView.self, .post, "/api/v1/zones", token: admin, body: ZoneCreateRequest(name: zone), expect: .created)
-        return try await decode(
-            EnrollKeyCreated.self, .post, "/api/v1/zones/\(zone)/enroll-keys", token: admin, body: EnrollKeyCreateRequest(expiresInSeconds: expiresIn),
-            expect: .created)
+    /// Creates a zone and an enrollment key through the generated client; returns the key.
+    func zoneWithKey(
+        _ zone: String, admin: String, expiresIn: Int? = nil, sourceLocation: SourceLocation = #_sourceLocation
+    ) async throws -> Components.Schemas.EnrollKeyCreated {
+        let api = try api(token: admin)
+        let created = try await api.createZone(body: .json(.init(name: zone)))
+        #expect(try created.created.body.json.name == zone, sourceLocation: sourceLocation)
+        let key = try await api.createEnrollKey(path: .init(zone: zone), body: .json(.init(expiresInSeconds: expiresIn)))
+        return try key.created.body.json
     }
 
     /// Enrolls an agent with a fresh public key.

@@ -39,10 +39,10 @@ import Testing
         try await harness.test { client in
             let admin = try await client.token()
             #expect(try await client.call(.post, "/api/v1/zones", token: admin, json: #"{"name":"ok","description":"\#(String(repeating: "d", count: 1001))"}"#).status == .unprocessableContent)
-            #expect(try await client.decode(Page<ZoneView>.self, .get, "/api/v1/zones", token: admin).items.isEmpty)
+            #expect(try await client.api(token: admin).listZones().ok.body.json.items.isEmpty)
             _ = try await client.zoneWithKey("zone-a", admin: admin)
             #expect(try await client.call(.post, "/api/v1/zones/zone-a/enroll-keys", token: admin, json: #"{"expiresInSeconds":5}"#).status == .unprocessableContent)
-            #expect(try await client.decode(Page<EnrollKeyView>.self, .get, "/api/v1/zones/zone-a/enroll-keys", token: admin).items.count == 1)
+            #expect(try await client.api(token: admin).listEnrollKeys(path: .init(zone: "zone-a")).ok.body.json.items.count == 1)
             // The same name twice is a conflict (409), not an internal error.
             #expect(try await client.call(.post, "/api/v1/zones", token: admin, json: #"{"name":"zone-a"}"#).status == .conflict)
         }

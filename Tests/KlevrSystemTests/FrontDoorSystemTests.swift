@@ -27,7 +27,7 @@ struct FrontDoorSystemTests {
         let request = EnrollRequest(
             zone: forged, enrollKey: "kle_wrong", publicKey: "AAAA", facts: HostFacts(hostname: "h", os: "linux", version: "t", addresses: []))
         await #expect(throws: JSONClient.Failure.self) { try await JSONClient(baseURL: cluster.url).raw(.POST, "/api/v1/agent/enroll", body: request) }
-        try await eventually(10, "the refused enrollment is logged") { cluster.manager?.log.contains("refused an enrollment") == true }
+        try await eventually(30, "the refused enrollment is logged") { cluster.manager?.log.contains("refused an enrollment") == true }
         let lines = (cluster.manager?.log ?? "").split(separator: "\n")
         #expect(!lines.contains { $0.hasPrefix("FORGED-") }, "a request value started a log line")
         #expect(lines.contains { $0.contains("refused an enrollment") && $0.contains("x\\nFORGED-") })

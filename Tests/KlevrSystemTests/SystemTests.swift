@@ -40,7 +40,7 @@ struct SystemTests {
         let timed = try await cluster.runCLI(["task", "run", "--zone", "local", "--any", "--timeout", "2", "--", "sleep \(marker) & sleep \(marker); wait"])
         #expect(timed.status != 0)
         #expect(timed.output.contains("timed_out"), "\(timed.output)")
-        try await eventually(5, "no sleep of the timed-out run survives") { !Self.processExists(marker) }
+        try await eventually(20, "no sleep of the timed-out run survives") { !Self.processExists(marker) }
 
         // No secret in any process's log (agents and manager log at debug level here).
         let credentials = try ["a", "b", "c"].compactMap { try AgentIdentity.load(stateDir: cluster.directory + "/agents/" + $0) }
@@ -62,10 +62,10 @@ struct SystemTests {
         let task = try await cluster.createTask(
             TaskCreateRequest(zone: "z", target: TargetSpec(kind: .agent, agentId: agent), steps: [StepSpec(script: "echo up; sleep \(marker) & sleep \(marker); wait")]))
         let runID = try #require(task.runs.first?.id)
-        try await eventually(20, "the run is running") { try await cluster.run(runID).status == .running && Self.processExists(marker) }
+        try await eventually(60, "the run is running") { try await cluster.run(runID).status == .running && Self.processExists(marker) }
         _ = try await cluster.client.send(.POST, "/api/v1/runs/\(runID)/cancel", as: RunView.self)
-        try await eventually(10, "the run is canceled") { try await cluster.run(runID).status == .canceled }
-        try await eventually(5, "no sleep of the canceled run survives") { !Self.processExists(marker) }
+        try await eventually(30, "the run is canceled") { try await cluster.run(runID).status == .canceled }
+        try await eventually(20, "no sleep of the canceled run survives") { !Self.processExists(marker) }
         #expect(try await cluster.output(runID) == "up\n")
     }
 
@@ -92,7 +92,7 @@ struct SystemTests {
             others += task.runs.map(\.id)
         }
         let runID = try #require(long.runs.first?.id)
-        try await eventually(20, "the long run started and its first line is stored") {
+        try await eventually(60, "the long run started and its first line is stored") {
             try await cluster.output(runID) == "begin\n"
         }
         cluster.agents["victim"]?.kill9()
@@ -102,7 +102,7 @@ struct SystemTests {
         #expect(run.status == .failed)
         #expect(run.reason?.contains("while the run was executing") == true, "\(run.reason ?? "-")")
         #expect(try await cluster.output(runID) == "begin\n", "executed once, never restarted")
-        try await eventually(10, "the restarted agent killed what the killed one left running") { !Self.processExists(marker) }
+        try await eventually(30, "the restarted agent killed what the killed one left running") { !Self.processExists(marker) }
 
         for id in others {
             try await eventually(30, "run \(id) succeeded") { try await cluster.run(id).status == .succeeded }
@@ -129,7 +129,7 @@ struct SystemTests {
             runs += task.runs.map(\.id)
         }
         #expect(runs.count == 8)
-        try await eventually(20, "every run started") {
+        try await eventually(60, "every run started") {
             for id in runs where try await cluster.run(id).startedAt == nil { return false }
             return true
         }

@@ -59,7 +59,7 @@ struct TLSSystemTests {
         // The test's own client trusts the certificate as a CA (it names 127.0.0.1).
         cluster.clientTLS = try #require(try ServerTrust.fromOptions(caFile: tls.certificate, pin: nil)).tlsConfiguration()
         try await cluster.startManager()
-        try await eventually(10, "the manager prints its certificate's pin") {
+        try await eventually(30, "the manager prints its certificate's pin") {
             cluster.manager?.log.contains("TLS certificate pin: \(tls.pin)") == true
         }
         #expect(cluster.manager?.log.contains("klevr agent --manager https://127.0.0.1:\(cluster.port) --ca-pin \(tls.pin)") == true)
@@ -96,7 +96,7 @@ struct TLSSystemTests {
         cluster.agents["a"]?.stop()
         try await cluster.startAgent("a", zone: "tls")
         // (Its log file starts anew with the process.)
-        try await eventually(20, "the restarted agent checks the pinned certificate again") {
+        try await eventually(60, "the restarted agent checks the pinned certificate again") {
             cluster.agents["a"]?.log.contains("trust=the pinned key \(tls.pin)") == true
         }
         try await eventually(30, "the restarted agent is online again") {
@@ -148,7 +148,7 @@ struct TLSSystemTests {
         cluster.managerArguments = ["--tls-cert", dir + "/leaf.pem", "--tls-key", dir + "/leaf-key.pem"]
         cluster.clientTLS = try #require(try ServerTrust.fromOptions(caFile: dir + "/ca.pem", pin: nil)).tlsConfiguration()
         try await cluster.startManager()
-        try await eventually(10, "the manager prints its certificate's pin") { cluster.manager?.log.contains("TLS certificate pin: \(pin)") == true }
+        try await eventually(30, "the manager prints its certificate's pin") { cluster.manager?.log.contains("TLS certificate pin: \(pin)") == true }
 
         // The pin matches, but the certificate is issued by a CA: refused with the reason, nothing saved.
         let pinned = try await cluster.runCLI(

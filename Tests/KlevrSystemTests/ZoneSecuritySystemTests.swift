@@ -25,7 +25,7 @@ struct ZoneSecuritySystemTests {
         try await cluster.bootstrap(zone: "z")
         var ids: [String: String] = [:]
         ids["a"] = try await cluster.startAgent("a", zone: "z", extraArguments: ["--priority", "100"])
-        try await eventually(20, "a is elected") { try await Self.primary(cluster) == ids["a"] }
+        try await eventually(60, "a is elected") { try await Self.primary(cluster) == ids["a"] }
         ids["b"] = try await cluster.startAgent("b", zone: "z")
         ids["c"] = try await cluster.startAgent("c", zone: "z", viaPeers: cSeeds ?? ["a", "b"], extraArguments: cExtra)
         return (cluster, ids)
@@ -68,7 +68,7 @@ struct ZoneSecuritySystemTests {
         let c = try Self.identity(cluster, "c")
         // Everyone works, c through the primary.
         #expect(try await Self.runOn(cluster, try #require(ids["c"]), "echo ok").status == .succeeded)
-        try await eventually(20, "b is in the primary's membership") {
+        try await eventually(60, "b is in the primary's membership") {
             try await Self.peerPost(port: portA, path: "/peer/v1/sync", body: try JSONEncoder().encode(SyncRequest(wait: false, reports: [])), stampedBy: b)
                 .status == 200
         }
@@ -120,7 +120,7 @@ struct ZoneSecuritySystemTests {
 
         // A retired agent is refused by its former peers as soon as they hold the next membership.
         _ = try await cluster.client.send(.POST, "/api/v1/agents/\(b.agentId)/retire", as: AgentView.self)
-        try await eventually(20, "the primary refuses the retired agent") {
+        try await eventually(60, "the primary refuses the retired agent") {
             try await Self.peerPost(port: portA, path: "/peer/v1/sync", body: try JSONEncoder().encode(SyncRequest(wait: false, reports: [])), stampedBy: b)
                 .status == 401
         }
@@ -147,7 +147,7 @@ struct ZoneSecuritySystemTests {
         let stamp = try PeerStamp.sign(
             method: "POST", path: "/peer/v1/sync", body: Data(), sender: b.agentId, zone: try #require(b.zoneId), time: Clock.nowMillis(),
             key: try b.keys().signing)
-        try await eventually(20, "b is in the primary's membership") {
+        try await eventually(60, "b is in the primary's membership") {
             let answer = try Self.rawExchange(
                 port: port,
                 head: "POST /peer/v1/sync HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: \(16 << 20)\r\n\(PeerStamp.header): \(stamp.headerValue)\r\n\r\n")
@@ -161,7 +161,7 @@ struct ZoneSecuritySystemTests {
         try await cluster.startManager()
         try await cluster.bootstrap(zone: "z")
         let a = try await cluster.startAgent("a", zone: "z", extraArguments: ["--priority", "100"])
-        try await eventually(20, "a is elected") { try await Self.primary(cluster) == a }
+        try await eventually(60, "a is elected") { try await Self.primary(cluster) == a }
         let fake = try FakePeer(directory: cluster.directory, managerURL: cluster.url)
         defer { fake.stop() }
 

@@ -126,24 +126,19 @@ public struct Manager: Sendable {
         router.add(middleware: MethodNotAllowedMiddleware(methodsByPath: OpenAPIDocument.text().map(OpenAPIDocument.methodsByPath) ?? [:]))
         router.add(middleware: Authenticator(store: store, operations: operations ?? self.operations))
         router.add(middleware: Authorizer(operations: operations ?? self.operations))
-        router.get("/healthz") { _, _ in "ok" }
-        router.get("/readyz") { _, _ in
-            _ = try await store.userCount()
-            return "ready"
+        router.add(middleware: BodyLimitMiddleware())
+        router.add(middleware: RequestScopeMiddleware())
+        // The operations served by the generated server; the others keep their hand-written routes
+        // below until they move (see docs/architecture.md).
+        let generated = SelectedOperations(router: router, operations: ManagerAPI.generatedOperations)
+        do {
+            try ManagerAPI(manager: self).registerHandlers(on: generated, middlewares: [VerbatimHeaderFields()])
+        } catch {
+            logger.error("the generated routes could not be registered", metadata: ["error": "\(error)"])
         }
-        router.get("/api/v1/openapi.yaml") { _, context in
-            _ = try context.requireUser()
-            guard let text = OpenAPIDocument.text() else { throw Problem.notFound("the OpenAPI document is missing from this build") }
-            return Response(
-                status: .ok, headers: [.contentType: "application/yaml"],
-                body: ResponseBody(byteBuffer: .init(string: text)))
-        }
-        addAuthRoutes(to: router)
-        addZoneRoutes(to: router)
         addAgentRoutes(to: router)
         addTaskRoutes(to: router)
         addRunRoutes(to: router)
-        addEventRoutes(to: router)
         return router
     }
 

@@ -6,6 +6,7 @@ import KlevrAPI
 import KlevrCore
 import KlevrStore
 import NIOCore
+import OpenAPIRuntime
 
 /// An API error, rendered as an RFC 9457 `application/problem+json` document.
 public struct Problem: Error, HTTPResponseError, Sendable {
@@ -68,25 +69,36 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
-        } catch let error as StoreError {
-            throw Problem.from(error)
-        } catch let error as ServiceError {
-            switch error {
-            case .invalid(let fields): throw Problem.invalid(fields)
-            case .notFound(let message): throw Problem.notFound(message)
-            case .conflict(let message): throw Problem.conflict(message)
-            }
-        } catch let error as any HTTPResponseError {
-            if let problem = error as? Problem { throw problem }
-            // Hummingbird's own errors (404 for an unknown route, 405 ...) become problems too.
-            throw Problem(error.status, type: "http-\(error.status.code)", detail: error.status.reasonPhrase)
-        } catch is CancellationError {
-            throw Problem(.serviceUnavailable, type: "unavailable", detail: "the manager is shutting down")
+        } catch let error as ServerError {
+            // A generated handler's error: what the request's decoding or the handler threw.
+            throw problem(for: Problem.from(error), context: context)
         } catch {
+            throw problem(for: error, context: context)
+        }
+    }
+
+    private func problem(for error: any Error, context: Context) -> any Error {
+        switch error {
+        case let error as StoreError:
+            return Problem.from(error)
+        case let error as ServiceError:
+            switch error {
+            case .invalid(let fields): return Problem.invalid(fields)
+            case .notFound(let message): return Problem.notFound(message)
+            case .conflict(let message): return Problem.conflict(message)
+            }
+        case let problem as Problem:
+            return problem
+        case let error as any HTTPResponseError:
+            // Hummingbird's own errors (404 for an unknown route, 405 ...) become problems too.
+            return Problem(error.status, type: "http-\(error.status.code)", detail: error.status.reasonPhrase)
+        case is CancellationError:
+            return Problem(.serviceUnavailable, type: "unavailable", detail: "the manager is shutting down")
+        default:
             context.logger.error(
                 "internal error",
                 metadata: ["error.type": "\(String(reflecting: type(of: error)))", "error": "\(DatabaseErrors.describe(error))"])
-            throw Problem(.internalServerError, type: "internal", detail: "internal error; see the manager's log")
+            return Problem(.internalServerError, type: "internal", detail: "internal error; see the manager's log")
         }
     }
 }
