@@ -97,9 +97,24 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
-            name: "KlevrAgent",
+            name: "KlevrClient",
             dependencies: [
                 "KlevrCore", "KlevrAPI",
+                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
+                .product(name: "OpenAPIAsyncHTTPClient", package: "swift-openapi-async-http-client"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "KlevrAgent",
+            dependencies: [
+                "KlevrCore", "KlevrAPI", "KlevrClient",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -117,19 +132,32 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "KlevrBench",
+            dependencies: [
+                "KlevrCore", "KlevrStore", "KlevrAPI", "KlevrClient", "KlevrManager", "KlevrAgent",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "klevr",
             dependencies: [
-                "KlevrCore", "KlevrStore", "KlevrAPI", "KlevrManager", "KlevrAgent",
+                "KlevrCore", "KlevrStore", "KlevrAPI", "KlevrClient", "KlevrManager", "KlevrAgent", "KlevrBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             swiftSettings: swiftSettings
@@ -159,6 +187,15 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "KlevrClientTests",
+            dependencies: [
+                "KlevrClient", "KlevrAPI",
+                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "KlevrAgentTests",
             dependencies: [
                 "KlevrTestSupport",
@@ -171,7 +208,7 @@ let package = Package(
             name: "KlevrSystemTests",
             dependencies: [
                 "KlevrTestSupport",
-                "KlevrCore", "KlevrAPI", "KlevrAgent",
+                "KlevrCore", "KlevrAPI", "KlevrClient", "KlevrAgent",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

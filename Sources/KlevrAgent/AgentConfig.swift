@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import KlevrClient
 import Logging
 
 #if canImport(Glibc)

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Crypto
 import Foundation
 import KlevrAPI
+import KlevrClient
 import KlevrCore
 import Logging
 import NIOCore

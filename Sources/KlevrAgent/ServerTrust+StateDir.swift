@@ -1,4 +1,5 @@
 import Foundation
+import KlevrClient
 
 extension ServerTrust {
     /// Where an agent keeps how it verifies the manager, so that restarts without `--ca` or

@@ -2,8 +2,8 @@ import ArgumentParser
 import Foundation
 import KlevrAPI
 import KlevrAgent
+import KlevrClient
 import Logging
-import NIOHTTP1
 import ServiceLifecycle
 import UnixSignals
 
@@ -98,14 +98,13 @@ struct AgentCommand: AsyncParsableCommand {
         @Option(help: "At most this many.") var limit = 200
         @OptionGroup var options: ClientOptions
         func run() async throws {
-            let client = try options.client()
-            var path = "/api/v1/agents?limit=\(limit)"
-            if let zone { path += "&zone=\(zone.urlPathEscaped)" }
-            let page = try await api { try await client.send(.GET, path, as: Page<AgentView>.self) }
+            let page = try await options.withClient { client in
+                try await api { try await client.listAgents(query: .init(zone: zone, limit: limit)).ok.body.json }
+            }
             if options.output == .json { return try Printer.json(page.items) }
             Printer.table(
                 ["ID", "ZONE", "HOSTNAME", "STATUS", "LAST SEEN"],
-                page.items.map { [$0.id, $0.zone, $0.hostname, $0.status + ($0.statusReason.map { " (\($0))" } ?? ""), Printer.time($0.lastSeenAt)] })
+                page.items.map { [$0.id, $0.zone, $0.hostname, $0.status.rawValue + ($0.statusReason.map { " (\($0))" } ?? ""), Printer.time($0.lastSeenAt)] })
         }
     }
 
@@ -114,13 +113,14 @@ struct AgentCommand: AsyncParsableCommand {
         @Argument var id: String
         @OptionGroup var options: ClientOptions
         func run() async throws {
-            let client = try options.client()
-            let id = try await IDResolver(client: client).agent(self.id)
-            let agent = try await api { try await client.send(.GET, "/api/v1/agents/\(id.urlPathEscaped)", as: AgentView.self) }
+            let agent = try await options.withClient { client in
+                let id = try await IDResolver(client: client).agent(self.id)
+                return try await api { try await client.getAgent(path: .init(id: id)).ok.body.json }
+            }
             if options.output == .json { return try Printer.json(agent) }
             for (name, value) in [
                 ("id", agent.id), ("zone", agent.zone), ("hostname", agent.hostname), ("os", agent.os), ("version", agent.version),
-                ("status", agent.status + (agent.statusReason.map { " (\($0))" } ?? "")), ("last seen", Printer.time(agent.lastSeenAt)),
+                ("status", agent.status.rawValue + (agent.statusReason.map { " (\($0))" } ?? "")), ("last seen", Printer.time(agent.lastSeenAt)),
                 ("enrolled", Printer.time(agent.enrolledAt)),
             ] {
                 print("\(name.padding(toLength: 10, withPad: " ", startingAt: 0)) \(value)")
@@ -133,11 +133,12 @@ struct AgentCommand: AsyncParsableCommand {
         @Argument var id: String
         @OptionGroup var options: ClientOptions
         func run() async throws {
-            let client = try options.client()
-            let id = try await IDResolver(client: client).agent(self.id)
-            let agent = try await api { try await client.send(.POST, "/api/v1/agents/\(id.urlPathEscaped)/retire", as: AgentView.self) }
+            let agent = try await options.withClient { client in
+                let id = try await IDResolver(client: client).agent(self.id)
+                return try await api { try await client.retireAgent(path: .init(id: id)).ok.body.json }
+            }
             if options.output == .json { return try Printer.json(agent) }
-            if agent.status == "retiring" {
+            if agent.status == .retiring {
                 print("retiring agent \(agent.id) (\(agent.hostname)): it is stopping its runs; its credential dies when they stopped")
             } else {
                 print("retired agent \(agent.id) (\(agent.hostname))")

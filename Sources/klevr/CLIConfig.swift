@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 import KlevrAPI
-import KlevrAgent
+import KlevrClient
 import NIOSSL
 
 /// The CLI's saved login: the manager URL, an API token and how the manager's certificate is
@@ -62,19 +62,32 @@ struct CLIConfig: Codable {
 struct ClientOptions: ParsableArguments {
     @Option(help: "Output format: table or json.") var output: OutputFormat = .table
 
-    func client() throws -> JSONClient {
-        try CLIConfig.load().client()
+    /// Runs `body` with a client for the saved login.
+    func withClient<T>(_ body: (Client) async throws -> T) async throws -> T {
+        try await CLIConfig.load().withClient(body)
     }
 }
 
 extension CLIConfig {
-    /// A client for the saved server, verifying it as the login did.
-    func client() throws -> JSONClient {
+    /// How many connections the CLI opens to the manager at once: `klevr task run` follows the log
+    /// stream of every run of a task at the same time.
+    static let connections = 260
+
+    /// The client configuration of the saved login: its server, its token, and the manager verified
+    /// as the login did.
+    func clientConfig() throws -> ManagerClientConfig {
         do {
-            return JSONClient(baseURL: server, bearer: token, tls: try trust?.tlsConfiguration())
+            return try ManagerClientConfig(server: server, credential: .bearer(token), trust: trust, maxConnections: Self.connections)
+        } catch let invalid as ManagerClientConfig.InvalidServerURL {
+            throw CLIError("the saved login names no usable manager: \(invalid); run 'klevr login' again")
         } catch {
             throw CLIError("cannot use the saved login's TLS settings: \(error); run 'klevr login' again")
         }
+    }
+
+    /// Runs `body` with a client for the saved server, verifying it as the login did.
+    func withClient<T>(_ body: (Client) async throws -> T) async throws -> T {
+        try await ManagerClient.with(try clientConfig(), body)
     }
 
     /// The options an agent needs to verify this server as the login does, for the command the CLI prints.
@@ -96,32 +109,42 @@ enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
 func api<T>(_ body: () async throws -> T) async throws -> T {
     do {
         return try await body()
-    } catch let failure as JSONClient.Failure {
-        if let problem = failure.problem, problem.type.hasSuffix("/password-change-required") {
-            throw CLIError(problem.detail)
+    } catch {
+        throw userFacing(ManagerClient.cause(of: error))
+    }
+}
+
+/// What the user is told about a failed API call (the generated client's wrapping already removed).
+func userFacing(_ error: any Error) -> any Error {
+    switch error {
+    case let refusal as ManagerRefusal:
+        if let problem = refusal.problem, refusal.isProblem("password-change-required") {
+            return CLIError(problem.detail)
         }
-        if failure.status == 401, failure.problem?.type.hasSuffix("/unauthorized") ?? true {
-            throw CLIError(
+        if refusal.status == 401, refusal.problem == nil || refusal.isProblem("unauthorized") {
+            return CLIError(
                 "the manager refused the saved login (HTTP 401): the token was revoked or expired, or a password change or "
                     + "a disabled user ended it; run 'klevr login' again")
         }
-        throw CLIError("the manager refused: \(failure)")
-    } catch let error as CLIError {
-        throw error
-    } catch let exit as ExitCode {
-        throw exit
-    } catch let mismatch as ServerTrust.PinMismatch {
-        throw CLIError(mismatch.description)
-    } catch let unusable as ServerTrust.PinUnusable {
-        throw CLIError(unusable.description)
-    } catch let tls as NIOSSLError {
-        throw CLIError(
+        return CLIError("the manager refused: \(refusal)")
+    case let error as CLIError:
+        return error
+    case let exit as ExitCode:
+        return exit
+    case let mismatch as ServerTrust.PinMismatch:
+        return CLIError(mismatch.description)
+    case let unusable as ServerTrust.PinUnusable:
+        return CLIError(unusable.description)
+    case let tls as NIOSSLError:
+        return CLIError(
             "the manager's TLS certificate was not accepted (\(tls)); for a self-signed certificate log in with --ca-pin "
                 + "(the pin the manager prints at start), or with --ca FILE for a private CA")
-    } catch let error as DecodingError {
-        throw CLIError("unexpected answer from the manager: \(error)")
-    } catch {
-        throw CLIError("cannot reach the manager: \(error)")
+    case let error as DecodingError:
+        return CLIError("unexpected answer from the manager: \(error)")
+    case let tooLong as EventStreamTooLong:
+        return CLIError(tooLong.description)
+    default:
+        return CLIError("cannot reach the manager: \(error)")
     }
 }
 

@@ -1,10 +1,8 @@
 import ArgumentParser
-import AsyncHTTPClient
 import Foundation
 import KlevrAPI
-import KlevrAgent
-import NIOCore
-import NIOHTTP1
+import KlevrClient
+import OpenAPIRuntime
 
 /// `klevr events [-f]`: the typed event log.
 struct EventsCommand: AsyncParsableCommand {
@@ -20,48 +18,42 @@ struct EventsCommand: AsyncParsableCommand {
     @OptionGroup var options: ClientOptions
 
     func run() async throws {
-        try await Self.show(
-            "/api/v1/events", kind: kind, zone: zone, subject: subject, actor: actor, limit: limit, follow: follow, options: options)
+        let query = EventQuery(kind: kind, zone: zone, subject: subject, actor: actor, limit: limit)
+        try await Self.show(.events, query: query, follow: follow, options: options)
     }
 
-    /// Lists (oldest of the newest `limit` first) and optionally follows the events of `path`.
-    static func show(
-        _ path: String, kind: String?, zone: String?, subject: String?, actor: String?, limit: Int, follow: Bool, options: ClientOptions
-    ) async throws {
-        guard (1...500).contains(limit) else { throw ValidationError("--limit must be 1 to 500") }
-        let client = try options.client()
-        var query = ["limit=\(limit)"]
-        if let kind { query.append("kind=\(kind.urlQueryEscaped)") }
-        if let zone { query.append("zone=\(zone.urlQueryEscaped)") }
-        if let subject { query.append("subject=\(subject.urlQueryEscaped)") }
-        if let actor { query.append("actor=\(actor.urlQueryEscaped)") }
-        let page = try await api { try await client.send(.GET, path + "?" + query.joined(separator: "&"), as: Page<EventView>.self) }
-        let listed = Array(page.items.reversed())
-        if options.output == .json && !follow { return try Printer.json(listed) }
-        if options.output == .table { printTable(listed) }
-        guard follow else { return }
-        let after = listed.last?.id ?? 0
-        try await api {
-            try await followStream(client, path: path + "?" + (query + ["after=\(after)", "follow=true"]).joined(separator: "&")) { _, data in
-                guard let event = try? JSONDecoder().decode(EventView.self, from: Data(data.utf8)) else { return true }
-                if options.output == .json { print(data) } else { printRow(event) }
-                return true
+    /// Lists (oldest of the newest `limit` first) and optionally follows the events of `log`.
+    static func show(_ log: EventLog, query: EventQuery, follow: Bool, options: ClientOptions) async throws {
+        guard (1...500).contains(query.limit) else { throw ValidationError("--limit must be 1 to 500") }
+        try await options.withClient { client in
+            let page = try await api { try await log.page(client, query) }
+            let listed = Array(page.items.reversed())
+            if options.output == .json && !follow { return try Printer.json(listed) }
+            if options.output == .table { printTable(listed) }
+            guard follow else { return }
+            let after = listed.last.map { String($0.id) }
+            try await api {
+                try await EventStreamFollower().follow(from: after) { lastID in
+                    try await log.stream(client, query, after: lastID.flatMap { Int64($0) } ?? 0)
+                } handle: { event in
+                    guard let data = event.data, let parsed = try? JSONDecoder().decode(Components.Schemas.Event.self, from: Data(data.utf8))
+                    else { return true }
+                    // Written at once (not buffered), so that a follow piped into another program is live.
+                    if options.output == .json { say(data) } else { say(row(parsed).joined(separator: "  ")) }
+                    return true
+                }
             }
         }
     }
 
-    static func printTable(_ events: [EventView]) {
+    static func printTable(_ events: [Components.Schemas.Event]) {
         Printer.table(["ID", "TIME", "KIND", "ACTOR", "ZONE", "SUBJECT", "DETAIL"], events.map(row))
     }
 
-    static func printRow(_ event: EventView) {
-        print(row(event).joined(separator: "  "))
-    }
-
-    static func row(_ event: EventView) -> [String] {
-        [String(event.id), Printer.time(event.at), event.kind,
-         "\(event.actor.kind):\(event.actor.name)" + (event.actor.address.map { "@\($0)" } ?? ""), event.zone ?? event.zoneId ?? "-",
-         event.subject, summary(event.detail)]
+    static func row(_ event: Components.Schemas.Event) -> [String] {
+        [String(event.id), Printer.time(event.at), event.kind.rawValue,
+         "\(event.actor.kind.rawValue):\(event.actor.name)" + (event.actor.address.map { "@\($0)" } ?? ""), event.zone ?? event.zoneId ?? "-",
+         event.subject, summary(event.detail.additionalProperties)]
     }
 
     /// `key=value` pairs in key order, on one line (values with control characters escaped).
@@ -85,38 +77,59 @@ struct AuditCommand: AsyncParsableCommand {
     @OptionGroup var options: ClientOptions
 
     func run() async throws {
-        try await EventsCommand.show(
-            "/api/v1/audit", kind: kind, zone: zone, subject: subject, actor: actor, limit: limit, follow: follow, options: options)
+        let query = EventQuery(kind: kind, zone: zone, subject: subject, actor: actor, limit: limit)
+        try await EventsCommand.show(.audit, query: query, follow: follow, options: options)
     }
 }
 
-/// Reads a Server-Sent Events stream; `handle` gets each event's name and data and returns false to stop.
-func followStream(_ client: JSONClient, path: String, handle: (String, String) throws -> Bool) async throws {
-    var request = HTTPClientRequest(url: client.baseURL + path)
-    request.tlsConfiguration = client.tls
-    request.headers.add(name: "Authorization", value: "Bearer \(client.bearer ?? "")")
-    request.headers.add(name: "Accept", value: "text/event-stream")
-    let response = try await client.http.execute(request, timeout: .hours(24 * 365))
-    guard response.status == .ok else {
-        var body = try await response.body.collect(upTo: 1 << 20)
-        throw CLIError("the manager refused: HTTP \(response.status.code) \(body.readString(length: body.readableBytes) ?? "")")
-    }
-    var pending = ""
-    for try await var buffer in response.body {
-        pending += buffer.readString(length: buffer.readableBytes) ?? ""
-        while let range = pending.range(of: "\n\n") {
-            let block = String(pending[..<range.lowerBound])
-            pending = String(pending[range.upperBound...])
-            var name = "message"
-            var data = ""
-            for line in block.split(separator: "\n") {
-                if line.hasPrefix("event: ") { name = String(line.dropFirst(7)) }
-                if line.hasPrefix("data: ") { data = String(line.dropFirst(6)) }
-            }
-            if data.isEmpty { continue }
-            if try !handle(name, data) { return }
+/// The filters `klevr events` and `klevr audit` share.
+struct EventQuery {
+    var kind: String?
+    var zone: String?
+    var subject: String?
+    var actor: String?
+    var limit: Int
+}
+
+/// The two operations that list and stream events: the whole log, and the audit log (users' changes).
+enum EventLog {
+    case events
+    case audit
+
+    /// The newest events matching `query`.
+    ///
+    /// The request accepts JSON only: the generated client's default `Accept` names every content type
+    /// the document lists, `text/event-stream` included, and the manager streams for that.
+    func page(_ client: Client, _ query: EventQuery) async throws -> Components.Schemas.EventPage {
+        switch self {
+        case .events:
+            try await client.listEvents(
+                query: .init(kind: query.kind, zone: query.zone, subject: query.subject, actor: query.actor, limit: query.limit),
+                headers: .init(accept: [.init(contentType: .json)])
+            ).ok.body.json
+        case .audit:
+            try await client.auditLog(
+                query: .init(kind: query.kind, zone: query.zone, subject: query.subject, actor: query.actor, limit: query.limit),
+                headers: .init(accept: [.init(contentType: .json)])
+            ).ok.body.json
         }
-        // A stream that sends no blank line is not SSE: do not buffer it without bound.
-        if pending.utf8.count > 8 << 20 { throw CLIError("the event stream sent more than 8 MiB without an event boundary") }
+    }
+
+    /// The live stream of events after the id `after` that match `query` (Server-Sent Events).
+    func stream(_ client: Client, _ query: EventQuery, after: Int64) async throws -> HTTPBody {
+        switch self {
+        case .events:
+            try await client.listEvents(
+                query: .init(
+                    kind: query.kind, zone: query.zone, subject: query.subject, actor: query.actor, after: after, follow: true, limit: query.limit),
+                headers: .init(accept: [.init(contentType: .textEventStream)])
+            ).ok.body.textEventStream
+        case .audit:
+            try await client.auditLog(
+                query: .init(
+                    kind: query.kind, zone: query.zone, subject: query.subject, actor: query.actor, after: after, follow: true, limit: query.limit),
+                headers: .init(accept: [.init(contentType: .textEventStream)])
+            ).ok.body.textEventStream
+        }
     }
 }

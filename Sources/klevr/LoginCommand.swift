@@ -1,8 +1,7 @@
 import ArgumentParser
 import Foundation
 import KlevrAPI
-import KlevrAgent
-import NIOHTTP1
+import KlevrClient
 
 #if canImport(Glibc)
 import Glibc
@@ -44,15 +43,14 @@ struct LoginCommand: AsyncParsableCommand {
             // by later commands (log in again when the manager's key changes).
             trust = try await api { try await chosen.fetchingPinnedCertificate(server: server) }
         }
-        let session = try await SessionLogin.open(server: server, username: username, password: secret, trust: trust)
-        if session.passwordChangeRequired {
-            await session.close()
-            throw CLIError(
-                "the password of '\(username)' must be changed before first use: run "
-                    + "'klevr user passwd --server \(session.client.baseURL) --username \(username)' (it logs in as well)")
+        let config = try await SessionLogin.with(server: server, username: username, password: secret, trust: trust) { session in
+            if session.passwordChangeRequired {
+                throw CLIError(
+                    "the password of '\(username)' must be changed before first use: run "
+                        + "'klevr user passwd --server \(session.server) --username \(username)' (it logs in as well)")
+            }
+            return try await session.saveCLIToken(expiresInDays: tokenExpiresIn)
         }
-        let config = try await session.saveCLIToken(expiresInDays: tokenExpiresIn)
-        await session.close()
         print("Logged in to \(config.server) as \(username); token saved in \(CLIConfig.path())")
     }
 }
@@ -78,27 +76,45 @@ enum PasswordInput {
 /// A session opened with a user name and password (cookie and CSRF token), for the few commands that
 /// work before there is a saved token: `login` and `user passwd`.
 struct SessionLogin {
-    var client: JSONClient
+    /// A client that sends the session's cookie and CSRF token.
+    var client: Client
+    /// The manager's URL as the client uses it (no trailing slash).
+    var server: String
     var username: String
-    var cookie: String
-    var csrf: String
     var passwordChangeRequired: Bool
     /// How the manager's certificate is verified (nil: the system trust store, or plain http).
     var trust: ServerTrust?
 
-    var headers: [(String, String)] { [("Cookie", cookie), ("X-Klevr-CSRF", csrf)] }
-
-    static func open(server: String, username: String, password: String, trust: ServerTrust? = nil) async throws -> SessionLogin {
-        let client = JSONClient(baseURL: server, tls: try trust?.tlsConfiguration())
-        return try await api {
-            let login = try await client.exchange(.POST, "/api/v1/auth/login", body: LoginRequest(username: username, password: password))
-            let answer = try JSONDecoder().decode(LoginResponse.self, from: login.body)
-            guard let cookie = login.headers["Set-Cookie"].first?.split(separator: ";").first else {
-                throw CLIError("the manager did not open a session")
+    /// Logs in, runs `body` with the session, and ends the session afterwards (also when `body` fails).
+    static func with<T>(
+        server: String, username: String, password: String, trust: ServerTrust? = nil, _ body: (SessionLogin) async throws -> T
+    ) async throws -> T {
+        let config: ManagerClientConfig
+        do {
+            config = try ManagerClientConfig(server: server, trust: trust)
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        return try await ManagerClient.withHTTPClient(for: config) { http in
+            let session = try await api {
+                let answer = try await ManagerClient.make(config, http: http).login(body: .json(.init(username: username, password: password))).ok
+                guard let cookie = answer.headers.setCookie?.split(separator: ";").first else {
+                    throw CLIError("the manager did not open a session")
+                }
+                let login = try answer.body.json
+                let client = ManagerClient.make(config.authenticated(as: .session(cookie: String(cookie), csrf: login.csrfToken)), http: http)
+                return SessionLogin(
+                    client: client, server: config.server, username: username, passwordChangeRequired: login.passwordChangeRequired, trust: trust)
             }
-            return SessionLogin(
-                client: client, username: username, cookie: String(cookie), csrf: answer.csrfToken,
-                passwordChangeRequired: answer.passwordChangeRequired, trust: trust)
+            let result: T
+            do {
+                result = try await body(session)
+            } catch {
+                await session.close()
+                throw error
+            }
+            await session.close()
+            return result
         }
     }
 
@@ -107,21 +123,19 @@ struct SessionLogin {
     func saveCLIToken(expiresInDays: Int?) async throws -> CLIConfig {
         let previous = CLIConfig.loadIfPresent()
         let host = ProcessInfo.processInfo.hostName
-        let token: TokenCreated = try await api {
-            let created = try await client.exchange(
-                .POST, "/api/v1/tokens", body: TokenCreateRequest(name: "cli@\(host)", expiresInDays: expiresInDays), headers: headers)
-            return try JSONDecoder().decode(TokenCreated.self, from: created.body)
+        let token = try await api {
+            try await client.createToken(body: .json(.init(name: "cli@\(host)", expiresInDays: expiresInDays))).created.body.json
         }
-        let config = CLIConfig(server: client.baseURL, token: token.token, trust: trust, username: username, tokenId: token.id)
+        let config = CLIConfig(server: server, token: token.token, trust: trust, username: username, tokenId: token.id)
         try config.save()
-        if let previous, previous.server == client.baseURL, let oldID = previous.tokenId, oldID != token.id {
-            _ = try? await client.exchange(.DELETE, "/api/v1/tokens/\(oldID.urlPathEscaped)", headers: headers)
+        if let previous, previous.server == server, let oldID = previous.tokenId, oldID != token.id {
+            _ = try? await client.deleteToken(path: .init(id: oldID))
         }
         return config
     }
 
     /// Ends the session (the saved token, if any, stays).
     func close() async {
-        _ = try? await client.exchange(.POST, "/api/v1/auth/logout", headers: headers)
+        _ = try? await client.logout()
     }
 }

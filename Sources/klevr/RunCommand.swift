@@ -1,11 +1,9 @@
 import ArgumentParser
-import AsyncHTTPClient
 import Foundation
 import KlevrAPI
-import KlevrAgent
+import KlevrClient
 import KlevrCore
-import NIOCore
-import NIOHTTP1
+import OpenAPIRuntime
 
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -20,19 +18,25 @@ struct RunCommand: AsyncParsableCommand {
         @Option var limit = 50
         @OptionGroup var options: ClientOptions
         func run() async throws {
-            let client = try options.client()
-            var path = "/api/v1/runs?limit=\(limit)"
-            let resolver = IDResolver(client: client)
-            let task = try await self.task.asyncMap(resolver.task)
-            let agent = try await self.agent.asyncMap(resolver.agent)
-            for (name, value) in [("task", task), ("agent", agent), ("zone", zone), ("status", status)] {
-                if let value { path += "&\(name)=\(value.urlPathEscaped)" }
+            let status = try self.status.map { text in
+                guard let status = Components.Schemas.RunStatus(rawValue: text) else {
+                    throw ValidationError(
+                        "--status must be one of \(Components.Schemas.RunStatus.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                return status
             }
-            let page = try await api { try await client.send(.GET, path, as: Page<RunView>.self) }
-            if options.output == .json { return try Printer.json(page.items) }
-            Printer.table(["ID", "TASK", "AGENT", "STATUS", "EXIT", "CREATED"], page.items.map {
-                [$0.id, String($0.taskId.prefix(8)), String($0.agentId.prefix(8)), $0.status.rawValue, $0.exitCode.map(String.init) ?? "-", Printer.time($0.createdAt)]
-            })
+            try await options.withClient { client in
+                let resolver = IDResolver(client: client)
+                let task = try await self.task.asyncMap(resolver.task)
+                let agent = try await self.agent.asyncMap(resolver.agent)
+                let page = try await api {
+                    try await client.listRuns(query: .init(task: task, agent: agent, zone: zone, status: status, limit: limit)).ok.body.json
+                }
+                if options.output == .json { return try Printer.json(page.items) }
+                Printer.table(["ID", "TASK", "AGENT", "STATUS", "EXIT", "CREATED"], page.items.map {
+                    [$0.id, String($0.taskId.prefix(8)), String($0.agentId.prefix(8)), $0.status.rawValue, $0.exitCode.map(String.init) ?? "-", Printer.time($0.createdAt)]
+                })
+            }
         }
     }
 
@@ -41,16 +45,17 @@ struct RunCommand: AsyncParsableCommand {
         @Argument var id: String
         @OptionGroup var options: ClientOptions
         func run() async throws {
-            let client = try options.client()
-            let id = try await IDResolver(client: client).run(self.id)
-            let run = try await api { try await client.send(.GET, "/api/v1/runs/\(id.urlPathEscaped)", as: RunView.self) }
-            if options.output == .json { return try Printer.json(run) }
-            for (name, value) in [
-                ("id", run.id), ("task", run.taskId), ("agent", run.agentId), ("zone", run.zone), ("status", run.status.rawValue),
-                ("reason", run.reason ?? "-"), ("exit code", run.exitCode.map(String.init) ?? "-"), ("created", Printer.time(run.createdAt)),
-                ("started", Printer.time(run.startedAt)), ("finished", Printer.time(run.finishedAt)), ("result", run.result ?? "-"),
-            ] {
-                print("\(name.padding(toLength: 10, withPad: " ", startingAt: 0)) \(value)")
+            try await options.withClient { client in
+                let id = try await IDResolver(client: client).run(self.id)
+                let run = try await api { try await client.getRun(path: .init(id: id)).ok.body.json }
+                if options.output == .json { return try Printer.json(run) }
+                for (name, value) in [
+                    ("id", run.id), ("task", run.taskId), ("agent", run.agentId), ("zone", run.zone), ("status", run.status.rawValue),
+                    ("reason", run.reason ?? "-"), ("exit code", run.exitCode.map(String.init) ?? "-"), ("created", Printer.time(run.createdAt)),
+                    ("started", Printer.time(run.startedAt)), ("finished", Printer.time(run.finishedAt)), ("result", run.result ?? "-"),
+                ] {
+                    print("\(name.padding(toLength: 10, withPad: " ", startingAt: 0)) \(value)")
+                }
             }
         }
     }
@@ -61,27 +66,36 @@ struct RunCommand: AsyncParsableCommand {
         @Flag(name: .shortAndLong, help: "Follow the log (Server-Sent Events) until the run ends.") var follow = false
         @OptionGroup var options: ClientOptions
         func run() async throws {
-            let client = try options.client()
-            let id = try await IDResolver(client: client).run(self.id)
-            if !follow {
-                let page = try await api { try await client.send(.GET, "/api/v1/runs/\(id.urlPathEscaped)/logs", as: LogPage.self) }
-                if options.output == .json { return try Printer.json(page) }
-                for chunk in page.items { FileHandle.standardOutput.write(Data(chunk.data.utf8)) }
-                return
+            try await options.withClient { client in
+                let id = try await IDResolver(client: client).run(self.id)
+                if !follow {
+                    // JSON only: the default `Accept` would name `text/event-stream` too, and the manager streams for it.
+                    let page = try await api {
+                        try await client.runLogs(path: .init(id: id), headers: .init(accept: [.init(contentType: .json)])).ok.body.json
+                    }
+                    if options.output == .json { return try Printer.json(page) }
+                    for chunk in page.items { FileHandle.standardOutput.write(Data(chunk.data.utf8)) }
+                    return
+                }
+                try await api { try await streamEvents(client, id: id) }
             }
-            try await api { try await streamEvents(client, id: id) }
         }
 
         /// Reads the SSE stream and prints each chunk as it arrives, until the run's `end` event.
-        func streamEvents(_ client: JSONClient, id: String) async throws {
+        func streamEvents(_ client: Client, id: String) async throws {
             var failed = false
-            try await followStream(client, path: "/api/v1/runs/\(id.urlPathEscaped)/logs?follow=true") { name, data in
-                if name == "log", let chunk = try? JSONDecoder().decode(LogChunkView.self, from: Data(data.utf8)) {
-                    if options.output == .json { print(data) } else { FileHandle.standardOutput.write(Data(chunk.data.utf8)) }
-                } else if name == "end", let run = try? JSONDecoder().decode(RunView.self, from: Data(data.utf8)) {
+            try await EventStreamFollower().follow { lastSeq in
+                try await RunLogStream.open(client, runID: id, after: lastSeq.flatMap { Int($0) } ?? 0)
+            } handle: { event in
+                switch RunLogStream.Item(event) {
+                case .log(let chunk, let data):
+                    if options.output == .json { say(data) } else { FileHandle.standardOutput.write(Data(chunk.data.utf8)) }
+                case .end(let run):
                     FileHandle.standardError.write(Data("run \(run.id) ended: \(run.status.rawValue)\(run.reason.map { " (\($0))" } ?? "")\n".utf8))
                     failed = run.status != .succeeded
                     return false
+                case nil:
+                    break
                 }
                 return true
             }
@@ -94,11 +108,46 @@ struct RunCommand: AsyncParsableCommand {
         @Argument var id: String
         @OptionGroup var options: ClientOptions
         func run() async throws {
-            let client = try options.client()
-            let id = try await IDResolver(client: client).run(self.id)
-            let run = try await api { try await client.send(.POST, "/api/v1/runs/\(id.urlPathEscaped)/cancel", as: RunView.self) }
-            if options.output == .json { return try Printer.json(run) }
-            print(run.status == .canceled ? "run \(run.id) canceled" : "cancel requested for run \(run.id) (\(run.status.rawValue))")
+            try await options.withClient { client in
+                let id = try await IDResolver(client: client).run(self.id)
+                let run = try await api { try await client.cancelRun(path: .init(id: id)).ok.body.json }
+                if options.output == .json { return try Printer.json(run) }
+                print(run.status == .canceled ? "run \(run.id) canceled" : "cancel requested for run \(run.id) (\(run.status.rawValue))")
+            }
         }
+    }
+}
+
+/// A run's log as Server-Sent Events: `log` events (id: the chunk's seq), then one `end` event with
+/// the finished run.
+enum RunLogStream {
+    /// What one event of the stream carries.
+    enum Item {
+        /// A chunk of output, and the event's data as it came.
+        case log(Components.Schemas.LogChunk, data: String)
+        /// The run ended.
+        case end(Components.Schemas.Run)
+
+        /// The item an event carries; nil for an event of another kind or with data that does not decode.
+        init?(_ event: ServerSentEvent) {
+            guard let data = event.data else { return nil }
+            switch event.event {
+            case "log":
+                guard let chunk = try? JSONDecoder().decode(Components.Schemas.LogChunk.self, from: Data(data.utf8)) else { return nil }
+                self = .log(chunk, data: data)
+            case "end":
+                guard let run = try? JSONDecoder().decode(Components.Schemas.Run.self, from: Data(data.utf8)) else { return nil }
+                self = .end(run)
+            default:
+                return nil
+            }
+        }
+    }
+
+    /// Opens the stream of the chunks after seq `after`.
+    static func open(_ client: Client, runID: String, after: Int) async throws -> HTTPBody {
+        try await client.runLogs(
+            path: .init(id: runID), query: .init(after: after, follow: true), headers: .init(accept: [.init(contentType: .textEventStream)])
+        ).ok.body.textEventStream
     }
 }

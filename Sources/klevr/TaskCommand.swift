@@ -1,11 +1,8 @@
-import AsyncHTTPClient
 import ArgumentParser
 import Foundation
 import KlevrAPI
-import KlevrAgent
+import KlevrClient
 import KlevrCore
-import NIOCore
-import NIOHTTP1
 
 struct TaskCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -40,18 +37,23 @@ struct TaskCommand: AsyncParsableCommand {
                 guard let equals = param.firstIndex(of: "=") else { throw ValidationError("--param must be NAME=VALUE, got '\(param)'") }
                 parameters[String(param[..<equals])] = String(param[param.index(after: equals)...])
             }
-            let target = agent.map { TargetSpec(kind: .agent, agentId: $0) } ?? TargetSpec(kind: any ? .any : .all)
-            let request = TaskCreateRequest(
-                name: name, zone: zone, target: target, steps: [StepSpec(script: script.joined(separator: " "))],
-                params: parameters.isEmpty ? nil : parameters, timeoutSeconds: timeout)
-            let client = try options.client()
-            let task = try await api { try await client.send(.POST, "/api/v1/tasks", body: request, as: TaskView.self) }
-            if detach {
-                if options.output == .json { return try Printer.json(task) }
-                print("task \(task.id) created with \(task.runs.count) run(s)")
-                return
+            let target = agent.map { Components.Schemas.Target.agent($0) } ?? (any ? .anyOnlineAgent : .everyAgent)
+            let request = Components.Schemas.TaskCreateRequest(
+                name: name, zone: zone, target: target, steps: [.init(script: script.joined(separator: " "))],
+                params: parameters.isEmpty ? nil : .init(additionalProperties: parameters), timeoutSeconds: timeout)
+            let runs = try await options.withClient { client -> [Components.Schemas.Run]? in
+                let task = try await api { try await client.createTask(body: .json(request)).created.body.json }
+                if detach {
+                    if options.output == .json {
+                        try Printer.json(task)
+                    } else {
+                        print("task \(task.id) created with \(task.runs.count) run(s)")
+                    }
+                    return nil
+                }
+                return try await RunWatcher(client: client, printOutput: options.output == .table).follow(task.runs)
             }
-            let runs = try await RunWatcher(client: client, printOutput: options.output == .table).follow(task.runs)
+            guard let runs else { return }
             if options.output == .json { try Printer.json(runs) }
             let failed = runs.filter { $0.status != .succeeded }
             if options.output == .table {
@@ -70,13 +72,12 @@ struct TaskCommand: AsyncParsableCommand {
         @Option var limit = 50
         @OptionGroup var options: ClientOptions
         func run() async throws {
-            let client = try options.client()
-            var path = "/api/v1/tasks?limit=\(limit)"
-            if let zone { path += "&zone=\(zone.urlPathEscaped)" }
-            let page = try await api { try await client.send(.GET, path, as: Page<TaskView>.self) }
+            let page = try await options.withClient { client in
+                try await api { try await client.listTasks(query: .init(zone: zone, limit: limit)).ok.body.json }
+            }
             if options.output == .json { return try Printer.json(page.items) }
             Printer.table(["ID", "ZONE", "TARGET", "CREATED", "NAME"], page.items.map {
-                [$0.id, $0.zone, $0.target.kind.rawValue, Printer.time($0.createdAt), $0.name]
+                [$0.id, $0.zone, $0.target.kindName, Printer.time($0.createdAt), $0.name]
             })
         }
     }
@@ -86,11 +87,12 @@ struct TaskCommand: AsyncParsableCommand {
         @Argument var id: String
         @OptionGroup var options: ClientOptions
         func run() async throws {
-            let client = try options.client()
-            let id = try await IDResolver(client: client).task(self.id)
-            let task = try await api { try await client.send(.GET, "/api/v1/tasks/\(id.urlPathEscaped)", as: TaskView.self) }
+            let task = try await options.withClient { client in
+                let id = try await IDResolver(client: client).task(self.id)
+                return try await api { try await client.getTask(path: .init(id: id)).ok.body.json }
+            }
             if options.output == .json { return try Printer.json(task) }
-            print("task \(task.id) \"\(task.name)\" zone \(task.zone) target \(task.target.kind.rawValue) by \(task.createdBy)")
+            print("task \(task.id) \"\(task.name)\" zone \(task.zone) target \(task.target.kindName) by \(task.createdBy)")
             Printer.table(["RUN", "AGENT", "STATUS", "EXIT", "REASON"], task.runs.map {
                 [$0.id, $0.agentId, $0.status.rawValue, $0.exitCode.map(String.init) ?? "-", $0.reason ?? ""]
             })
@@ -102,9 +104,10 @@ struct TaskCommand: AsyncParsableCommand {
         @Argument var id: String
         @OptionGroup var options: ClientOptions
         func run() async throws {
-            let client = try options.client()
-            let id = try await IDResolver(client: client).task(self.id)
-            let task = try await api { try await client.send(.POST, "/api/v1/tasks/\(id.urlPathEscaped)/cancel", as: TaskView.self) }
+            let task = try await options.withClient { client in
+                let id = try await IDResolver(client: client).task(self.id)
+                return try await api { try await client.cancelTask(path: .init(id: id)).ok.body.json }
+            }
             if options.output == .json { return try Printer.json(task) }
             print("cancel requested for task \(task.id)")
         }
@@ -113,128 +116,82 @@ struct TaskCommand: AsyncParsableCommand {
 
 /// Follows runs until they end, printing their output with a prefix per agent.
 struct RunWatcher {
-    let client: JSONClient
+    let client: Client
     let printOutput: Bool
 
-    static func label(_ run: RunView) -> String { String(run.agentId.prefix(8)) }
+    static func label(_ run: Components.Schemas.Run) -> String { String(run.agentId.prefix(8)) }
 
     /// What one run's stream delivers.
     enum Event: Sendable {
         case output(runID: String, text: String)
-        case ended(RunView)
+        case ended(Components.Schemas.Run)
         case failed(String)
     }
 
     /// Follows every run's log stream (Server-Sent Events) at once, so that each run's output and end
     /// arrive as they are stored, without polling.
-    func follow(_ initial: [RunView]) async throws -> [RunView] {
+    func follow(_ initial: [Components.Schemas.Run]) async throws -> [Components.Schemas.Run] {
         var runs = initial
         guard !runs.isEmpty else { return runs }
-        var configuration = HTTPClient.Configuration()
-        configuration.connectionPool = .init(
-            idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: min(runs.count, 256) + 4)
-        configuration.timeout.connect = .seconds(10)
-        let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         let (events, continuation) = AsyncStream<Event>.makeStream()
         let client = self.client
-        do {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for run in initial {
-                    group.addTask {
-                        do {
-                            try await Self.stream(run, client: client, http: http, into: continuation)
-                        } catch is CancellationError {
-                        } catch {
-                            continuation.yield(.failed("\(error)"))
-                        }
+        defer { continuation.finish() }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for run in initial {
+                group.addTask {
+                    do {
+                        try await Self.stream(run, client: client, into: continuation)
+                    } catch is CancellationError {
+                    } catch {
+                        continuation.yield(.failed(Self.describe(ManagerClient.cause(of: error), run: run)))
                     }
                 }
-                var partial: [String: String] = [:]
-                var ended: Set<String> = []
-                for await event in events {
-                    switch event {
-                    case .output(let runID, let text):
-                        if printOutput, let run = runs.first(where: { $0.id == runID }) { emit(text, for: run, partial: &partial) }
-                    case .ended(let run):
-                        if let index = runs.firstIndex(where: { $0.id == run.id }) { runs[index] = run }
-                        if printOutput, let rest = partial.removeValue(forKey: run.id), !rest.isEmpty { print("[\(Self.label(run))] \(rest)") }
-                        ended.insert(run.id)
-                    case .failed(let reason):
-                        throw CLIError(reason)
-                    }
-                    if ended.count == initial.count { break }
-                }
-                group.cancelAll()
             }
-        } catch {
-            continuation.finish()
-            try? await http.shutdown()
-            throw error
+            var partial: [String: String] = [:]
+            var ended: Set<String> = []
+            for await event in events {
+                switch event {
+                case .output(let runID, let text):
+                    if printOutput, let run = runs.first(where: { $0.id == runID }) { emit(text, for: run, partial: &partial) }
+                case .ended(let run):
+                    if let index = runs.firstIndex(where: { $0.id == run.id }) { runs[index] = run }
+                    if printOutput, let rest = partial.removeValue(forKey: run.id), !rest.isEmpty { print("[\(Self.label(run))] \(rest)") }
+                    ended.insert(run.id)
+                case .failed(let reason):
+                    throw CLIError(reason)
+                }
+                if ended.count == initial.count { break }
+            }
+            group.cancelAll()
         }
-        continuation.finish()
-        try? await http.shutdown()
         return runs
     }
 
     /// Reads one run's stream until its `end` event, reconnecting (after the last seq seen) if it breaks.
-    static func stream(_ run: RunView, client: JSONClient, http: HTTPClient, into continuation: AsyncStream<Event>.Continuation) async throws {
-        var after: Int64 = 0
-        var failures = 0
-        while !Task.isCancelled {
-            do {
-                var request = HTTPClientRequest(url: client.baseURL + "/api/v1/runs/\(run.id)/logs?follow=true&after=\(after)")
-                request.tlsConfiguration = client.tls
-                if let bearer = client.bearer { request.headers.add(name: "Authorization", value: "Bearer \(bearer)") }
-                request.headers.add(name: "Accept", value: "text/event-stream")
-                let response = try await http.execute(request, timeout: .hours(24))
-                guard response.status == .ok else {
-                    var body = try await response.body.collect(upTo: 1 << 20)
-                    throw CLIError("the manager refused to stream run \(run.id): HTTP \(response.status.code) \(body.readString(length: body.readableBytes) ?? "")")
-                }
-                // Bytes until a whole event arrived: a character split across reads is decoded whole.
-                var pending: [UInt8] = []
-                for try await buffer in response.body {
-                    pending += buffer.readableBytesView
-                    while let end = Self.eventEnd(in: pending) {
-                        let event = String(decoding: pending[..<end], as: UTF8.self)
-                        pending.removeFirst(end + 2)
-                        var name = "message"
-                        var data = ""
-                        for line in event.split(separator: "\n") {
-                            if line.hasPrefix("event: ") { name = String(line.dropFirst(7)) }
-                            if line.hasPrefix("data: ") { data = String(line.dropFirst(6)) }
-                        }
-                        if name == "log", let chunk = try? JSONDecoder().decode(LogChunkView.self, from: Data(data.utf8)) {
-                            after = max(after, chunk.seq)
-                            continuation.yield(.output(runID: run.id, text: chunk.data))
-                        } else if name == "end", let ended = try? JSONDecoder().decode(RunView.self, from: Data(data.utf8)) {
-                            continuation.yield(.ended(ended))
-                            return
-                        }
-                    }
-                }
-                // The stream closed without its end event: try again, a bounded number of times.
-                failures += 1
-                if failures > 20 { throw CLIError("the log stream of run \(run.id) kept closing before the run ended") }
-                try await Task.sleep(for: .milliseconds(200 * min(failures, 10)))
-            } catch let error as CLIError {
-                throw error
-            } catch {
-                failures += 1
-                if failures > 20 { throw error }
-                try await Task.sleep(for: .milliseconds(200 * min(failures, 10)))
+    static func stream(_ run: Components.Schemas.Run, client: Client, into continuation: AsyncStream<Event>.Continuation) async throws {
+        try await EventStreamFollower().follow { lastSeq in
+            try await RunLogStream.open(client, runID: run.id, after: lastSeq.flatMap { Int($0) } ?? 0)
+        } handle: { event in
+            switch RunLogStream.Item(event) {
+            case .log(let chunk, _):
+                continuation.yield(.output(runID: run.id, text: chunk.data))
+            case .end(let ended):
+                continuation.yield(.ended(ended))
+                return false
+            case nil:
+                break
             }
+            return true
         }
     }
 
-    /// Where the first blank line (`\n\n`, the end of an event) starts, if any.
-    static func eventEnd(in bytes: [UInt8]) -> Int? {
-        guard bytes.count >= 2 else { return nil }
-        for index in 0..<(bytes.count - 1) where bytes[index] == 10 && bytes[index + 1] == 10 { return index }
-        return nil
+    /// Why following a run's stream failed, for the user.
+    static func describe(_ error: any Error, run: Components.Schemas.Run) -> String {
+        if let refusal = error as? ManagerRefusal { return "the manager refused to stream run \(run.id): \(refusal)" }
+        return "\(userFacing(error))"
     }
 
-    private func emit(_ text: String, for run: RunView, partial: inout [String: String]) {
+    private func emit(_ text: String, for run: Components.Schemas.Run, partial: inout [String: String]) {
         var buffer = (partial[run.id] ?? "") + text
         while let newline = buffer.firstIndex(of: "\n") {
             print("[\(Self.label(run))] \(buffer[..<newline])")

@@ -1,8 +1,6 @@
 import ArgumentParser
 import Foundation
 import KlevrAPI
-import KlevrAgent
-import NIOHTTP1
 
 struct TokenCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -14,9 +12,11 @@ struct TokenCommand: AsyncParsableCommand {
         @Flag(help: "Everyone's tokens, with their owners (admins).") var all = false
         @OptionGroup var options: ClientOptions
         func run() async throws {
-            let client = try options.client()
-            let own = CLIConfig.loadIfPresent()?.tokenId
-            let page = try await api { try await client.send(.GET, "/api/v1/tokens\(all ? "?all=true" : "")", as: Page<TokenView>.self) }
+            let login = try CLIConfig.load()
+            let page = try await login.withClient { client in
+                try await api { try await client.listTokens(query: .init(all: all ? true : nil)).ok.body.json }
+            }
+            let own = login.tokenId
             if options.output == .json { return try Printer.json(page.items) }
             Printer.table(
                 ["ID", "NAME", "OWNER", "CREATED", "LAST USED", "EXPIRES"],
@@ -35,9 +35,8 @@ struct TokenCommand: AsyncParsableCommand {
         @Option(help: "Days until it expires (1 to 365; default: it does not expire).") var expiresIn: Int?
         @OptionGroup var options: ClientOptions
         func run() async throws {
-            let client = try options.client()
-            let token = try await api {
-                try await client.send(.POST, "/api/v1/tokens", body: TokenCreateRequest(name: name, expiresInDays: expiresIn), as: TokenCreated.self)
+            let token = try await options.withClient { client in
+                try await api { try await client.createToken(body: .json(.init(name: name, expiresInDays: expiresIn))).created.body.json }
             }
             if options.output == .json { return try Printer.json(token) }
             print("API token \(token.name) (shown once, keep it safe):")
@@ -51,9 +50,9 @@ struct TokenCommand: AsyncParsableCommand {
         @Argument var id: String
         @OptionGroup var options: ClientOptions
         func run() async throws {
-            let client = try options.client()
-            _ = try await api { try await client.raw(.DELETE, "/api/v1/tokens/\(id.urlPathEscaped)") }
-            if CLIConfig.loadIfPresent()?.tokenId == id {
+            let login = try CLIConfig.load()
+            try await login.withClient { client in _ = try await api { try await client.deleteToken(path: .init(id: id)).noContent } }
+            if login.tokenId == id {
                 print("revoked token \(id), the CLI's own: run 'klevr login' to log in again")
             } else {
                 print("revoked token \(id)")

@@ -1,15 +1,14 @@
 import ArgumentParser
 import Foundation
 import KlevrAPI
-import KlevrAgent
+import KlevrClient
 import KlevrCore
-import NIOHTTP1
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-extension Role: ExpressibleByArgument {}
+extension Components.Schemas.Role: ExpressibleByArgument {}
 
 struct UserCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -20,8 +19,7 @@ struct UserCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List users.")
         @OptionGroup var options: ClientOptions
         func run() async throws {
-            let client = try options.client()
-            let page = try await api { try await client.send(.GET, "/api/v1/users", as: Page<UserView>.self) }
+            let page = try await options.withClient { client in try await api { try await client.listUsers().ok.body.json } }
             if options.output == .json { return try Printer.json(page.items) }
             Printer.table(
                 ["USER", "ROLE", "STATUS", "CREATED", "PASSWORD CHANGED"],
@@ -39,16 +37,15 @@ struct UserCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Create a user (password: 12 to 72 characters, at most 72 bytes; from --password-stdin, KLEVR_NEW_PASSWORD or a prompt).")
         @Argument var username: String
-        @Option(help: "viewer, operator or admin.") var role: Role = .viewer
+        @Option(help: "viewer, operator or admin.") var role: Components.Schemas.Role = .viewer
         @Flag(help: "Read the new user's password from standard input.") var passwordStdin = false
         @OptionGroup var options: ClientOptions
         func run() async throws {
-            let client = try options.client()
+            let login = try CLIConfig.load()
             let password = try PasswordInput.read(
                 explicit: nil, environment: "KLEVR_NEW_PASSWORD", fromStdin: passwordStdin, prompt: "Password for the new user \(username): ")
-            let user = try await api {
-                try await client.send(
-                    .POST, "/api/v1/users", body: UserCreateRequest(username: username, password: password, role: role), as: UserView.self)
+            let user = try await login.withClient { client in
+                try await api { try await client.createUser(body: .json(.init(username: username, password: password, role: role))).created.body.json }
             }
             if options.output == .json { try Printer.json(user) } else { print("created user \(user.username) (\(user.role.rawValue))") }
         }
@@ -59,7 +56,7 @@ struct UserCommand: AsyncParsableCommand {
         @Argument var username: String
         @OptionGroup var options: ClientOptions
         func run() async throws {
-            let user = try await change(options, .POST, "/api/v1/users/\(username.urlPathEscaped)/disable")
+            let user = try await change(options) { client in try await client.disableUser(path: .init(username: username)).ok.body.json }
             if options.output == .json { try Printer.json(user) } else { print("disabled user \(user.username); their sessions and tokens have ended") }
         }
     }
@@ -69,7 +66,7 @@ struct UserCommand: AsyncParsableCommand {
         @Argument var username: String
         @OptionGroup var options: ClientOptions
         func run() async throws {
-            let user = try await change(options, .POST, "/api/v1/users/\(username.urlPathEscaped)/enable")
+            let user = try await change(options) { client in try await client.enableUser(path: .init(username: username)).ok.body.json }
             if options.output == .json { try Printer.json(user) } else { print("enabled user \(user.username)") }
         }
     }
@@ -77,10 +74,12 @@ struct UserCommand: AsyncParsableCommand {
     struct SetRole: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "set-role", abstract: "Set a user's role.")
         @Argument var username: String
-        @Argument(help: "viewer, operator or admin.") var role: Role
+        @Argument(help: "viewer, operator or admin.") var role: Components.Schemas.Role
         @OptionGroup var options: ClientOptions
         func run() async throws {
-            let user = try await change(options, .PUT, "/api/v1/users/\(username.urlPathEscaped)/role", body: UserRoleRequest(role: role))
+            let user = try await change(options) { client in
+                try await client.setUserRole(path: .init(username: username), body: .json(.init(role: role))).ok.body.json
+            }
             if options.output == .json { try Printer.json(user) } else { print("user \(user.username) is now \(user.role.rawValue)") }
         }
     }
@@ -90,8 +89,7 @@ struct UserCommand: AsyncParsableCommand {
         @Argument var username: String
         @OptionGroup var options: ClientOptions
         func run() async throws {
-            let client = try options.client()
-            _ = try await api { try await client.raw(.DELETE, "/api/v1/users/\(username.urlPathEscaped)") }
+            try await options.withClient { client in _ = try await api { try await client.deleteUser(path: .init(username: username)).noContent } }
             print("deleted user \(username)")
         }
     }
@@ -124,28 +122,18 @@ struct UserCommand: AsyncParsableCommand {
             }
             // The saved login's certificate check applies to the same manager.
             let trust = saved?.server == server ? saved?.trust : nil
-            let session = try await SessionLogin.open(server: server, username: username, password: current, trust: trust)
-            do {
+            try await SessionLogin.with(server: server, username: username, password: current, trust: trust) { session in
                 _ = try await api {
-                    try await session.client.exchange(
-                        .POST, "/api/v1/me/password", body: PasswordChangeRequest(currentPassword: current, newPassword: new),
-                        headers: session.headers)
+                    try await session.client.changePassword(body: .json(.init(currentPassword: current, newPassword: new))).noContent
                 }
                 _ = try await session.saveCLIToken(expiresInDays: nil)
-            } catch {
-                await session.close()
-                throw error
             }
-            await session.close()
             print("Password of \(username) changed. Every other session and API token of \(username) has ended; the CLI's token was renewed.")
         }
     }
 }
 
-/// Sends an admin change of one user and decodes the user it answers with.
-private func change(
-    _ options: ClientOptions, _ method: NIOHTTP1.HTTPMethod, _ path: String, body: (some Encodable)? = nil as String?
-) async throws -> UserView {
-    let client = try options.client()
-    return try await api { try await client.send(method, path, body: body, as: UserView.self) }
+/// Sends an admin change of one user and returns the user it answers with.
+private func change(_ options: ClientOptions, _ call: (Client) async throws -> Components.Schemas.User) async throws -> Components.Schemas.User {
+    try await options.withClient { client in try await api { try await call(client) } }
 }

@@ -1,8 +1,6 @@
 import ArgumentParser
 import Foundation
 import KlevrAPI
-import KlevrAgent
-import NIOHTTP1
 
 struct ZoneCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -15,9 +13,8 @@ struct ZoneCommand: AsyncParsableCommand {
         @Option var description: String?
         @OptionGroup var options: ClientOptions
         func run() async throws {
-            let client = try options.client()
-            let zone = try await api {
-                try await client.send(.POST, "/api/v1/zones", body: ZoneCreateRequest(name: name, description: description), as: ZoneView.self)
+            let zone = try await options.withClient { client in
+                try await api { try await client.createZone(body: .json(.init(name: name, description: description))).created.body.json }
             }
             if options.output == .json { try Printer.json(zone) } else { print("created zone \(zone.name)") }
         }
@@ -27,8 +24,7 @@ struct ZoneCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List zones.")
         @OptionGroup var options: ClientOptions
         func run() async throws {
-            let client = try options.client()
-            let page = try await api { try await client.send(.GET, "/api/v1/zones", as: Page<ZoneView>.self) }
+            let page = try await options.withClient { client in try await api { try await client.listZones().ok.body.json } }
             if options.output == .json { return try Printer.json(page.items) }
             Printer.table(["NAME", "AGENTS", "DESCRIPTION"], page.items.map { [$0.name, String($0.agents), $0.description] })
         }
@@ -39,26 +35,34 @@ struct ZoneCommand: AsyncParsableCommand {
         @Argument var name: String
         @OptionGroup var options: ClientOptions
         func run() async throws {
-            let client = try options.client()
-            let zone = try await api { try await client.send(.GET, "/api/v1/zones/\(name.urlPathEscaped)", as: ZoneView.self) }
-            let members = try await api { try await client.send(.GET, "/api/v1/agents?zone=\(name.urlPathEscaped)&limit=500", as: Page<AgentView>.self) }
-            let events = try await api { try await client.send(.GET, "/api/v1/zones/\(name.urlPathEscaped)/events?limit=10", as: Page<EventView>.self) }
+            let (zone, members, events) = try await options.withClient { client in
+                (
+                    try await api { try await client.getZone(path: .init(zone: name)).ok.body.json },
+                    try await api { try await client.listAgents(query: .init(zone: name, limit: 500)).ok.body.json },
+                    try await api { try await client.zoneEvents(path: .init(zone: name), query: .init(limit: 10)).ok.body.json }
+                )
+            }
             if options.output == .json {
-                struct Details: Encodable { var zone: ZoneView; var members: [AgentView]; var events: [EventView] }
+                struct Details: Encodable {
+                    var zone: Components.Schemas.Zone
+                    var members: [Components.Schemas.Agent]
+                    var events: [Components.Schemas.Event]
+                }
                 return try Printer.json(Details(zone: zone, members: members.items, events: events.items))
             }
             print("zone      \(zone.name)  \(zone.description)")
             print("primary   \(zone.primary ?? "none (no unexpired lease)")")
-            print("epoch     \(zone.epoch)")
+            print("epoch     \(zone.epoch ?? 0)")
             print("")
             Printer.table(["MEMBER", "ROLE", "HOSTNAME", "STATUS", "LAST SEEN"], members.items.map {
-                [$0.id, $0.id == zone.primary ? "primary" : "secondary", $0.hostname, $0.status + ($0.statusReason.map { " (\($0))" } ?? ""),
+                [$0.id, $0.id == zone.primary ? "primary" : "secondary", $0.hostname, $0.status.rawValue + ($0.statusReason.map { " (\($0))" } ?? ""),
                  Printer.time($0.lastSeenAt)]
             })
             if !events.items.isEmpty {
                 print("")
                 Printer.table(["TIME", "EVENT", "SUBJECT", "EPOCH", "DETAIL"], events.items.map {
-                    [Printer.time($0.at), $0.kind, $0.subject, $0.detail["epoch"] ?? "-", EventsCommand.summary($0.detail)]
+                    [Printer.time($0.at), $0.kind.rawValue, $0.subject, $0.detail.additionalProperties["epoch"] ?? "-",
+                     EventsCommand.summary($0.detail.additionalProperties)]
                 })
             }
         }
@@ -70,8 +74,9 @@ struct ZoneCommand: AsyncParsableCommand {
         @Flag(help: "Also delete its agents, tasks and runs.") var force = false
         @OptionGroup var options: ClientOptions
         func run() async throws {
-            let client = try options.client()
-            _ = try await api { try await client.raw(.DELETE, "/api/v1/zones/\(name.urlPathEscaped)\(force ? "?force=true" : "")") }
+            try await options.withClient { client in
+                _ = try await api { try await client.deleteZone(path: .init(zone: name), query: .init(force: force ? true : nil)).noContent }
+            }
             print("deleted zone \(name)")
         }
     }
@@ -85,15 +90,14 @@ struct ZoneCommand: AsyncParsableCommand {
     struct KeyCreate: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "create", abstract: "Create a key (its value is shown once).")
         @Argument var zone: String
-        @Option(help: "Seconds until the key expires.") var expiresIn: Int64?
+        @Option(help: "Seconds until the key expires.") var expiresIn: Int?
         @OptionGroup var options: ClientOptions
         func run() async throws {
             let login = try CLIConfig.load()
-            let client = try login.client()
-            let key = try await api {
-                try await client.send(
-                    .POST, "/api/v1/zones/\(zone.urlPathEscaped)/enroll-keys", body: EnrollKeyCreateRequest(expiresInSeconds: expiresIn),
-                    as: EnrollKeyCreated.self)
+            let key = try await login.withClient { client in
+                try await api {
+                    try await client.createEnrollKey(path: .init(zone: zone), body: .json(.init(expiresInSeconds: expiresIn))).created.body.json
+                }
             }
             printKey(key, options.output, login: login)
         }
@@ -104,8 +108,9 @@ struct ZoneCommand: AsyncParsableCommand {
         @Argument var zone: String
         @OptionGroup var options: ClientOptions
         func run() async throws {
-            let client = try options.client()
-            let page = try await api { try await client.send(.GET, "/api/v1/zones/\(zone.urlPathEscaped)/enroll-keys", as: Page<EnrollKeyView>.self) }
+            let page = try await options.withClient { client in
+                try await api { try await client.listEnrollKeys(path: .init(zone: zone)).ok.body.json }
+            }
             if options.output == .json { return try Printer.json(page.items) }
             Printer.table(
                 ["ID", "PREFIX", "CREATED", "EXPIRES", "REVOKED"],
@@ -117,15 +122,14 @@ struct ZoneCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "rotate", abstract: "Revoke a key and create its replacement.")
         @Argument var zone: String
         @Argument var id: String
-        @Option(help: "Seconds until the new key expires.") var expiresIn: Int64?
+        @Option(help: "Seconds until the new key expires.") var expiresIn: Int?
         @OptionGroup var options: ClientOptions
         func run() async throws {
             let login = try CLIConfig.load()
-            let client = try login.client()
-            let key = try await api {
-                try await client.send(
-                    .POST, "/api/v1/zones/\(zone.urlPathEscaped)/enroll-keys/\(id.urlPathEscaped)/rotate",
-                    body: EnrollKeyCreateRequest(expiresInSeconds: expiresIn), as: EnrollKeyCreated.self)
+            let key = try await login.withClient { client in
+                try await api {
+                    try await client.rotateEnrollKey(path: .init(zone: zone, id: id), body: .json(.init(expiresInSeconds: expiresIn))).created.body.json
+                }
             }
             printKey(key, options.output, login: login)
         }
@@ -137,8 +141,9 @@ struct ZoneCommand: AsyncParsableCommand {
         @Argument var id: String
         @OptionGroup var options: ClientOptions
         func run() async throws {
-            let client = try options.client()
-            _ = try await api { try await client.raw(.DELETE, "/api/v1/zones/\(zone.urlPathEscaped)/enroll-keys/\(id.urlPathEscaped)") }
+            try await options.withClient { client in
+                _ = try await api { try await client.revokeEnrollKey(path: .init(zone: zone, id: id)).noContent }
+            }
             print("revoked key \(id)")
         }
     }
@@ -146,7 +151,7 @@ struct ZoneCommand: AsyncParsableCommand {
 
 /// Prints a new enrollment key and the command that starts an agent with it, which verifies the
 /// manager as this CLI's login does (with `--ca-pin` when the login pinned the manager's certificate).
-func printKey(_ key: EnrollKeyCreated, _ output: OutputFormat, login: CLIConfig) {
+func printKey(_ key: Components.Schemas.EnrollKeyCreated, _ output: OutputFormat, login: CLIConfig) {
     if output == .json {
         try? Printer.json(key)
         return
@@ -156,16 +161,4 @@ func printKey(_ key: EnrollKeyCreated, _ output: OutputFormat, login: CLIConfig)
     print("id: \(key.id)  expires: \(Printer.time(key.expiresAt))")
     print(
         "start an agent with: KLEVR_ENROLL_KEY=<key> klevr agent --manager \(login.server)\(login.agentTrustOptions) --zone \(key.zone) --state-dir /var/lib/klevr")
-}
-
-extension String {
-    /// The string escaped for one URL path segment.
-    var urlPathEscaped: String {
-        addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? self
-    }
-}
-
-extension String {
-    /// The string escaped for one URL query value.
-    var urlQueryEscaped: String { urlPathEscaped }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import KlevrAPI
 import KlevrAgent
+import KlevrClient
 import NIOCore
 import NIOHTTP1
 import KlevrTestSupport

@@ -1,9 +1,9 @@
-import ArgumentParser
 import AsyncHTTPClient
 import Crypto
 import Foundation
 import KlevrAPI
 import KlevrAgent
+import KlevrClient
 import KlevrCore
 import KlevrManager
 import KlevrStore
@@ -23,29 +23,25 @@ import Glibc
 /// Measures run dispatch through the relay (task created → envelope received by the member), the
 /// fan-out of one task to every agent (all received; all results stored, as acknowledged to the
 /// members), and, idle, the manager's database accesses per second and the primary's CPU.
-struct RelayBench: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "relay",
-        abstract: "Measure dispatch, fan-out and idle cost through a zone primary with N simulated members.",
-        discussion: """
-            The last line is: relay members=<N> dispatch_p50_ms=<a> dispatch_p99_ms=<b> fanout_ms=<c> results_ms=<d> \
-            idle_manager_tx_per_s=<e> idle_primary_cpu_pct=<f>
-            idle_manager_tx_per_s counts every database access of the manager (each transaction and each read).
-            """)
+public struct RelayBenchmark: Sendable {
+    /// Simulated members.
+    public var members: Int
+    /// Tasks for one member each, created one after another.
+    public var tasks: Int
+    /// Milliseconds between those tasks.
+    public var gap: Int
+    /// Seconds of idle measurement.
+    public var idleSeconds: Int
 
-    @Option(help: "Simulated members.") var members = 100
-    @Option(help: "Tasks for one member each, created one after another.") var tasks = 100
-    @Option(help: "Milliseconds between those tasks.") var gap = 20
-    @Option(help: "Seconds of idle measurement.") var idleSeconds = 10
-
-    func validate() throws {
-        guard (1...5_000).contains(members) else { throw ValidationError("--members must be 1 to 5000") }
-        guard (1...10_000).contains(tasks) else { throw ValidationError("--tasks must be 1 to 10000") }
-        guard (1...600).contains(idleSeconds) else { throw ValidationError("--idle-seconds must be 1 to 600") }
+    public init(members: Int = 100, tasks: Int = 100, gap: Int = 20, idleSeconds: Int = 10) {
+        self.members = members
+        self.tasks = tasks
+        self.gap = gap
+        self.idleSeconds = idleSeconds
     }
 
-    func run() async throws {
-        LogSetup.bootstrap(level: "error")
+    /// Runs the benchmark, printing its progress and, last, its result line.
+    public func run() async throws {
         Self.raiseFileLimit()
         try await BenchManager.run(poolSize: 64) { manager, base, http in
             try await runBenchmark(manager: manager, base: base, http: http)
@@ -63,8 +59,8 @@ struct RelayBench: AsyncParsableCommand {
 
     func runBenchmark(manager: Manager, base: String, http: HTTPClient) async throws {
         let client = try await BenchManager.adminClient(manager, base: base, http: http)
-        _ = try await client.send(.POST, "/api/v1/zones", body: ZoneCreateRequest(name: "relay"), as: ZoneView.self)
-        let key = try await client.send(.POST, "/api/v1/zones/relay/enroll-keys", body: EnrollKeyCreateRequest(), as: EnrollKeyCreated.self).key
+        _ = try await client.createZone(body: .json(.init(name: "relay"))).created
+        let key = try await client.createEnrollKey(path: .init(zone: "relay"), body: .json(.init())).created.body.json.key
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("klevr-relay-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: root) }
 
@@ -84,25 +80,22 @@ struct RelayBench: AsyncParsableCommand {
             while primary.isRunning && Date() < deadline { usleep(20_000) }
             if primary.isRunning { kill(primary.processIdentifier, SIGKILL) }
         }
-        try await FailoverBench.waitFor(seconds: 60) {
-            try await client.send(.GET, "/api/v1/zones/relay", as: ZoneView.self).primary != nil
+        try await FailoverBenchmark.waitFor(seconds: 60) {
+            try await client.getZone(path: .init(zone: "relay")).ok.body.json.primary != nil
         }
         guard let primaryIdentity = try AgentIdentity.load(stateDir: root + "/primary"),
             let primaryKey = Keys.signing(try primaryIdentity.keys().signing.publicKey.rawRepresentation.base64EncodedString())
-        else { throw CLIError("the primary did not enroll") }
+        else { throw BenchError("the primary did not enroll") }
 
         say("enrolling \(members) simulated members…")
-        let anonymous = JSONClient(baseURL: base, http: http)
+        let anonymous = try BenchManager.client(base: base, http: http)
         var simulated: [SimulatedMember] = []
         for start in stride(from: 0, to: members, by: 32) {
             try await withThrowingTaskGroup(of: SimulatedMember.self) { group in
                 for index in start..<min(start + 32, members) {
                     group.addTask {
                         let signing = Curve25519.Signing.PrivateKey()
-                        let request = try EnrollRequest.proving(
-                            zone: "relay", enrollKey: key, key: signing, sealKey: Curve25519.KeyAgreement.PrivateKey().publicKey,
-                            facts: HostFacts(hostname: "member-\(index)", os: "simulated", version: "bench", addresses: []), time: Clock.nowMillis())
-                        let answer = try await anonymous.send(.POST, "/api/v1/agent/enroll", body: request, as: EnrollResponse.self)
+                        let answer = try await BenchManager.enroll(anonymous, zone: "relay", key: key, signing: signing, hostname: "member-\(index)")
                         return SimulatedMember(id: answer.agentId, zoneID: answer.zoneId, key: signing)
                     }
                 }
@@ -124,11 +117,11 @@ struct RelayBench: AsyncParsableCommand {
             say("waiting for every member to be heard by the primary…")
             let warm = Set(
                 try await (0..<min(members, 20)).asyncMap { index -> String in
-                    let task = try await client.send(
-                        .POST, "/api/v1/tasks",
-                        body: TaskCreateRequest(zone: "relay", target: TargetSpec(kind: .agent, agentId: simulated[index].id), steps: [StepSpec(script: "true")]),
-                        as: TaskView.self)
-                    return task.runs[0].id
+                    let task = try await client.createTask(
+                        body: .json(.init(zone: "relay", target: .agent(simulated[index].id), steps: [.init(script: "true")]))
+                    ).created.body.json
+                    guard let run = task.runs.first else { throw BenchError("the task has no run") }
+                    return run.id
                 })
             try await book.waitForResults(warm, within: .seconds(120))
             try await Task.sleep(for: .seconds(2))
@@ -139,11 +132,11 @@ struct RelayBench: AsyncParsableCommand {
             for index in 0..<tasks {
                 let target = simulated[index % simulated.count].id
                 let start = ContinuousClock.now
-                let task = try await client.send(
-                    .POST, "/api/v1/tasks",
-                    body: TaskCreateRequest(zone: "relay", target: TargetSpec(kind: .agent, agentId: target), steps: [StepSpec(script: "true")]),
-                    as: TaskView.self)
-                created[task.runs[0].id] = start
+                let task = try await client.createTask(
+                    body: .json(.init(zone: "relay", target: .agent(target), steps: [.init(script: "true")]))
+                ).created.body.json
+                guard let run = task.runs.first else { throw BenchError("the task has no run") }
+                created[run.id] = start
                 try await Task.sleep(for: .milliseconds(gap))
             }
             try await book.waitFor(Set(created.keys), within: .seconds(60))
@@ -155,24 +148,25 @@ struct RelayBench: AsyncParsableCommand {
 
             say("fan-out of one task to every agent…")
             let fanStart = ContinuousClock.now
-            let fan = try await client.send(
-                .POST, "/api/v1/tasks", body: TaskCreateRequest(zone: "relay", target: TargetSpec(kind: .all), steps: [StepSpec(script: "true")]),
-                as: TaskView.self)
+            let fan = try await client.createTask(
+                body: .json(.init(zone: "relay", target: .everyAgent, steps: [.init(script: "true")]))
+            ).created.body.json
             let memberRuns = Set(fan.runs.filter { $0.agentId != primaryIdentity.agentId }.map(\.id))
             let primaryRun = fan.runs.first { $0.agentId == primaryIdentity.agentId }?.id
             try await book.waitFor(memberRuns, within: .seconds(120))
             let fanout = (book.latest(memberRuns) - fanStart).milliseconds
             try await book.waitForResults(memberRuns, within: .seconds(120))
             if let primaryRun {
-                try await FailoverBench.waitFor(seconds: 60) {
-                    try await client.send(.GET, "/api/v1/runs/\(primaryRun)", as: RunView.self).status.isTerminal
+                try await FailoverBenchmark.waitFor(seconds: 60) {
+                    let status = try await client.getRun(path: .init(id: primaryRun)).ok.body.json.status
+                    return RunStatus(rawValue: status.rawValue)?.isTerminal ?? false
                 }
             }
             let results = (ContinuousClock.now - fanStart).milliseconds
 
             say("idle for \(idleSeconds) s…")
             try await Task.sleep(for: .seconds(3))
-            let epochBefore = try await client.send(.GET, "/api/v1/zones/relay", as: ZoneView.self).epoch
+            let epochBefore = try await client.getZone(path: .init(zone: "relay")).ok.body.json.epoch ?? 0
             let accessesBefore = manager.store.database.accessCount
             let cpuBefore = Self.cpuSeconds(of: primary.processIdentifier)
             let idleStart = ContinuousClock.now
@@ -180,11 +174,11 @@ struct RelayBench: AsyncParsableCommand {
             let idleSpan = (ContinuousClock.now - idleStart).milliseconds / 1000
             let accesses = Double(manager.store.database.accessCount - accessesBefore) / idleSpan
             let cpu = (Self.cpuSeconds(of: primary.processIdentifier) - cpuBefore) / idleSpan * 100
-            let epochAfter = try await client.send(.GET, "/api/v1/zones/relay", as: ZoneView.self).epoch
+            let epochAfter = try await client.getZone(path: .init(zone: "relay")).ok.body.json.epoch ?? 0
             group.cancelAll()
 
-            let p50 = DispatchBench.percentile(latencies, 0.5)
-            let p99 = DispatchBench.percentile(latencies, 0.99)
+            let p50 = DispatchBenchmark.percentile(latencies, 0.5)
+            let p99 = DispatchBenchmark.percentile(latencies, 0.99)
             say(String(format: "dispatch through the relay over %d runs: min %.2f ms, max %.2f ms", latencies.count, latencies.first ?? 0, latencies.last ?? 0))
             say(String(format: "fan-out to %d agents: members received all in %.0f ms, every result stored in %.0f ms", fan.runs.count, fanout, results))
             say("lease epoch during the idle span: \(epochBefore) → \(epochAfter)")

@@ -2,7 +2,7 @@ import Foundation
 import KlevrAPI
 import NIOSSL
 
-/// How an agent or the CLI verifies the manager's TLS certificate (docs/security.md, "Transport").
+/// How an agent, the CLI or a benchmark verifies the manager's TLS certificate (docs/security.md, "Transport").
 ///
 /// Kept with the agent's state (`manager-tls.json`) and in the CLI's saved login, so that later starts
 /// and commands verify the same way without the flags being given again.
@@ -20,6 +20,7 @@ public enum ServerTrust: Sendable, Equatable {
     /// Bad `--ca` or `--ca-pin` input, or a pinned certificate that is not there yet.
     public struct InvalidOptions: Error, CustomStringConvertible, Sendable {
         public var description: String
+        public init(description: String) { self.description = description }
     }
 
     /// The manager presented a certificate whose public key does not have the pin.

@@ -1,57 +1,50 @@
-import ArgumentParser
-import AsyncHTTPClient
 import Foundation
+import KlevrAPI
+import KlevrClient
 import KlevrCore
-import NIOCore
-import NIOHTTP1
 
 /// `klevr bench logins`: starts `klevr manager` as its own process on loopback, sends failed logins with
 /// huge user names (and then with many distinct short ones), and reports the manager's resident memory
 /// (VmRSS and its peak VmHWM from /proc) before and after. The throttle and the login body limit must keep
 /// it flat, whatever the names.
-struct LoginFloodBench: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "logins",
-        abstract: "Manager memory under a flood of failed logins with huge and with distinct user names.",
-        discussion: "The last line is: login_flood rss_before_kib=<a> rss_after_kib=<b> hwm_kib=<c> statuses=<...>")
+public struct LoginFloodBenchmark: Sendable {
+    /// Failed logins with huge names.
+    public var count: Int
+    /// Bytes in each huge user name.
+    public var nameBytes: Int
+    /// Failed logins with distinct short names, afterwards.
+    public var distinct: Int
+    /// Requests in flight at once.
+    public var concurrency: Int
 
-    @Option(help: "Failed logins with huge names.") var count = 10_000
-    @Option(help: "Bytes in each huge user name.") var nameBytes = 65_536
-    @Option(help: "Failed logins with distinct short names, afterwards.") var distinct = 10_000
-    @Option(help: "Requests in flight at once.") var concurrency = 16
-
-    func validate() throws {
-        guard (1...1_000_000).contains(count), (0...1_000_000).contains(distinct) else { throw ValidationError("--count/--distinct out of range") }
-        guard (1...(16 << 20)).contains(nameBytes) else { throw ValidationError("--name-bytes must be 1 to 16 MiB") }
-        guard (1...256).contains(concurrency) else { throw ValidationError("--concurrency must be 1 to 256") }
+    public init(count: Int = 10_000, nameBytes: Int = 65_536, distinct: Int = 10_000, concurrency: Int = 16) {
+        self.count = count
+        self.nameBytes = nameBytes
+        self.distinct = distinct
+        self.concurrency = concurrency
     }
 
-    func run() async throws {
+    /// Runs the benchmark, printing its progress and, last, its result line.
+    public func run() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("klevr-login-bench-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let manager = try ManagerProcess(dataDir: directory)
         defer { manager.stop() }
         let base = try await manager.waitForURL(seconds: 60)
         say("manager pid \(manager.pid) at \(base)")
-        let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(timeout: .init(connect: .seconds(5), read: .seconds(60))))
-        do {
-            try await measure(manager: manager, http: http, base: base)
-        } catch {
-            try? await http.shutdown()
-            throw error
-        }
-        try? await http.shutdown()
+        let config = try ManagerClientConfig(server: base, timeout: .seconds(60), connectTimeout: .seconds(5), maxConnections: concurrency)
+        try await ManagerClient.with(config) { client in try await measure(manager: manager, client: client) }
     }
 
-    func measure(manager: ManagerProcess, http: HTTPClient, base: String) async throws {
+    func measure(manager: ManagerProcess, client: Client) async throws {
         let before = manager.memory()
         say("before: rss \(before.rss) KiB")
         let huge = String(repeating: "a", count: nameBytes)
         let started = ContinuousClock.now
-        var statuses = try await flood(http: http, base: base, count: count) { _ in huge }
+        var statuses = try await flood(client, count: count) { _ in huge }
         let afterHuge = manager.memory()
         say("after \(count) logins with \(nameBytes)-byte names in \(started.duration(to: .now)): rss \(afterHuge.rss) KiB, peak \(afterHuge.hwm) KiB")
-        let distinctStatuses = try await flood(http: http, base: base, count: distinct) { "user-\($0)-\(UUID().uuidString.lowercased())" }
+        let distinctStatuses = try await flood(client, count: distinct) { "user-\($0)-\(UUID().uuidString.lowercased())" }
         statuses.merge(distinctStatuses, uniquingKeysWith: +)
         let after = manager.memory()
         say("after \(distinct) more with distinct short names: rss \(after.rss) KiB, peak \(after.hwm) KiB")
@@ -60,23 +53,23 @@ struct LoginFloodBench: AsyncParsableCommand {
     }
 
     /// Sends `count` failed logins, `concurrency` at a time; counts the answers by status.
-    func flood(http: HTTPClient, base: String, count: Int, name: @escaping @Sendable (Int) -> String) async throws -> [UInt: Int] {
+    func flood(_ client: Client, count: Int, name: @escaping @Sendable (Int) -> String) async throws -> [Int: Int] {
         let concurrency = self.concurrency
-        return try await withThrowingTaskGroup(of: UInt.self) { group in
-            var statuses: [UInt: Int] = [:]
+        return try await withThrowingTaskGroup(of: Int.self) { group in
+            var statuses: [Int: Int] = [:]
             var sent = 0
             while sent < count || !group.isEmpty {
                 while sent < count && sent - statuses.values.reduce(0, +) < concurrency {
                     let index = sent
                     sent += 1
                     group.addTask {
-                        var request = HTTPClientRequest(url: base + "/api/v1/auth/login")
-                        request.method = .POST
-                        request.headers.add(name: "Content-Type", value: "application/json")
-                        request.body = .bytes(ByteBuffer(string: #"{"username":"\#(name(index))","password":"wrong-password"}"#))
-                        let response = try await http.execute(request, timeout: .seconds(60))
-                        _ = try? await response.body.collect(upTo: 1 << 16)
-                        return response.status.code
+                        do {
+                            _ = try await client.login(body: .json(.init(username: name(index), password: "wrong-password"))).ok
+                            return 200
+                        } catch {
+                            guard let refusal = ManagerClient.cause(of: error) as? ManagerRefusal else { throw error }
+                            return refusal.status
+                        }
                     }
                 }
                 guard let status = try await group.next() else { break }
@@ -115,7 +108,7 @@ final class ManagerProcess: @unchecked Sendable {
                 return String(text[range.upperBound..<end])
             }
         }
-        throw CLIError("the manager did not start: \(text)")
+        throw BenchError("the manager did not start: \(text)")
     }
 
     /// The process's resident memory now and at its peak, in KiB (Linux /proc).

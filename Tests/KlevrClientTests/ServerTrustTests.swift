@@ -1,6 +1,6 @@
 import Foundation
 import KlevrAPI
-import KlevrAgent
+import KlevrClient
 import Testing
 
 /// Parsing of `--ca` and `--ca-pin`, the pin format, and how the choice is stored.

@@ -1,12 +1,11 @@
-import ArgumentParser
 import AsyncHTTPClient
 import Foundation
 import KlevrAPI
 import KlevrAgent
+import KlevrClient
 import KlevrCore
 import KlevrManager
 import KlevrStore
-import NIOHTTP1
 
 #if canImport(Glibc)
 import Glibc
@@ -15,22 +14,19 @@ import Glibc
 /// `klevr bench failover`: a manager and a zone of real agent processes; the current primary is
 /// SIGKILLed again and again, and each time the bench measures kill → a new primary holds the lease,
 /// and kill → a run created at the kill for a surviving agent has started (the new primary dispatches).
-struct FailoverBench: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "failover",
-        abstract: "Measure primary failover: kill -9 of the primary → new primary holding the lease and dispatching.",
-        discussion: "The last line is: failover_ms p50=<x> max=<y> trials=<K>")
+public struct FailoverBenchmark: Sendable {
+    /// Trials (each kills the current primary once).
+    public var trials: Int
+    /// Agents in the zone (3 to 5).
+    public var agents: Int
 
-    @Option(help: "Trials (each kills the current primary once).") var trials = 10
-    @Option(help: "Agents in the zone (3 to 5).") var agents = 3
-
-    func validate() throws {
-        guard (1...100).contains(trials) else { throw ValidationError("--trials must be 1 to 100") }
-        guard (3...5).contains(agents) else { throw ValidationError("--agents must be 3 to 5") }
+    public init(trials: Int = 10, agents: Int = 3) {
+        self.trials = trials
+        self.agents = agents
     }
 
-    func run() async throws {
-        LogSetup.bootstrap(level: "error")
+    /// Runs the benchmark, printing its progress and, last, its result line.
+    public func run() async throws {
         let agentCount = agents
         let trialCount = trials
         try await BenchManager.run(poolSize: 64) { manager, base, http in
@@ -40,8 +36,8 @@ struct FailoverBench: AsyncParsableCommand {
 
     static func measure(manager: Manager, base: String, http: HTTPClient, agents: Int, trials: Int) async throws {
         let client = try await BenchManager.adminClient(manager, base: base, http: http)
-        let zone = try await client.send(.POST, "/api/v1/zones", body: ZoneCreateRequest(name: "bench"), as: ZoneView.self)
-        let key = try await client.send(.POST, "/api/v1/zones/bench/enroll-keys", body: EnrollKeyCreateRequest(), as: EnrollKeyCreated.self).key
+        let zone = try await client.createZone(body: .json(.init(name: "bench"))).created.body.json
+        let key = try await client.createEnrollKey(path: .init(zone: "bench"), body: .json(.init())).created.body.json.key
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("klevr-failover-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: root) }
         let fleet = try AgentFleet(count: agents, managerURL: base, zone: "bench", enrollKey: key, root: root)
@@ -61,14 +57,13 @@ struct FailoverBench: AsyncParsableCommand {
         for trial in 1...trials {
             guard let (primary, epoch) = try await currentPrimary(), let victim = fleet.index(of: primary),
                 let survivor = fleet.ids().first(where: { $0 != primary })
-            else { throw CLIError("no primary before trial \(trial)") }
+            else { throw BenchError("no primary before trial \(trial)") }
             let killed = ContinuousClock.now
             fleet.kill(victim)
-            let task = try await client.send(
-                .POST, "/api/v1/tasks",
-                body: TaskCreateRequest(zone: "bench", target: TargetSpec(kind: .agent, agentId: survivor), steps: [StepSpec(script: "true")]),
-                as: TaskView.self)
-            guard let runID = task.runs.first?.id else { throw CLIError("no run") }
+            let task = try await client.createTask(
+                body: .json(.init(zone: "bench", target: .agent(survivor), steps: [.init(script: "true")]))
+            ).created.body.json
+            guard let runID = task.runs.first?.id else { throw BenchError("no run") }
             var leaseAt: ContinuousClock.Instant?
             var dispatchAt: ContinuousClock.Instant?
             let deadline = ContinuousClock.now + .seconds(60)
@@ -82,7 +77,7 @@ struct FailoverBench: AsyncParsableCommand {
                 try await Task.sleep(for: .milliseconds(10))
             }
             guard let leaseAt, let dispatchAt else {
-                throw CLIError("trial \(trial): no failover within 60 s (lease taken over: \(leaseAt != nil), run started: \(dispatchAt != nil))")
+                throw BenchError("trial \(trial): no failover within 60 s (lease taken over: \(leaseAt != nil), run started: \(dispatchAt != nil))")
             }
             leaseTimes.append((leaseAt - killed).milliseconds)
             dispatchTimes.append((dispatchAt - killed).milliseconds)
@@ -97,8 +92,8 @@ struct FailoverBench: AsyncParsableCommand {
         }
         let sortedDispatch = dispatchTimes.sorted()
         let sortedLease = leaseTimes.sorted()
-        say(String(format: "lease taken over: p50 %.0f ms, max %.0f ms", DispatchBench.percentile(sortedLease, 0.5), sortedLease.last ?? 0))
-        say(String(format: "failover_ms p50=%.0f max=%.0f trials=%d", DispatchBench.percentile(sortedDispatch, 0.5), sortedDispatch.last ?? 0, trials))
+        say(String(format: "lease taken over: p50 %.0f ms, max %.0f ms", DispatchBenchmark.percentile(sortedLease, 0.5), sortedLease.last ?? 0))
+        say(String(format: "failover_ms p50=%.0f max=%.0f trials=%d", DispatchBenchmark.percentile(sortedDispatch, 0.5), sortedDispatch.last ?? 0, trials))
     }
 
     static func waitFor(seconds: Double, _ condition: () async throws -> Bool) async throws {
@@ -107,7 +102,7 @@ struct FailoverBench: AsyncParsableCommand {
             if try await condition() { return }
             try await Task.sleep(for: .milliseconds(20))
         }
-        throw CLIError("timed out after \(seconds) s")
+        throw BenchError("timed out after \(seconds) s")
     }
 }
 

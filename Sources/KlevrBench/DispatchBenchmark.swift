@@ -1,39 +1,35 @@
 import Crypto
-import ArgumentParser
 import AsyncHTTPClient
 import Foundation
 import Hummingbird
 import KlevrAPI
-import KlevrAgent
+import KlevrClient
 import KlevrCore
 import KlevrManager
 import KlevrStore
 import Logging
-import NIOCore
-import NIOHTTP1
 import ServiceLifecycle
 import Synchronization
 
 /// `klevr bench dispatch`: a manager on a temporary SQLite database and N simulated agents that speak
 /// the real sync protocol over real HTTP on loopback. Measures task created → run received by its
 /// agent (the moment a real agent would start it), then one task fanned out to every agent.
-struct DispatchBench: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "dispatch",
-        abstract: "Measure dispatch latency (task created → run started on its agent) and fan-out time.",
-        discussion: "The last line is: dispatch_latency_ms p50=<x> p99=<y> agents=<N> tasks=<M>")
+public struct DispatchBenchmark: Sendable {
+    /// Simulated agents.
+    public var agents: Int
+    /// Tasks, each for one agent, created one after another.
+    public var tasks: Int
+    /// Milliseconds between task creations.
+    public var gap: Int
 
-    @Option(help: "Simulated agents.") var agents = 100
-    @Option(help: "Tasks, each for one agent, created one after another.") var tasks = 100
-    @Option(help: "Milliseconds between task creations.") var gap = 10
-
-    func validate() throws {
-        guard (1...20_000).contains(agents) else { throw ValidationError("--agents must be 1 to 20000") }
-        guard (1...100_000).contains(tasks) else { throw ValidationError("--tasks must be 1 to 100000") }
+    public init(agents: Int = 100, tasks: Int = 100, gap: Int = 10) {
+        self.agents = agents
+        self.tasks = tasks
+        self.gap = gap
     }
 
-    func run() async throws {
-        LogSetup.bootstrap(level: "error")
+    /// Runs the benchmark, printing its progress and, last, its result line.
+    public func run() async throws {
         try await BenchManager.run(poolSize: agents * 2 + 64) { manager, base, http in
             try await runBenchmark(manager: manager, base: base, http: http)
         }
@@ -41,25 +37,19 @@ struct DispatchBench: AsyncParsableCommand {
 
     func runBenchmark(manager: Manager, base: String, http: HTTPClient) async throws {
         let client = try await BenchManager.adminClient(manager, base: base, http: http)
-        _ = try await client.send(.POST, "/api/v1/zones", body: ZoneCreateRequest(name: "bench"), as: ZoneView.self)
-        let key = try await client.send(.POST, "/api/v1/zones/bench/enroll-keys", body: EnrollKeyCreateRequest(), as: EnrollKeyCreated.self).key
+        _ = try await client.createZone(body: .json(.init(name: "bench"))).created
+        let key = try await client.createEnrollKey(path: .init(zone: "bench"), body: .json(.init())).created.body.json.key
 
         say("enrolling \(agents) simulated agents…")
-        var identities: [EnrollResponse] = []
-        let anonymous = JSONClient(baseURL: base, http: http)
+        var identities: [Components.Schemas.EnrollResponse] = []
+        let anonymous = try BenchManager.client(base: base, http: http)
         for index in 0..<agents {
-            identities.append(
-                try await anonymous.send(
-                    .POST, "/api/v1/agent/enroll",
-                    body: EnrollRequest.proving(
-                        zone: "bench", enrollKey: key, key: .init(), sealKey: Curve25519.KeyAgreement.PrivateKey().publicKey,
-                        facts: HostFacts(hostname: "sim-\(index)", os: "simulated", version: "bench", addresses: []), time: Clock.nowMillis()),
-                    as: EnrollResponse.self))
+            identities.append(try await BenchManager.enroll(anonymous, zone: "bench", key: key, signing: .init(), hostname: "sim-\(index)"))
         }
         let received = ReceiptBook()
         try await withThrowingTaskGroup(of: Void.self) { group in
             for identity in identities {
-                let agentClient = JSONClient(baseURL: base, http: http, bearer: identity.credential)
+                let agentClient = try BenchManager.client(base: base, http: http, credential: .bearer(identity.credential), timeout: .seconds(90))
                 group.addTask { await SimulatedAgent(id: identity.agentId, client: agentClient, book: received).run() }
             }
             // Let every agent hold its long-poll before measuring.
@@ -70,10 +60,9 @@ struct DispatchBench: AsyncParsableCommand {
             for index in 0..<tasks {
                 let target = identities[index % identities.count].agentId
                 let start = ContinuousClock.now
-                let task = try await client.send(
-                    .POST, "/api/v1/tasks",
-                    body: TaskCreateRequest(zone: "bench", target: TargetSpec(kind: .agent, agentId: target), steps: [StepSpec(script: "true")]),
-                    as: TaskView.self)
+                let task = try await client.createTask(
+                    body: .json(.init(zone: "bench", target: .agent(target), steps: [.init(script: "true")]))
+                ).created.body.json
                 for run in task.runs { created[run.id] = start }
                 if gap > 0 { try await Task.sleep(for: .milliseconds(gap)) }
             }
@@ -85,9 +74,9 @@ struct DispatchBench: AsyncParsableCommand {
 
             say("fanning one task out to all \(agents) agents…")
             let fanStart = ContinuousClock.now
-            let fan = try await client.send(
-                .POST, "/api/v1/tasks",
-                body: TaskCreateRequest(zone: "bench", target: TargetSpec(kind: .all), steps: [StepSpec(script: "true")]), as: TaskView.self)
+            let fan = try await client.createTask(
+                body: .json(.init(zone: "bench", target: .everyAgent, steps: [.init(script: "true")]))
+            ).created.body.json
             let fanRuns = Set(fan.runs.map(\.id))
             try await received.waitFor(fanRuns, within: .seconds(120))
             let dispatched = (received.latest(fanRuns) - fanStart).milliseconds
@@ -136,7 +125,7 @@ final class ReceiptBook: Sendable {
     func waitFor(_ runIDs: Set<String>, within limit: Duration) async throws {
         let deadline = ContinuousClock.now + limit
         while state.withLock({ state in !runIDs.allSatisfy { state.receipts[$0] != nil } }) {
-            guard ContinuousClock.now < deadline else { throw CLIError("runs were not delivered within \(limit)") }
+            guard ContinuousClock.now < deadline else { throw BenchError("runs were not delivered within \(limit)") }
             try await Task.sleep(for: .milliseconds(1))
         }
     }
@@ -144,7 +133,7 @@ final class ReceiptBook: Sendable {
     func waitForResults(_ runIDs: Set<String>, within limit: Duration) async throws {
         let deadline = ContinuousClock.now + limit
         while state.withLock({ !runIDs.isSubset(of: $0.results) }) {
-            guard ContinuousClock.now < deadline else { throw CLIError("results were not stored within \(limit)") }
+            guard ContinuousClock.now < deadline else { throw BenchError("results were not stored within \(limit)") }
             try await Task.sleep(for: .milliseconds(1))
         }
     }
@@ -154,23 +143,23 @@ final class ReceiptBook: Sendable {
 /// started and succeeded at once.
 struct SimulatedAgent {
     let id: String
-    let client: JSONClient
+    let client: Client
     let book: ReceiptBook
 
     func run() async {
-        var report: AgentReport?
+        var report: Components.Schemas.AgentReport?
         while !Task.isCancelled {
             do {
-                let request = SyncRequest(wait: report == nil, reports: report.map { [$0] } ?? [])
-                let answer = try await client.send(.POST, "/api/v1/agent/sync", body: request, as: SyncResponse.self, timeout: .seconds(90))
+                let request = Components.Schemas.SyncRequest(wait: report == nil, reports: report.map { [$0] } ?? [])
+                let answer = try await client.agentSync(body: .json(request)).ok.body.json
                 book.acknowledged(answer.acks.results)
                 report = nil
                 if !answer.runs.isEmpty {
                     let now = Clock.nowMillis()
                     for envelope in answer.runs { book.received(envelope.runId) }
-                    report = AgentReport(
-                        agentId: id, started: answer.runs.map { RunStarted(runId: $0.runId, at: now) },
-                        results: answer.runs.map { RunResult(runId: $0.runId, outcome: .succeeded, exitCode: 0, reason: nil, result: nil, finishedAt: now) })
+                    report = Components.Schemas.AgentReport(
+                        agentId: id, started: answer.runs.map { .init(runId: $0.runId, at: now) }, logs: [],
+                        results: answer.runs.map { .init(runId: $0.runId, outcome: .succeeded, exitCode: 0, finishedAt: now) })
                 }
             } catch {
                 if Task.isCancelled { return }
@@ -213,7 +202,7 @@ enum BenchManager {
                 group.addTask { try await services.run() }
                 let deadline = ContinuousClock.now + .seconds(30)
                 while portBox.value == nil && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
-                guard let port = portBox.value else { throw CLIError("the manager did not start") }
+                guard let port = portBox.value else { throw BenchError("the manager did not start") }
                 do {
                     try await body(manager, "http://127.0.0.1:\(port)", http)
                 } catch {
@@ -232,10 +221,34 @@ enum BenchManager {
     }
 
     /// An API client with a fresh admin token.
-    static func adminClient(_ manager: Manager, base: String, http: HTTPClient) async throws -> JSONClient {
-        guard let admin = try await manager.store.user(named: "admin") else { throw CLIError("no admin") }
+    static func adminClient(_ manager: Manager, base: String, http: HTTPClient) async throws -> Client {
+        guard let admin = try await manager.store.user(named: "admin") else { throw BenchError("no admin") }
         let token = Secrets.generate(.apiToken)
         _ = try await manager.store.createToken(userID: admin.id, name: "bench", tokenHash: Secrets.hash(token), now: Clock.nowMillis(), actor: .system)
-        return JSONClient(baseURL: base, http: http, bearer: token)
+        return try client(base: base, http: http, credential: .bearer(token))
+    }
+
+    /// A client of the manager at `base` over the benchmark's HTTP client.
+    static func client(base: String, http: HTTPClient, credential: ManagerCredential? = nil, timeout: Duration = .seconds(30)) throws -> Client {
+        ManagerClient.make(try ManagerClientConfig(server: base, credential: credential, timeout: timeout), http: http)
+    }
+
+    /// Enrolls a simulated agent with a signing key (proof of possession) and a fresh seal key.
+    static func enroll(
+        _ anonymous: Client, zone: String, key: String, signing: Curve25519.Signing.PrivateKey, hostname: String
+    ) async throws -> Components.Schemas.EnrollResponse {
+        // The proof signs a statement of the fields (not the JSON bytes), so the hand-written helper that
+        // makes it serves the generated request as well.
+        let signed = try EnrollRequest.proving(
+            zone: zone, enrollKey: key, key: signing, sealKey: Curve25519.KeyAgreement.PrivateKey().publicKey,
+            facts: HostFacts(hostname: hostname, os: "simulated", version: "bench", addresses: []), time: Clock.nowMillis())
+        guard let sealKey = signed.sealKey, let proof = signed.proof, let proofTime = signed.proofTime else {
+            throw BenchError("the enrollment request was not signed")
+        }
+        let request = Components.Schemas.EnrollRequest(
+            zone: signed.zone, enrollKey: signed.enrollKey, publicKey: signed.publicKey,
+            facts: .init(hostname: signed.facts.hostname, os: signed.facts.os, version: signed.facts.version, addresses: signed.facts.addresses),
+            peerAddress: signed.peerAddress, sealKey: sealKey, proof: proof, proofTime: proofTime)
+        return try await anonymous.enrollAgent(body: .json(request)).created.body.json
     }
 }
