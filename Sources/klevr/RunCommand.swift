@@ -85,7 +85,7 @@ struct RunCommand: AsyncParsableCommand {
         func streamEvents(_ client: Client, id: String) async throws {
             var failed = false
             try await EventStreamFollower().follow { lastSeq in
-                try await RunLogStream.open(client, runID: id, after: lastSeq.flatMap { Int($0) } ?? 0)
+                try await RunLogStream.open(client, runID: id, after: lastSeq.flatMap { Int64($0) } ?? 0)
             } handle: { event in
                 switch RunLogStream.Item(event) {
                 case .log(let chunk, let data):
@@ -145,7 +145,7 @@ enum RunLogStream {
     }
 
     /// Opens the stream of the chunks after seq `after`.
-    static func open(_ client: Client, runID: String, after: Int) async throws -> HTTPBody {
+    static func open(_ client: Client, runID: String, after: Int64) async throws -> HTTPBody {
         try await client.runLogs(
             path: .init(id: runID), query: .init(after: after, follow: true), headers: .init(accept: [.init(contentType: .textEventStream)])
         ).ok.body.textEventStream

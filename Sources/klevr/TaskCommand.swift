@@ -170,7 +170,7 @@ struct RunWatcher {
     /// Reads one run's stream until its `end` event, reconnecting (after the last seq seen) if it breaks.
     static func stream(_ run: Components.Schemas.Run, client: Client, into continuation: AsyncStream<Event>.Continuation) async throws {
         try await EventStreamFollower().follow { lastSeq in
-            try await RunLogStream.open(client, runID: run.id, after: lastSeq.flatMap { Int($0) } ?? 0)
+            try await RunLogStream.open(client, runID: run.id, after: lastSeq.flatMap { Int64($0) } ?? 0)
         } handle: { event in
             switch RunLogStream.Item(event) {
             case .log(let chunk, _):
