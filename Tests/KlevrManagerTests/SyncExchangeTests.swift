@@ -74,6 +74,17 @@ import Testing
             #expect(run.result?.hasSuffix("[cut by the manager: too long]") == true)
             let logs = try await client.decode(LogPage.self, .get, "/api/v1/runs/\(runID)/logs", token: admin)
             #expect(logs.items.map(\.data) == ["world\n"])
+            // JSON or a stream by the same Accept rule as the event log: a stream only when it is ranked
+            // above JSON (the run has ended, so the stream ends with its `end` event).
+            for (accept, streamed) in [
+                ("application/json, text/event-stream", false), ("text/event-stream", true),
+                ("application/json;q=0.5, text/event-stream", true), ("text/event-stream;q=0.5, application/json", false),
+            ] {
+                let answer = try await client.call(.get, "/api/v1/runs/\(runID)/logs", token: admin, headers: [.accept: accept])
+                #expect(answer.status == .ok, "\(accept): \(answer.body)")
+                #expect(answer.headers[.contentType]?.hasPrefix(streamed ? "text/event-stream" : "application/json") == true, "\(accept)")
+                #expect(answer.body.contains("event: end") == streamed, "\(accept): \(answer.body)")
+            }
 
             // Another agent cannot report about this run, nor report in this agent's name.
             let forged = AgentReport(

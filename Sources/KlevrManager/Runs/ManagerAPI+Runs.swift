@@ -47,8 +47,12 @@ extension ManagerAPI {
             guard value >= 0 else { throw Problem.invalid("after", "must be an integer >= 0") }
             after = value
         }
-        // The Accept header as sent: the generated input lists every documented type when there is none.
-        let follow = (input.query.follow ?? false) || RequestScope.head?.headerFields[.accept]?.contains("text/event-stream") == true
+        // The same rule as the event log: a stream with `follow=true`, or when the Accept header ranks
+        // `text/event-stream` above JSON (the generated input lists every type equally when none is sent).
+        let streamQuality = EventQuery.quality(of: "text/event-stream", in: input.headers.accept)
+        let follow =
+            (input.query.follow ?? false)
+            || (streamQuality > 0 && streamQuality > EventQuery.quality(of: "application/json", in: input.headers.accept))
         if !follow {
             let logs = try await store.logs(runID: run.id, after: after, limit: 100_000)
             return .ok(.init(body: .json(.init(items: try logs.map { try Self.view($0) }, status: .init(run.status)))))
