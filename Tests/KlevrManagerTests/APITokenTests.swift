@@ -14,15 +14,15 @@ import Testing
         try await harness.test { client in
             let admin = try await client.token()
             let vera = try await client.user("vera", role: .viewer, admin: admin)
-            let own = try await client.decode(Page<TokenView>.self, .get, "/api/v1/tokens", token: vera)
+            let own = try await client.api(token: vera).listTokens().ok.body.json
             #expect(own.items.map(\.owner) == ["vera"])
             // The token was used to list: its last use is recorded.
             #expect(own.items.first?.lastUsedAt != nil)
             #expect(try await client.call(.get, "/api/v1/tokens?all=true", token: vera).status == .forbidden)
             #expect(try await client.call(.get, "/api/v1/tokens?all=yes", token: admin).status == .unprocessableContent)
-            let all = try await client.decode(Page<TokenView>.self, .get, "/api/v1/tokens?all=true", token: admin)
+            let all = try await client.api(token: admin).listTokens(query: .init(all: true)).ok.body.json
             #expect(Set(all.items.map(\.owner)) == ["admin", "vera"])
-            let mine = try await client.decode(Page<TokenView>.self, .get, "/api/v1/tokens?all=false", token: admin)
+            let mine = try await client.api(token: admin).listTokens(query: .init(all: false)).ok.body.json
             #expect(mine.items.map(\.owner) == ["admin"])
         }
     }
@@ -33,20 +33,18 @@ import Testing
             let admin = try await client.token()
             let now = Clock.nowMillis()
             let day: Int64 = 86_400_000
-            for bad in [
-                TokenCreateRequest(name: "t", expiresInDays: 0), TokenCreateRequest(name: "t", expiresInDays: 366),
-                TokenCreateRequest(name: "t", expiresInDays: -1), TokenCreateRequest(name: ""),
+            let api = try client.api(token: admin)
+            for body in [
+                #"{"name":"t","expiresInDays":0}"#, #"{"name":"t","expiresInDays":366}"#, #"{"name":"t","expiresInDays":-1}"#, #"{"name":""}"#,
             ] {
-                let body = String(decoding: try JSONEncoder().encode(bad), as: UTF8.self)
                 #expect(try await client.call(.post, "/api/v1/tokens", token: admin, json: body).status == .unprocessableContent, "\(body)")
             }
-            #expect(try await client.decode(Page<TokenView>.self, .get, "/api/v1/tokens", token: admin).items.count == 1)
+            #expect(try await api.listTokens().ok.body.json.items.count == 1)
 
-            let week = try await client.decode(
-                TokenCreated.self, .post, "/api/v1/tokens", token: admin, body: TokenCreateRequest(name: "week", expiresInDays: 7), expect: .created)
+            let week = try await api.createToken(body: .json(.init(name: "week", expiresInDays: 7))).created.body.json
             let expiresAt = try #require(week.expiresAt)
             #expect(abs(expiresAt - (week.createdAt + 7 * day)) < 1000)
-            let listed = try await client.decode(Page<TokenView>.self, .get, "/api/v1/tokens", token: admin)
+            let listed = try await api.listTokens().ok.body.json
             #expect(listed.items.first { $0.id == week.id }?.expiresAt == expiresAt)
 
             // A token whose time is up authenticates nothing.
@@ -63,8 +61,8 @@ import Testing
         try await harness.test { client in
             let admin = try await client.token()
             let vera = try await client.user("vera", role: .viewer, admin: admin)
-            let veraIDs = try await client.decode(Page<TokenView>.self, .get, "/api/v1/tokens", token: vera).items.map(\.id)
-            let adminIDs = try await client.decode(Page<TokenView>.self, .get, "/api/v1/tokens", token: admin).items.map(\.id)
+            let veraIDs = try await client.api(token: vera).listTokens().ok.body.json.items.map(\.id)
+            let adminIDs = try await client.api(token: admin).listTokens().ok.body.json.items.map(\.id)
             let veraID = try #require(veraIDs.first)
             let adminID = try #require(adminIDs.first)
 
@@ -72,8 +70,7 @@ import Testing
             #expect(try await client.call(.delete, "/api/v1/tokens/\(adminID)", token: vera).status == .notFound)
             #expect(try await client.call(.get, "/api/v1/me", token: admin).status == .ok)
 
-            let spare = try await client.decode(
-                TokenCreated.self, .post, "/api/v1/tokens", token: vera, body: TokenCreateRequest(name: "spare"), expect: .created)
+            let spare = try await client.api(token: vera).createToken(body: .json(.init(name: "spare"))).created.body.json
             #expect(try await client.call(.delete, "/api/v1/tokens/\(spare.id)", token: vera).status == .noContent)
             #expect(try await client.call(.get, "/api/v1/me", token: spare.token).status == .unauthorized)
 
