@@ -16,18 +16,19 @@ import Testing
             let bobSession = try await client.session("bob", "password-of-bob")
             #expect(try await client.call(.get, "/api/v1/zones", token: bobToken).status == .ok)
 
-            let disabled = try await client.decode(UserView.self, .post, "/api/v1/users/bob/disable", token: admin)
+            let api = try client.api(token: admin)
+            let disabled = try await api.disableUser(path: .init(username: "bob")).ok.body.json
             #expect(disabled.disabledAt != nil)
             #expect(try await client.call(.get, "/api/v1/zones", token: bobToken).status == .unauthorized)
             #expect(try await client.call(.get, "/api/v1/me", headers: bobSession.headers).status == .unauthorized)
             let login = try await client.call(.post, "/api/v1/auth/login", json: #"{"username":"bob","password":"password-of-bob"}"#)
             #expect(login.status == .forbidden)
             #expect(login.body.contains("user-disabled"))
-            let tokens = try await client.decode(Page<TokenView>.self, .get, "/api/v1/tokens?all=true", token: admin)
+            let tokens = try await api.listTokens(query: .init(all: true)).ok.body.json
             #expect(!tokens.items.contains { $0.owner == "bob" })
 
             // Enabling brings no old credential back; bob logs in anew.
-            let enabled = try await client.decode(UserView.self, .post, "/api/v1/users/bob/enable", token: admin)
+            let enabled = try await api.enableUser(path: .init(username: "bob")).ok.body.json
             #expect(enabled.disabledAt == nil)
             #expect(try await client.call(.get, "/api/v1/zones", token: bobToken).status == .unauthorized)
             let fresh = try await client.token("bob", "password-of-bob")
@@ -46,12 +47,12 @@ import Testing
                 let refused = try await client.call(method, path, token: admin, json: json)
                 #expect(refused.status == .conflict, "\(method) \(path): \(refused.body)")
             }
-            let me = try await client.decode(UserView.self, .get, "/api/v1/me", token: admin)
+            let me = try await client.api(token: admin).me().ok.body.json
             #expect(me.role == .admin && me.disabledAt == nil)
 
             // With a second admin, the first may step down; then the second is the last one.
             let adaToken = try await client.user("ada", role: .admin, admin: admin)
-            let demoted = try await client.decode(UserView.self, .put, "/api/v1/users/admin/role", token: adaToken, body: UserRoleRequest(role: .viewer))
+            let demoted = try await client.api(token: adaToken).setUserRole(path: .init(username: "admin"), body: .json(.init(role: .viewer))).ok.body.json
             #expect(demoted.role == .viewer)
             #expect(try await client.call(.get, "/api/v1/users", token: admin).status == .forbidden)
             #expect(try await client.call(.post, "/api/v1/users/ada/disable", token: adaToken).status == .conflict)
@@ -67,7 +68,7 @@ import Testing
             #expect(try await client.call(.put, "/api/v1/users/nobody/role", token: admin, json: #"{"role":"admin"}"#).status == .notFound)
             #expect(try await client.call(.post, "/api/v1/users/Not%20A%20Name/disable", token: admin).status == .notFound)
             #expect(try await client.call(.delete, "/api/v1/users/nobody", token: admin).status == .notFound)
-            let users = try await client.decode(Page<UserView>.self, .get, "/api/v1/users", token: admin)
+            let users = try await client.api(token: admin).listUsers().ok.body.json
             let vic = try #require(users.items.first { $0.username == "vic" })
             #expect(vic.role == .viewer && vic.disabledAt == nil)
         }
@@ -86,9 +87,10 @@ import Testing
 
             #expect(try await client.call(.delete, "/api/v1/users/otto", token: admin).status == .noContent)
             #expect(try await client.call(.get, "/api/v1/zones", token: otto).status == .unauthorized)
-            let kept = try await client.decode(TaskView.self, .get, "/api/v1/tasks/\(task.id)", token: admin)
+            let api = try client.api(token: admin)
+            let kept = try await api.getTask(path: .init(id: task.id)).ok.body.json
             #expect(kept.createdBy == "otto")
-            let users = try await client.decode(Page<UserView>.self, .get, "/api/v1/users", token: admin)
+            let users = try await api.listUsers().ok.body.json
             #expect(users.items.map(\.username) == ["admin"])
             // The name is free again.
             _ = try await client.user("otto", role: .viewer, admin: admin)
