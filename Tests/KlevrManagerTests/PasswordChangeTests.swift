@@ -11,28 +11,26 @@ import Testing
 /// A session opened by a test: its cookie and CSRF headers and the login answer.
 struct TestSession {
     var headers: HTTPFields
-    var answer: LoginResponse
+    var answer: Components.Schemas.LoginResponse
 }
 
 extension TestClientProtocol {
-    /// Logs in and returns the session's headers (cookie and CSRF) for later calls.
+    /// Logs in through the generated client and returns the session's headers (cookie and CSRF) for later calls.
     func session(_ username: String, _ password: String, sourceLocation: SourceLocation = #_sourceLocation) async throws -> TestSession {
-        let body = String(decoding: try JSONEncoder().encode(LoginRequest(username: username, password: password)), as: UTF8.self)
-        let login = try await call(.post, "/api/v1/auth/login", json: body)
-        #expect(login.status == .ok, "login: \(login.body)", sourceLocation: sourceLocation)
-        let answer = try JSONDecoder().decode(LoginResponse.self, from: Data(login.body.utf8))
-        let cookie = try #require(login.headers[.setCookie]?.split(separator: ";").first.map(String.init))
+        let login = try await api().login(body: .json(.init(username: username, password: password))).ok
+        let answer = try login.body.json
+        let cookie = try #require(login.headers.setCookie?.split(separator: ";").first.map(String.init), sourceLocation: sourceLocation)
         var headers: HTTPFields = [.cookie: cookie]
-        headers[HTTPField.Name("X-Klevr-CSRF")!] = answer.csrfToken
+        headers[try #require(HTTPField.Name("X-Klevr-CSRF"), sourceLocation: sourceLocation)] = answer.csrfToken
         return TestSession(headers: headers, answer: answer)
     }
 
-    /// Changes the caller's password through a session or a token.
+    /// Changes the caller's password through a session or a token, with the generated client.
     func changePassword(
         _ current: String, to new: String, session: TestSession? = nil, token: String? = nil
-    ) async throws -> (status: HTTPResponse.Status, body: String, headers: HTTPFields) {
-        let body = String(decoding: try JSONEncoder().encode(PasswordChangeRequest(currentPassword: current, newPassword: new)), as: UTF8.self)
-        return try await call(.post, "/api/v1/me/password", token: token, json: body, headers: session?.headers ?? [:])
+    ) async throws -> Operations.ChangePassword.Output {
+        let caller = try session.map { try api(headers: $0.headers) } ?? api(token: token)
+        return try await caller.changePassword(body: .json(.init(currentPassword: current, newPassword: new)))
     }
 }
 
@@ -64,8 +62,8 @@ extension TestClientProtocol {
             ] {
                 let refused = try await client.call(method, path, json: json, headers: session.headers)
                 #expect(refused.status == .forbidden, "\(method) \(path)")
-                let problem = try JSONDecoder().decode(ProblemDocument.self, from: Data(refused.body.utf8))
-                #expect(problem.type == "https://klevr.dev/problems/password-change-required")
+                let problem = try JSONDecoder().decode(Components.Schemas.Problem.self, from: Data(refused.body.utf8))
+                #expect(problem._type == "https://klevr.dev/problems/password-change-required")
                 #expect(problem.detail.contains("POST /api/v1/me/password") && problem.detail.contains("klevr user passwd"))
             }
             #expect(try await client.call(.get, "/api/v1/me", headers: session.headers).status == .ok)
@@ -77,13 +75,13 @@ extension TestClientProtocol {
             #expect(try await client.call(.get, "/api/v1/zones", headers: session.headers).status == .forbidden)
 
             let changed = try await client.changePassword(generated, to: "a-new-good-password", session: session)
-            #expect(changed.status == .noContent, "\(changed.body)")
+            #expect(changed.status == .noContent, "\(changed)")
             // The session that made the change goes on, unrestricted.
             #expect(try await client.call(.get, "/api/v1/zones", headers: session.headers).status == .ok)
-            let me = try JSONDecoder().decode(UserView.self, from: Data(try await client.call(.get, "/api/v1/me", headers: session.headers).body.utf8))
+            let me = try await client.api(headers: session.headers).me().ok.body.json
             #expect(!me.passwordChangeRequired)
             #expect(me.passwordChangedAt != nil)
-            #expect(try await client.call(.post, "/api/v1/auth/login", json: #"{"username":"admin","password":"\#(generated)"}"#).status == .unauthorized)
+            #expect(try await client.api().login(body: .json(.init(username: "admin", password: generated))).status == .unauthorized)
             #expect(try await !client.session("admin", "a-new-good-password").answer.passwordChangeRequired)
         }
         #expect(!harness.logs.text.contains(generated))
@@ -127,7 +125,7 @@ extension TestClientProtocol {
             let second = try await client.session("pat", "password-of-pat")
 
             let changed = try await client.changePassword("password-of-pat", to: "second-password-of-pat", session: first)
-            #expect(changed.status == .noContent, "\(changed.body)")
+            #expect(changed.status == .noContent, "\(changed)")
             #expect(try await client.call(.get, "/api/v1/zones", headers: first.headers).status == .ok)
             #expect(try await client.call(.get, "/api/v1/zones", headers: second.headers).status == .unauthorized)
             #expect(try await client.call(.get, "/api/v1/zones", token: patToken).status == .unauthorized)
@@ -146,10 +144,9 @@ extension TestClientProtocol {
         let harness = try await TestManager.make()
         try await harness.test { client in
             let admin = try await client.token()
+            let api = try client.api(token: admin)
             func create(_ name: String, _ password: String) async throws -> HTTPResponse.Status {
-                let body = String(
-                    decoding: try JSONEncoder().encode(UserCreateRequest(username: name, password: password, role: .viewer)), as: UTF8.self)
-                return try await client.call(.post, "/api/v1/users", token: admin, json: body).status
+                try await api.createUser(body: .json(.init(username: name, password: password, role: .viewer))).status
             }
             #expect(try await create("u1", String(repeating: "a", count: 11)) == .unprocessableContent)
             #expect(try await create("u2", String(repeating: "a", count: 12)) == .created)
@@ -161,7 +158,7 @@ extension TestClientProtocol {
             #expect(try await create("u6", String(repeating: "é", count: 72)) == .created)
             #expect(try await create("u8", String(repeating: "é", count: 73)) == .unprocessableContent)
             #expect(try await create("u7", "twelve-chars\u{0}-and-a-nul") == .unprocessableContent)
-            let users = try await client.decode(Page<UserView>.self, .get, "/api/v1/users", token: admin)
+            let users = try await api.listUsers().ok.body.json
             #expect(users.items.map(\.username).sorted() == ["admin", "u2", "u3", "u5", "u6"])
         }
     }

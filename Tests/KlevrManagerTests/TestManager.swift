@@ -106,25 +106,18 @@ extension TestClientProtocol {
         return try JSONDecoder().decode(T.self, from: Data(answer.body.utf8))
     }
 
-    /// Logs in as the user and creates an API token.
+    /// Logs in as the user and creates an API token, through the generated client.
     func token(_ username: String = "admin", _ password: String = TestManager.adminPassword) async throws -> String {
-        let login = try await call(.post, "/api/v1/auth/login", json: #"{"username":"\#(username)","password":"\#(password)"}"#)
-        #expect(login.status == .ok, "login: \(login.body)")
-        let answer = try JSONDecoder().decode(LoginResponse.self, from: Data(login.body.utf8))
-        let cookie = try #require(login.headers[.setCookie]?.split(separator: ";").first.map(String.init))
-        var headers: HTTPFields = [.cookie: cookie]
-        headers[HTTPField.Name("X-Klevr-CSRF")!] = answer.csrfToken
-        let created = try await call(.post, "/api/v1/tokens", json: #"{"name":"test"}"#, headers: headers)
-        #expect(created.status == .created, "token: \(created.body)")
-        return try JSONDecoder().decode(TokenCreated.self, from: Data(created.body.utf8)).token
+        let opened = try await session(username, password)
+        return try await api(headers: opened.headers).createToken(body: .json(.init(name: "test"))).created.body.json.token
     }
 
-    /// Creates a user with a role and returns an API token of theirs.
+    /// Creates a user with a role through the generated client and returns an API token of theirs.
     func user(_ name: String, role: Role, admin: String) async throws -> String {
         let password = "password-of-\(name)"
-        _ = try await decode(
-            UserView.self, .post, "/api/v1/users", token: admin, body: UserCreateRequest(username: name, password: password, role: role),
-            expect: .created)
+        let wireRole = try #require(Components.Schemas.Role(rawValue: role.rawValue))
+        let created = try await api(token: admin).createUser(body: .json(.init(username: name, password: password, role: wireRole)))
+        #expect(try created.created.body.json.username == name)
         return try await token(name, password)
     }
 
