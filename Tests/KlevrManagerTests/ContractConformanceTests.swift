@@ -11,8 +11,8 @@ import Testing
 /// credentials, lengths counted in code points as JSON Schema counts them, and only the spellings the
 /// document's patterns admit.
 @Suite struct ContractConformanceTests {
-    static func problem(_ body: String) throws -> ProblemDocument {
-        try JSONDecoder().decode(ProblemDocument.self, from: Data(body.utf8))
+    static func problem(_ body: String) throws -> Components.Schemas.Problem {
+        try JSONDecoder().decode(Components.Schemas.Problem.self, from: Data(body.utf8))
     }
 
     @Test func theDocumentsMethodsAreReadPerPath() throws {
@@ -78,13 +78,11 @@ import Testing
             let admin = try await client.token()
             // "e" + combining acute: one character, two code points.
             let accent = "e\u{301}"
-            func zone(_ name: String, _ description: String) throws -> String {
-                String(decoding: try JSONEncoder().encode(ZoneCreateRequest(name: name, description: description)), as: UTF8.self)
-            }
-            let tooLong = try await client.call(.post, "/api/v1/zones", token: admin, json: try zone("z1", String(repeating: accent, count: 501)))
-            #expect(tooLong.status == .unprocessableContent, "\(tooLong.body)")
-            let wide = try await client.call(.post, "/api/v1/zones", token: admin, json: try zone("z2", String(repeating: "😀", count: 1000)))
-            #expect(wide.status == .created, "\(wide.body)")
+            let api = try client.api(token: admin)
+            let tooLong = try await api.createZone(body: .json(.init(name: "z1", description: String(repeating: accent, count: 501))))
+            #expect(try tooLong.unprocessableContent.body.applicationProblemJson.status == 422, "\(tooLong)")
+            let wide = try await api.createZone(body: .json(.init(name: "z2", description: String(repeating: "😀", count: 1000))))
+            #expect(try wide.created.body.json.name == "z2", "\(wide)")
 
             let tokenName = try await client.call(
                 .post, "/api/v1/tokens", token: admin, json: #"{"name":"\#(String(repeating: accent, count: 51))"}"#)
@@ -103,10 +101,9 @@ import Testing
         let harness = try await TestManager.make()
         try await harness.test { client in
             let admin = try await client.token()
+            let api = try client.api(token: admin)
             func create(_ name: String, _ password: String) async throws -> HTTPResponse.Status {
-                let body = String(
-                    decoding: try JSONEncoder().encode(UserCreateRequest(username: name, password: password, role: .viewer)), as: UTF8.self)
-                return try await client.call(.post, "/api/v1/users", token: admin, json: body).status
+                try await api.createUser(body: .json(.init(username: name, password: password, role: .viewer))).status
             }
             #expect(try await create("short", String(repeating: "a", count: 11)) == .unprocessableContent)
             #expect(try await create("long", String(repeating: "a", count: 73)) == .unprocessableContent)
@@ -116,8 +113,7 @@ import Testing
             let password = head + String(repeating: "a", count: 54)
             #expect(try await create("wide", password) == .created)
             func login(_ password: String) async throws -> HTTPResponse.Status {
-                let body = String(decoding: try JSONEncoder().encode(LoginRequest(username: "wide", password: password)), as: UTF8.self)
-                return try await client.call(.post, "/api/v1/auth/login", json: body).status
+                try await client.api().login(body: .json(.init(username: "wide", password: password))).status
             }
             #expect(try await login(password) == .ok)
             #expect(try await login(head + String(repeating: "b", count: 54)) == .unauthorized)
@@ -144,7 +140,7 @@ import Testing
                     #expect(try Self.problem(answer.body).errors?.contains { $0.field == field } == true, "\(item.json): \(answer.body)")
                 }
             }
-            let tasks = try await client.decode(Page<TaskView>.self, .get, "/api/v1/tasks", token: admin)
+            let tasks = try await client.api(token: admin).listTasks().ok.body.json
             #expect(tasks.items.isEmpty)
         }
     }
@@ -179,7 +175,7 @@ import Testing
         try await harness.test { client in
             let answer = try await client.call(.post, "/api/v1/agent/enroll-sealed", json: #"{"box":{"epk":"","ct":""}}"#)
             #expect(answer.status == .unauthorized, "\(answer.body)")
-            #expect(try Self.problem(answer.body).type.hasSuffix("/enroll-refused"))
+            #expect(try Self.problem(answer.body)._type.hasSuffix("/enroll-refused"))
         }
     }
 }

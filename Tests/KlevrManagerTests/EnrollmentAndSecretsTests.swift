@@ -47,7 +47,7 @@ import Testing
             }
             // The victim re-enrolling with a fresh statement keeps its id.
             #expect(try await client.call(.post, "/api/v1/agent/enroll", json: Self.enrollBody(zone: "zone-a", key: key.key, signingKey: victim)).status == .created)
-            let agents = try await client.decode(Page<AgentView>.self, .get, "/api/v1/agents", token: admin)
+            let agents = try await client.api(token: admin).listAgents().ok.body.json
             #expect(agents.items.count == 1)
         }
     }

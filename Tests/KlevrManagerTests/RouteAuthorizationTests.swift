@@ -77,8 +77,9 @@ import Testing
             // Operators may run tasks but not manage zones.
             let operatorToken = try await client.user("otto", role: .operator_, admin: admin)
             #expect(try await client.call(.post, "/api/v1/zones", token: operatorToken, json: #"{"name":"x"}"#).status == .forbidden)
-            let task = TaskCreateRequest(zone: "zone-a", target: TargetSpec(kind: .all), steps: [StepSpec(script: "true")])
-            _ = try await client.decode(TaskView.self, .post, "/api/v1/tasks", token: operatorToken, body: task, expect: .created)
+            let task = try await client.api(token: operatorToken).createTask(
+                body: .json(.init(zone: "zone-a", target: .allAgents, steps: [.init(script: "true")])))
+            #expect(try task.created.body.json.createdBy == "otto", "\(task)")
         }
     }
 

@@ -81,9 +81,9 @@ import Testing
             let otto = try await client.user("otto", role: .operator_, admin: admin)
             let key = try await client.zoneWithKey("zone-a", admin: admin)
             _ = try await client.enroll(zone: "zone-a", key: key.key)
-            let task = try await client.decode(
-                TaskView.self, .post, "/api/v1/tasks", token: otto,
-                body: TaskCreateRequest(zone: "zone-a", target: TargetSpec(kind: .all), steps: [StepSpec(script: "true")]), expect: .created)
+            let task = try await client.api(token: otto).createTask(
+                body: .json(.init(zone: "zone-a", target: .allAgents, steps: [.init(script: "true")]))
+            ).created.body.json
 
             #expect(try await client.call(.delete, "/api/v1/users/otto", token: admin).status == .noContent)
             #expect(try await client.call(.get, "/api/v1/zones", token: otto).status == .unauthorized)

@@ -29,7 +29,7 @@ import Testing
                 facts: HostFacts(hostname: "", os: "linux", version: "t", addresses: []), time: Clock.nowMillis())
             let answer = try await client.call(.post, "/api/v1/agent/enroll", json: String(decoding: try JSONEncoder().encode(badFacts), as: UTF8.self))
             #expect(answer.status == .unprocessableContent)
-            let agents = try await client.decode(Page<AgentView>.self, .get, "/api/v1/agents", token: admin)
+            let agents = try await client.api(token: admin).listAgents().ok.body.json
             #expect(agents.items.isEmpty, "\(agents.items.map(\.id))")
         }
     }
