@@ -29,10 +29,10 @@ import Testing
             #expect(zone.epoch == 1)
 
             // The primary's poll carries the whole zone's work, including the secondary's runs.
-            let task = try await client.decode(
-                TaskView.self, .post, "/api/v1/tasks", token: admin,
-                body: TaskCreateRequest(zone: "zone-a", target: TargetSpec(kind: .agent, agentId: secondary.agentId), steps: [StepSpec(script: "true")]),
-                expect: .created)
+            let api = try client.api(token: admin)
+            let task = try await api.createTask(
+                body: .json(.init(zone: "zone-a", target: .oneAgent(secondary.agentId), steps: [.init(script: "true")]))
+            ).created.body.json
             let runID = try #require(task.runs.first?.id)
             let work = try await client.decode(
                 SyncResponse.self, .post, "/api/v1/agent/sync", token: primary.credential, body: SyncRequest(wait: true, reports: [], epoch: 1))
@@ -58,9 +58,9 @@ import Testing
                 SyncResponse.self, .post, "/api/v1/agent/sync", token: primary.credential,
                 body: SyncRequest(wait: false, reports: [], epoch: 1, relayed: [invented, altered]))
             #expect(notApplied.memberAcks?[secondary.agentId] == nil)
-            #expect(try await client.decode(RunView.self, .get, "/api/v1/runs/\(runID)", token: admin).status == .dispatched)
-            let forgeries = try await client.decode(Page<EventView>.self, .get, "/api/v1/zones/zone-a/events", token: admin)
-            #expect(forgeries.items.filter { $0.kind == "agent.relay_forgery" && $0.subject == primary.agentId }.count == 2)
+            #expect(try await api.getRun(path: .init(id: runID)).ok.body.json.status == .dispatched)
+            let forgeries = try await api.zoneEvents(path: .init(zone: "zone-a")).ok.body.json
+            #expect(forgeries.items.filter { $0.kind.rawValue == "agent.relay_forgery" && $0.subject == primary.agentId }.count == 2)
 
             // Signed by the member, it is applied; the acknowledgements come back signed for the member.
             let genuine = try SignedBlob.sign(relayed, domain: SignedBlob.Domain.report, signer: secondary.agentId, key: member.signingKey)
@@ -71,7 +71,7 @@ import Testing
             let memberAcks = try #require(acks.memberAcks?[secondary.agentId]).open(MemberAcks.self, domain: SignedBlob.Domain.acks, key: managerKey)
             #expect(memberAcks.agentId == secondary.agentId)
             #expect(memberAcks.acks.results == [runID])
-            #expect(try await client.decode(RunView.self, .get, "/api/v1/runs/\(runID)", token: admin).status == .succeeded)
+            #expect(try await api.getRun(path: .init(id: runID)).ok.body.json.status == .succeeded)
 
             // A wrong epoch is refused with 409 stale-epoch and applies nothing.
             let stale = try await client.call(
@@ -85,8 +85,11 @@ import Testing
                 json: String(decoding: try JSONEncoder().encode(SyncRequest(wait: false, reports: [AgentReport(agentId: primary.agentId)])), as: UTF8.self))
             #expect(forged.status == .forbidden)
 
-            let events = try await client.decode(Page<EventView>.self, .get, "/api/v1/zones/zone-a/events", token: admin)
-            #expect(events.items.contains { $0.kind == "primary.elected" && $0.subject == primary.agentId && $0.detail["epoch"] == "1" })
+            let events = try await api.zoneEvents(path: .init(zone: "zone-a")).ok.body.json
+            #expect(
+                events.items.contains {
+                    $0.kind.rawValue == "primary.elected" && $0.subject == primary.agentId && $0.detail.additionalProperties["epoch"] == "1"
+                })
         }
     }
 }

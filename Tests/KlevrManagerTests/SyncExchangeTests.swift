@@ -21,12 +21,13 @@ import Testing
             let keyed = try await client.enrolled(zone: "zone-a", key: key.key)
             let agent = keyed.answer
             let other = try await client.enroll(zone: "zone-a", key: key.key)
-            let task = try await client.decode(
-                TaskView.self, .post, "/api/v1/tasks", token: admin,
-                body: TaskCreateRequest(
-                    zone: "zone-a", target: TargetSpec(kind: .agent, agentId: agent.agentId), steps: [StepSpec(script: "echo $KLEVR_PARAM_WHO")],
-                    params: ["WHO": "world"], timeoutSeconds: 30),
-                expect: .created)
+            let api = try client.api(token: admin)
+            let task = try await api.createTask(
+                body: .json(
+                    .init(
+                        zone: "zone-a", target: .oneAgent(agent.agentId), steps: [.init(script: "echo $KLEVR_PARAM_WHO")],
+                        params: .init(additionalProperties: ["WHO": "world"]), timeoutSeconds: 30))
+            ).created.body.json
             #expect(task.runs.count == 1)
             let runID = try #require(task.runs.first?.id)
 
@@ -66,13 +67,13 @@ import Testing
                 #expect(answer.acks.results == [runID])
                 #expect(answer.acks.rejected.isEmpty)
             }
-            let run = try await client.decode(RunView.self, .get, "/api/v1/runs/\(runID)", token: admin)
+            let run = try await api.getRun(path: .init(id: runID)).ok.body.json
             #expect(run.status == .succeeded)
             // A result beyond 64 KiB (say, binary output decoded) is cut, not a refusal of the whole report.
             #expect(run.result?.hasPrefix("ok\u{FFFD}") == true)
             #expect((run.result?.utf8.count ?? 0) <= 64 * 1024)
             #expect(run.result?.hasSuffix("[cut by the manager: too long]") == true)
-            let logs = try await client.decode(LogPage.self, .get, "/api/v1/runs/\(runID)/logs", token: admin)
+            let logs = try await api.runLogs(path: .init(id: runID)).ok.body.json
             #expect(logs.items.map(\.data) == ["world\n"])
             // JSON or a stream by the same Accept rule as the event log: a stream only when it is ranked
             // above JSON (the run has ended, so the stream ends with its `end` event).
@@ -95,7 +96,7 @@ import Testing
                 .post, "/api/v1/agent/sync", token: other.credential,
                 json: String(decoding: try JSONEncoder().encode(SyncRequest(wait: false, reports: [report])), as: UTF8.self))
             #expect(impersonation.status == .forbidden)
-            #expect(try await client.decode(RunView.self, .get, "/api/v1/runs/\(runID)", token: admin).status == .succeeded)
+            #expect(try await api.getRun(path: .init(id: runID)).ok.body.json.status == .succeeded)
         }
     }
 
@@ -109,9 +110,10 @@ import Testing
             async let poll = Self.sync(client, agent.credential, SyncRequest(wait: true, reports: []))
             // The task is created while the poll is held; the poll must answer with it, long before 20 s.
             try await Task.sleep(for: .milliseconds(200))
-            let task = try await client.decode(
-                TaskView.self, .post, "/api/v1/tasks", token: admin,
-                body: TaskCreateRequest(zone: "zone-a", target: TargetSpec(kind: .any), steps: [StepSpec(script: "sleep 100")]), expect: .created)
+            let api = try client.api(token: admin)
+            let task = try await api.createTask(
+                body: .json(.init(zone: "zone-a", target: .anyAgent, steps: [.init(script: "sleep 100")]))
+            ).created.body.json
             let answer = try await poll
             #expect(answer.runs.map(\.runId) == task.runs.map(\.id))
             #expect(ContinuousClock.now - started < .seconds(15))
@@ -121,7 +123,7 @@ import Testing
                 client, agent.credential, SyncRequest(wait: false, reports: [AgentReport(agentId: agent.agentId, started: [RunStarted(runId: runID, at: 1)])]))
             async let cancelPoll = Self.sync(client, agent.credential, SyncRequest(wait: true, reports: []))
             try await Task.sleep(for: .milliseconds(200))
-            let canceled = try await client.decode(RunView.self, .post, "/api/v1/runs/\(runID)/cancel", token: admin)
+            let canceled = try await api.cancelRun(path: .init(id: runID)).ok.body.json
             #expect(canceled.cancelRequested)
             let orders = try await cancelPoll.cancels
             #expect(orders.map(\.runId) == [runID])
@@ -145,9 +147,9 @@ import Testing
             #expect(noAgent.status == .conflict)
             let key = try await client.zoneWithKey("zone-a", admin: admin)
             for _ in 0..<3 { _ = try await client.enroll(zone: "zone-a", key: key.key) }
-            let task = try await client.decode(
-                TaskView.self, .post, "/api/v1/tasks", token: admin,
-                body: TaskCreateRequest(zone: "zone-a", target: TargetSpec(kind: .all), steps: [StepSpec(script: "true")]), expect: .created)
+            let task = try await client.api(token: admin).createTask(
+                body: .json(.init(zone: "zone-a", target: .allAgents, steps: [.init(script: "true")]))
+            ).created.body.json
             #expect(task.runs.count == 3)
             #expect(Set(task.runs.map(\.agentId)).count == 3)
             let zone = try await client.call(.delete, "/api/v1/zones/zone-a", token: admin)
