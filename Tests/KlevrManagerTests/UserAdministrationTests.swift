@@ -21,9 +21,9 @@ import Testing
             #expect(disabled.disabledAt != nil)
             #expect(try await client.call(.get, "/api/v1/zones", token: bobToken).status == .unauthorized)
             #expect(try await client.call(.get, "/api/v1/me", headers: bobSession.headers).status == .unauthorized)
-            let login = try await client.call(.post, "/api/v1/auth/login", json: #"{"username":"bob","password":"password-of-bob"}"#)
+            let login = try await client.api().login(body: .json(.init(username: "bob", password: "password-of-bob")))
             #expect(login.status == .forbidden)
-            #expect(login.body.contains("user-disabled"))
+            #expect(try login.forbidden.body.applicationProblemJson._type.hasSuffix("/user-disabled"), "\(login)")
             let tokens = try await api.listTokens(query: .init(all: true)).ok.body.json
             #expect(!tokens.items.contains { $0.owner == "bob" })
 
