@@ -209,6 +209,7 @@ let package = Package(
             dependencies: [
                 "KlevrTestSupport",
                 "KlevrCore", "KlevrAPI", "KlevrClient", "KlevrAgent",
+                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

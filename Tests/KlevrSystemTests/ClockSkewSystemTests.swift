@@ -1,8 +1,8 @@
 import Foundation
 import KlevrAPI
 import KlevrAgent
+import KlevrClient
 import KlevrCore
-import NIOHTTP1
 import KlevrTestSupport
 import Testing
 
@@ -93,8 +93,8 @@ struct ClockSkewSystemTests {
         ["LD_PRELOAD": library, "KLEVR_TEST_CLOCK_SHIFT": "\(seconds)"]
     }
 
-    static func zone(_ cluster: Cluster) async throws -> ZoneView {
-        try await cluster.client.send(.GET, "/api/v1/zones/z", as: ZoneView.self)
+    static func zone(_ cluster: Cluster) async throws -> Components.Schemas.Zone {
+        try await cluster.zone("z")
     }
 
     /// The wall-clock time of the first line of a `klevr` log (swift-log's `2026-01-02T03:04:05+0000`).
@@ -120,11 +120,11 @@ struct ClockSkewSystemTests {
     /// Runs one task and checks each of its runs: succeeded, with the expected output, and
     /// created ≤ dispatched ≤ started ≤ finished in the manager's (the right) time.
     static func runAndCheck(
-        _ cluster: Cluster, _ target: TargetSpec, names: [String: String], expectedRuns: Int, label: String
+        _ cluster: Cluster, _ target: Components.Schemas.Target, names: [String: String], expectedRuns: Int, label: String
     ) async throws {
         let before = Clock.nowMillis()
         let task = try await cluster.createTask(
-            TaskCreateRequest(zone: "z", target: target, steps: [StepSpec(script: "echo \(label) $KLEVR_RUN_ID; sleep 1; echo done")]))
+            .init(zone: "z", target: target, steps: [.init(script: "echo \(label) $KLEVR_RUN_ID; sleep 1; echo done")]))
         #expect(task.runs.count == expectedRuns, "\(label): \(task.runs.count) runs")
         for summary in task.runs {
             try await eventually(60, "run \(summary.id) (\(label)) ends") { try await cluster.run(summary.id).status.isTerminal }
@@ -154,7 +154,7 @@ struct ClockSkewSystemTests {
         var last: [String: Int64?] = [:]
         let deadline = ContinuousClock.now + .seconds(60)
         while ContinuousClock.now < deadline {
-            guard let agents = try? await cluster.client.send(.GET, "/api/v1/agents", as: Page<AgentView>.self).items else {
+            guard let agents = try? await cluster.agents() else {
                 try await Task.sleep(for: .milliseconds(200))
                 continue
             }
@@ -192,8 +192,8 @@ struct ClockSkewSystemTests {
         expectShifted(cluster, primary.name, by: primary.shift, startedAt: startedAt)
         for member in members { expectShifted(cluster, member.name, by: member.shift, startedAt: startedAt) }
         try await eventually(30, "every agent is online") {
-            let agents = try await cluster.client.send(.GET, "/api/v1/agents", as: Page<AgentView>.self).items
-            return agents.count == ids.count && agents.allSatisfy { $0.status == "online" }
+            let agents = try await cluster.agents()
+            return agents.count == ids.count && agents.allSatisfy { $0.status == .online }
         }
         return ids
     }
@@ -202,9 +202,9 @@ struct ClockSkewSystemTests {
     static func runEverywhere(_ cluster: Cluster, ids: [String: String], label: String) async throws {
         let names = Dictionary(uniqueKeysWithValues: ids.map { ($0.value, $0.key) })
         for (name, id) in ids.sorted(by: { $0.key < $1.key }) {
-            try await runAndCheck(cluster, TargetSpec(kind: .agent, agentId: id), names: names, expectedRuns: 1, label: "\(label)-\(name)")
+            try await runAndCheck(cluster, .agent(id), names: names, expectedRuns: 1, label: "\(label)-\(name)")
         }
-        try await runAndCheck(cluster, TargetSpec(kind: .all), names: names, expectedRuns: ids.count, label: "\(label)-all")
+        try await runAndCheck(cluster, .everyAgent, names: names, expectedRuns: ids.count, label: "\(label)-all")
     }
 
     @Test func skewedSecondariesWorkUnderAPrimaryWithTheRightClock() async throws {
@@ -225,7 +225,7 @@ struct ClockSkewSystemTests {
         try await cluster.startAgent(
             "behind", zone: "z", viaPeers: ["right", "ahead"], environment: Self.shifted(-Self.shift, library: library))
         try await Self.runAndCheck(
-            cluster, TargetSpec(kind: .agent, agentId: ids["behind"]), names: names, expectedRuns: 1, label: "restarted-behind")
+            cluster, .agent(try #require(ids["behind"])), names: names, expectedRuns: 1, label: "restarted-behind")
     }
 
     @Test func aSkewedPrimaryLeadsMembersWithTheRightClockAndTheOppositeSkewAndFailsOverToAnother() async throws {
@@ -246,16 +246,16 @@ struct ClockSkewSystemTests {
         cluster.agents["ahead"]?.kill9()
         try await eventually(30, "behind takes the lease") {
             let zone = try await Self.zone(cluster)
-            return zone.primary == ids["behind"] && zone.epoch > old.epoch
+            return zone.primary == ids["behind"] && zone.leaseEpoch > old.leaseEpoch
         }
         for name in ["behind", "right"] {
             try await Self.runAndCheck(
-                cluster, TargetSpec(kind: .agent, agentId: ids[name]), names: names, expectedRuns: 1, label: "failover-\(name)")
+                cluster, .agent(try #require(ids[name])), names: names, expectedRuns: 1, label: "failover-\(name)")
         }
         // The old primary comes back (its identity stored, the manager's time not yet heard) and works as a secondary.
         try await cluster.startAgent("ahead", zone: "z", extraArguments: ["--priority", "100"], environment: Self.shifted(Self.shift, library: library))
         try await Self.runAndCheck(
-            cluster, TargetSpec(kind: .agent, agentId: ids["ahead"]), names: names, expectedRuns: 1, label: "rejoined-ahead")
+            cluster, .agent(try #require(ids["ahead"])), names: names, expectedRuns: 1, label: "rejoined-ahead")
         #expect(try await Self.zone(cluster).primary == ids["behind"])
     }
 }

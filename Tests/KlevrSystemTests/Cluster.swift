@@ -2,11 +2,11 @@ import AsyncHTTPClient
 import Foundation
 import KlevrAPI
 import KlevrAgent
+import KlevrClient
 import KlevrCore
-import NIOCore
-import NIOHTTP1
-import NIOSSL
 import KlevrTestSupport
+import OpenAPIRuntime
+import Synchronization
 import Testing
 
 #if canImport(Glibc)
@@ -75,8 +75,11 @@ final class Cluster: @unchecked Sendable {
     var scheme = "http"
     /// Extra arguments of `klevr manager`.
     var managerArguments: [String] = []
-    /// How the test's own client verifies an `https` manager.
-    var clientTLS: TLSConfiguration?
+    /// How the test's own clients verify an `https` manager (set before the first request).
+    var clientTrust: ServerTrust?
+    /// The HTTP client under the test's generated clients, made on first use for ``clientTrust``;
+    /// ``shutdown()`` shuts it down.
+    private let httpClient = Mutex<HTTPClient?>(nil)
 
     init() throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("klevr-system-\(UUID().uuidString)").path
@@ -85,9 +88,34 @@ final class Cluster: @unchecked Sendable {
     }
 
     var url: String { "\(scheme)://127.0.0.1:\(port)" }
-    var client: JSONClient { JSONClient(baseURL: url, bearer: token, tls: clientTLS) }
     var cliEnvironment: [String: String] { ["KLEVR_CONFIG": directory + "/cli.json"] }
 
+    /// How the test's clients reach the manager: with ``clientTrust``, as `credential`.
+    func config(credential: ManagerCredential?, timeout: Duration = .seconds(30)) throws -> ManagerClientConfig {
+        try ManagerClientConfig(server: url, credential: credential, trust: clientTrust, timeout: timeout)
+    }
+
+    /// The HTTP client the test's generated clients share (made for ``clientTrust`` on first use).
+    func http() throws -> HTTPClient {
+        let made = try config(credential: nil)
+        return httpClient.withLock { client in
+            if let client { return client }
+            let new = ManagerClient.makeHTTPClient(for: made)
+            client = new
+            return new
+        }
+    }
+
+    /// The generated client of the manager's API, authenticated with the admin's token (saved by
+    /// ``bootstrap(zone:loginArguments:)``); every answer outside 2xx throws a ``ManagerRefusal``.
+    var api: Client {
+        get throws { try client(credential: token.isEmpty ? nil : .bearer(token)) }
+    }
+
+    /// A generated client with another credential (nil: the public routes only) or deadline.
+    func client(credential: ManagerCredential?, timeout: Duration = .seconds(30)) throws -> Client {
+        ManagerClient.make(try config(credential: credential, timeout: timeout), http: try http())
+    }
 
     /// Starts (or restarts) the manager on the same data dir and port, and waits until it answers.
     func startManager() async throws {
@@ -95,9 +123,9 @@ final class Cluster: @unchecked Sendable {
             ["manager", "--data-dir", directory + "/manager", "--listen", "127.0.0.1:\(port)", "--admin-password", Self.password, "--heartbeat", "2", "--log-level", "debug"]
                 + managerArguments,
             logPath: directory + "/manager.log")
-        let probe = JSONClient(baseURL: url, tls: clientTLS)
+        let probe = try client(credential: nil, timeout: .seconds(2))
         try await eventually(30, "the manager answers /readyz") {
-            (try? await probe.raw(.GET, "/readyz", timeout: .seconds(2))) != nil
+            (try? await probe.ready().ok) != nil
         }
     }
 
@@ -109,10 +137,8 @@ final class Cluster: @unchecked Sendable {
         token = try JSONDecoder().decode(SavedLogin.self, from: Data(contentsOf: URL(fileURLWithPath: directory + "/cli.json"))).token
         let attributes = try FileManager.default.attributesOfItem(atPath: directory + "/cli.json")
         #expect((attributes[.posixPermissions] as? Int) == 0o600)
-        _ = try await client.send(.POST, "/api/v1/zones", body: ZoneCreateRequest(name: zone), as: ZoneView.self)
-        enrollKey = try await client.send(
-            .POST, "/api/v1/zones/\(zone)/enroll-keys", body: EnrollKeyCreateRequest(), as: EnrollKeyCreated.self
-        ).key
+        _ = try await api.createZone(body: .json(.init(name: zone))).created.body.json
+        enrollKey = try await api.createEnrollKey(path: .init(zone: zone), body: .json(.init())).created.body.json.key
     }
 
     /// Each agent's peer port, kept across restarts.
@@ -158,20 +184,58 @@ final class Cluster: @unchecked Sendable {
         return (process.process.terminationStatus, process.log)
     }
 
-    func run(_ id: String) async throws -> RunView {
-        try await client.send(.GET, "/api/v1/runs/\(id)", as: RunView.self)
+    func run(_ id: String) async throws -> Components.Schemas.Run {
+        try await api.getRun(path: .init(id: id)).ok.body.json
     }
 
+    /// A run's stored output (the JSON page of its logs, not a stream).
     func output(_ id: String) async throws -> String {
-        try await client.send(.GET, "/api/v1/runs/\(id)/logs", as: LogPage.self).items.map(\.data).joined()
+        try await api.runLogs(path: .init(id: id), headers: .init(accept: [.init(contentType: .json)])).ok.body.json.items.map(\.data).joined()
     }
 
-    func createTask(_ request: TaskCreateRequest) async throws -> TaskView {
-        try await client.send(.POST, "/api/v1/tasks", body: request, as: TaskView.self)
+    func createTask(_ request: Components.Schemas.TaskCreateRequest) async throws -> Components.Schemas.Task {
+        try await api.createTask(body: .json(request)).created.body.json
+    }
+
+    func zone(_ name: String) async throws -> Components.Schemas.Zone {
+        try await api.getZone(path: .init(zone: name)).ok.body.json
+    }
+
+    /// The agents (one page of up to 500), optionally of one zone.
+    func agents(zone: String? = nil) async throws -> [Components.Schemas.Agent] {
+        try await api.listAgents(query: .init(zone: zone, limit: 500)).ok.body.json.items
+    }
+
+    func agent(_ id: String) async throws -> Components.Schemas.Agent {
+        try await api.getAgent(path: .init(id: id)).ok.body.json
+    }
+
+    /// The newest events (a JSON page, not a stream) matching the filters.
+    func events(kind: String? = nil, subject: String? = nil, limit: Int? = nil) async throws -> [Components.Schemas.Event] {
+        try await api.listEvents(query: .init(kind: kind, subject: subject, limit: limit), headers: .init(accept: [.init(contentType: .json)]))
+            .ok.body.json.items
+    }
+
+    /// The newest events of a zone (a JSON page).
+    func zoneEvents(_ zone: String, limit: Int? = nil) async throws -> [Components.Schemas.Event] {
+        try await api.zoneEvents(path: .init(zone: zone), query: .init(limit: limit), headers: .init(accept: [.init(contentType: .json)]))
+            .ok.body.json.items
     }
 
     func shutdown() {
         for agent in agents.values { agent.stop() }
         manager?.stop()
+        // A sync shutdown: the tests call this from `defer`.
+        if let http = httpClient.withLock({ client in defer { client = nil }; return client }) { try? http.syncShutdown() }
     }
+}
+
+extension Components.Schemas.RunStatus {
+    /// Whether a run with this status has ended (the manager's own rule, in KlevrCore).
+    var isTerminal: Bool { RunStatus(rawValue: rawValue)?.isTerminal ?? false }
+}
+
+extension Components.Schemas.Zone {
+    /// The zone's lease epoch, absent read as 0 (the document's "never elected").
+    var leaseEpoch: Int64 { epoch ?? 0 }
 }

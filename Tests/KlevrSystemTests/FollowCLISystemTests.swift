@@ -1,5 +1,6 @@
 import Foundation
 import KlevrAPI
+import KlevrClient
 import Testing
 
 /// The CLI's live follows (Server-Sent Events through the generated client): `klevr run logs -f` prints
@@ -23,7 +24,7 @@ struct FollowCLISystemTests {
         var followed: String?
         for attempt in 1...5 where followed == nil {
             let task = try await cluster.createTask(
-                TaskCreateRequest(zone: "local", target: TargetSpec(kind: .any), steps: [StepSpec(script: "echo first-\(attempt); sleep 1; echo second-\(attempt)")]))
+                .init(zone: "local", target: .anyOnlineAgent, steps: [.init(script: "echo first-\(attempt); sleep 1; echo second-\(attempt)")]))
             let runID = try #require(task.runs.first).id
             let logs = try await cluster.runCLI(["run", "logs", "-f", String(runID.prefix(8))])
             #expect(logs.status == 0, "\(logs.output)")
@@ -41,9 +42,9 @@ struct FollowCLISystemTests {
         }
         let runID = try #require(followed, "klevr events -f printed no run's end: \(follower.log)")
         // Every line is one event as JSON, in order of ids, with the run's start before its end.
-        let events = try follower.log.split(separator: "\n").map { try JSONDecoder().decode(EventView.self, from: Data($0.utf8)) }
+        let events = try follower.log.split(separator: "\n").map { try JSONDecoder().decode(Components.Schemas.Event.self, from: Data($0.utf8)) }
         #expect(events.map(\.id) == events.map(\.id).sorted())
-        let kinds = events.filter { $0.subject == runID }.map(\.kind)
+        let kinds = events.filter { $0.subject == runID }.map(\.kind.rawValue)
         #expect(kinds.firstIndex(of: "run.started") ?? .max < kinds.firstIndex(of: "run.succeeded") ?? -1, "\(kinds)")
         #expect(follower.process.isRunning, "klevr events -f ended by itself: \(follower.log)")
     }

@@ -1,9 +1,10 @@
 import Foundation
 import KlevrAPI
 import KlevrAgent
+import KlevrClient
 import KlevrCore
-import NIOHTTP1
 import KlevrTestSupport
+import NIOHTTP1
 import Testing
 
 #if canImport(Glibc)
@@ -26,7 +27,8 @@ struct FrontDoorSystemTests {
         let forged = "x\nFORGED-\(UInt32.random(in: 1...UInt32.max)) notice klevr.manager : admin logged in"
         let request = EnrollRequest(
             zone: forged, enrollKey: "kle_wrong", publicKey: "AAAA", facts: HostFacts(hostname: "h", os: "linux", version: "t", addresses: []))
-        await #expect(throws: JSONClient.Failure.self) { try await JSONClient(baseURL: cluster.url).raw(.POST, "/api/v1/agent/enroll", body: request) }
+        let refused = try await RawHTTP.sendJSON(.POST, cluster.url + "/api/v1/agent/enroll", request)
+        #expect(!refused.isSuccess, "a forged enrollment was accepted: HTTP \(refused.status)")
         try await eventually(30, "the refused enrollment is logged") { cluster.manager?.log.contains("refused an enrollment") == true }
         let lines = (cluster.manager?.log ?? "").split(separator: "\n")
         #expect(!lines.contains { $0.hasPrefix("FORGED-") }, "a request value started a log line")
@@ -44,8 +46,8 @@ struct FrontDoorSystemTests {
         try await cluster.bootstrap(zone: "local")
         for name in ["a", "b"] { try await cluster.startAgent(name, zone: "local") }
         try await eventually(30, "both agents online") {
-            let agents = try await cluster.client.send(.GET, "/api/v1/agents", as: Page<AgentView>.self).items
-            return agents.count == 2 && agents.allSatisfy { $0.status == "online" }
+            let agents = try await cluster.agents()
+            return agents.count == 2 && agents.allSatisfy { $0.status == .online }
         }
         let pid = try #require(cluster.manager).process.processIdentifier
         // Heartbeats are 2 s here: 12 s stopped is twice the 6 s after which an agent counts as offline.
@@ -56,14 +58,14 @@ struct FrontDoorSystemTests {
         let watchUntil = ContinuousClock.now + .seconds(6)
         var offline: [String] = []
         while ContinuousClock.now < watchUntil {
-            if let agents = try? await cluster.client.send(.GET, "/api/v1/agents", as: Page<AgentView>.self).items {
-                offline += agents.filter { $0.status != "online" }.map { "\($0.id): \($0.status) \($0.statusReason ?? "")" }
+            if let agents = try? await cluster.agents() {
+                offline += agents.filter { $0.status != .online }.map { "\($0.id): \($0.status.rawValue) \($0.statusReason ?? "")" }
             }
             try await Task.sleep(for: .milliseconds(200))
         }
         #expect(offline.isEmpty, "\(offline)")
-        let events = try await cluster.client.send(.GET, "/api/v1/zones/local/events?limit=100", as: Page<EventView>.self).items
-        #expect(!events.contains { $0.kind == "agent.offline" }, "\(events.map(\.kind))")
+        let events = try await cluster.zoneEvents("local", limit: 100)
+        #expect(!events.contains { $0.kind == .agent_offline }, "\(events.map(\.kind.rawValue))")
         #expect(cluster.manager?.log.contains("the manager was stalled") == true)
     }
 
@@ -73,7 +75,7 @@ struct FrontDoorSystemTests {
         try await cluster.startManager()
         try await cluster.bootstrap(zone: "local")
         let agent = try await cluster.startAgent("a", zone: "local")
-        let task = try await cluster.createTask(TaskCreateRequest(zone: "local", target: TargetSpec(kind: .all), steps: [StepSpec(script: "echo short-ids")]))
+        let task = try await cluster.createTask(.init(zone: "local", target: .everyAgent, steps: [.init(script: "echo short-ids")]))
         let run = try #require(task.runs.first)
         try await eventually(30, "the run ends") { try await cluster.run(run.id).status == .succeeded }
 

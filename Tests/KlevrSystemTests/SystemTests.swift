@@ -1,8 +1,8 @@
 import Foundation
 import KlevrAPI
 import KlevrAgent
+import KlevrClient
 import KlevrCore
-import NIOHTTP1
 import KlevrTestSupport
 import Testing
 
@@ -60,10 +60,10 @@ struct SystemTests {
         let agent = try await cluster.startAgent("a", zone: "z")
         let marker = "64.\(Int.random(in: 100_000...999_999))"
         let task = try await cluster.createTask(
-            TaskCreateRequest(zone: "z", target: TargetSpec(kind: .agent, agentId: agent), steps: [StepSpec(script: "echo up; sleep \(marker) & sleep \(marker); wait")]))
+            .init(zone: "z", target: .agent(agent), steps: [.init(script: "echo up; sleep \(marker) & sleep \(marker); wait")]))
         let runID = try #require(task.runs.first?.id)
         try await eventually(60, "the run is running") { try await cluster.run(runID).status == .running && Self.processExists(marker) }
-        _ = try await cluster.client.send(.POST, "/api/v1/runs/\(runID)/cancel", as: RunView.self)
+        _ = try await cluster.api.cancelRun(path: .init(id: runID)).ok.body.json
         try await eventually(30, "the run is canceled") { try await cluster.run(runID).status == .canceled }
         try await eventually(20, "no sleep of the canceled run survives") { !Self.processExists(marker) }
         #expect(try await cluster.output(runID) == "up\n")
@@ -82,13 +82,13 @@ struct SystemTests {
         let healthy = try await cluster.startAgent("healthy", zone: "z")
 
         let long = try await cluster.createTask(
-            TaskCreateRequest(zone: "z", target: TargetSpec(kind: .agent, agentId: victim), steps: [StepSpec(script: "echo begin; sleep \(marker); echo end")]))
+            .init(zone: "z", target: .agent(victim), steps: [.init(script: "echo begin; sleep \(marker); echo end")]))
         var others: [String] = []
         for index in 0..<5 {
             let task = try await cluster.createTask(
-                TaskCreateRequest(
-                    zone: "z", target: TargetSpec(kind: .agent, agentId: healthy),
-                    steps: [StepSpec(script: "for i in 1 2 3 4 5; do echo run\(index)-line$i; done")]))
+                .init(
+                    zone: "z", target: .agent(healthy),
+                    steps: [.init(script: "for i in 1 2 3 4 5; do echo run\(index)-line$i; done")]))
             others += task.runs.map(\.id)
         }
         let runID = try #require(long.runs.first?.id)
@@ -123,9 +123,9 @@ struct SystemTests {
         var runs: [String] = []
         for index in 0..<4 {
             let task = try await cluster.createTask(
-                TaskCreateRequest(
-                    zone: "z", target: TargetSpec(kind: .all),
-                    steps: [StepSpec(script: "for i in 1 2 3 4 5 6; do echo task\(index)-line$i; sleep 0.4; done; echo done > \"$KLEVR_RESULT_FILE\"")]))
+                .init(
+                    zone: "z", target: .everyAgent,
+                    steps: [.init(script: "for i in 1 2 3 4 5 6; do echo task\(index)-line$i; sleep 0.4; done; echo done > \"$KLEVR_RESULT_FILE\"")]))
             runs += task.runs.map(\.id)
         }
         #expect(runs.count == 8)

@@ -57,7 +57,7 @@ struct TLSSystemTests {
         cluster.scheme = "https"
         cluster.managerArguments = ["--tls-cert", tls.certificate, "--tls-key", tls.key]
         // The test's own client trusts the certificate as a CA (it names 127.0.0.1).
-        cluster.clientTLS = try #require(try ServerTrust.fromOptions(caFile: tls.certificate, pin: nil)).tlsConfiguration()
+        cluster.clientTrust = try #require(try ServerTrust.fromOptions(caFile: tls.certificate, pin: nil))
         try await cluster.startManager()
         try await eventually(30, "the manager prints its certificate's pin") {
             cluster.manager?.log.contains("TLS certificate pin: \(tls.pin)") == true
@@ -66,16 +66,15 @@ struct TLSSystemTests {
 
         // Plain HTTP gets no answer from the HTTPS port.
         await #expect(throws: (any Error).self) {
-            _ = try await JSONClient(baseURL: "http://127.0.0.1:\(cluster.port)").raw(.GET, "/healthz", timeout: .seconds(5))
+            _ = try await RawHTTP.send(.GET, "http://127.0.0.1:\(cluster.port)/healthz", timeout: .seconds(5))
         }
 
         // The CLI logs in with the pin and keeps it; the session cookie is Secure over TLS.
         try await cluster.bootstrap(zone: "tls", loginArguments: ["--ca-pin", tls.pin])
         let saved = try String(contentsOfFile: cluster.directory + "/cli.json", encoding: .utf8)
         #expect(saved.contains(tls.pin), "\(saved)")
-        let login = try await JSONClient(baseURL: cluster.url, tls: cluster.clientTLS).exchange(
-            .POST, "/api/v1/auth/login", body: LoginRequest(username: "admin", password: Cluster.password))
-        let cookie = login.headers["Set-Cookie"].first ?? ""
+        let login = try await cluster.client(credential: nil).login(body: .json(.init(username: "admin", password: Cluster.password))).ok
+        let cookie = login.headers.setCookie ?? ""
         #expect(cookie.contains("Secure"), "\(cookie)")
         #expect(cookie.contains("HttpOnly"), "\(cookie)")
 
@@ -100,8 +99,8 @@ struct TLSSystemTests {
             cluster.agents["a"]?.log.contains("trust=the pinned key \(tls.pin)") == true
         }
         try await eventually(30, "the restarted agent is online again") {
-            let agents = try await cluster.client.send(.GET, "/api/v1/agents?zone=tls", as: Page<AgentView>.self).items
-            return agents.contains { $0.status == "online" }
+            let agents = try await cluster.agents(zone: "tls")
+            return agents.contains { $0.status == .online }
         }
         let again = try await cluster.runCLI(["task", "run", "--zone", "tls", "--any", "--", "echo still-pinned"])
         #expect(again.status == 0 && again.output.contains("still-pinned"), "\(again.output)")
@@ -146,7 +145,7 @@ struct TLSSystemTests {
         let pin = "sha256:" + hex
         cluster.scheme = "https"
         cluster.managerArguments = ["--tls-cert", dir + "/leaf.pem", "--tls-key", dir + "/leaf-key.pem"]
-        cluster.clientTLS = try #require(try ServerTrust.fromOptions(caFile: dir + "/ca.pem", pin: nil)).tlsConfiguration()
+        cluster.clientTrust = try #require(try ServerTrust.fromOptions(caFile: dir + "/ca.pem", pin: nil))
         try await cluster.startManager()
         try await eventually(30, "the manager prints its certificate's pin") { cluster.manager?.log.contains("TLS certificate pin: \(pin)") == true }
 
@@ -194,11 +193,11 @@ struct TLSSystemTests {
             ["manager", "--data-dir", cluster.directory + "/manager", "--listen", "0.0.0.0:\(cluster.port)", "--admin-password", Cluster.password,
              "--insecure-http"],
             logPath: cluster.directory + "/manager.log")
-        let plain = JSONClient(baseURL: cluster.url)
+        let probe = try cluster.client(credential: nil, timeout: .seconds(2))
         try await eventually(30, "the manager answers /readyz") {
-            (try? await plain.raw(.GET, "/readyz", timeout: .seconds(2))) != nil
+            (try? await probe.ready().ok) != nil
         }
-        let login = try await plain.exchange(.POST, "/api/v1/auth/login", body: LoginRequest(username: "admin", password: Cluster.password))
-        #expect(login.headers["Set-Cookie"].first?.contains("Secure") == true)
+        let login = try await cluster.client(credential: nil).login(body: .json(.init(username: "admin", password: Cluster.password))).ok
+        #expect(login.headers.setCookie?.contains("Secure") == true)
     }
 }

@@ -1,8 +1,5 @@
 import Foundation
 import KlevrAPI
-import KlevrAgent
-import KlevrCore
-import NIOHTTP1
 import KlevrTestSupport
 import Testing
 
@@ -69,7 +66,7 @@ struct UserCLISystemTests {
         let saved = try Self.savedLogin(cluster)
         let tokens = try await Self.cli(cluster, ["token", "list", "--output", "json"])
         #expect(tokens.status == 0, "\(tokens.output)")
-        let listed = try Self.json([TokenView].self, tokens.output)
+        let listed = try Self.json([Components.Schemas.Token].self, tokens.output)
         #expect(listed.map(\.id) == [saved["tokenId"] ?? "?"])
         #expect(listed.first?.name.hasPrefix("cli@") == true)
         #expect(saved["tokenId"] != afterChange["tokenId"])
@@ -77,7 +74,7 @@ struct UserCLISystemTests {
         // Users: create, set a role, disable (their saved login dies at once), enable, delete.
         #expect(try await Self.cli(cluster, ["user", "create", "bob", "--role", "operator"], environment: ["KLEVR_NEW_PASSWORD": "bob-password-123"]).status == 0)
         #expect(try await Self.cli(cluster, ["user", "set-role", "bob", "viewer"]).status == 0)
-        let users = try Self.json([UserView].self, try await Self.cli(cluster, ["user", "list", "--output", "json"]).output)
+        let users = try Self.json([Components.Schemas.User].self, try await Self.cli(cluster, ["user", "list", "--output", "json"]).output)
         #expect(users.first { $0.username == "bob" }?.role == .viewer)
         let bobLogin = try await Self.cli(
             cluster, ["login", "--server", url, "--username", "bob"], config: "bob.json", environment: ["KLEVR_PASSWORD": "bob-password-123"])
@@ -95,7 +92,7 @@ struct UserCLISystemTests {
         #expect(bobRelogin.output.contains("disabled"), "\(bobRelogin.output)")
         #expect(try await Self.cli(cluster, ["user", "enable", "bob"]).status == 0)
         #expect(try await Self.cli(cluster, ["user", "delete", "bob"]).status == 0)
-        let remaining = try Self.json([UserView].self, try await Self.cli(cluster, ["user", "list", "--output", "json"]).output)
+        let remaining = try Self.json([Components.Schemas.User].self, try await Self.cli(cluster, ["user", "list", "--output", "json"]).output)
         #expect(remaining.map(\.username) == ["admin"])
         let lastAdmin = try await Self.cli(cluster, ["user", "disable", "admin"])
         #expect(lastAdmin.status != 0)
@@ -104,7 +101,7 @@ struct UserCLISystemTests {
         // Tokens: create with an expiry, list everyone's, revoke.
         let created = try await Self.cli(cluster, ["token", "create", "ci", "--expires-in", "30", "--output", "json"])
         #expect(created.status == 0, "\(created.output)")
-        let ci = try Self.json(TokenCreated.self, created.output)
+        let ci = try Self.json(Components.Schemas.TokenCreated.self, created.output)
         #expect(ci.expiresAt != nil)
         let all = try await Self.cli(cluster, ["token", "list", "--all"])
         #expect(all.output.contains(ci.id) && all.output.contains("admin"), "\(all.output)")
@@ -116,7 +113,7 @@ struct UserCLISystemTests {
         #expect(again.status == 0, "\(again.output)")
         let renewed = try Self.savedLogin(cluster)
         #expect(renewed["tokenId"] != saved["tokenId"])
-        let afterPasswd = try Self.json([TokenView].self, try await Self.cli(cluster, ["token", "list", "--output", "json"]).output)
+        let afterPasswd = try Self.json([Components.Schemas.Token].self, try await Self.cli(cluster, ["token", "list", "--output", "json"]).output)
         #expect(afterPasswd.map(\.id) == [renewed["tokenId"] ?? "?"])
 
         let log = cluster.manager?.log ?? ""

@@ -4,6 +4,7 @@ import NIOFoundationCompat
 import Foundation
 import KlevrAPI
 import KlevrAgent
+import KlevrClient
 import KlevrCore
 import NIOCore
 import NIOHTTP1
@@ -30,8 +31,8 @@ struct ZoneElectionSystemTests {
     }
 
     static func primary(_ cluster: Cluster) async throws -> (id: String?, epoch: Int64) {
-        let zone = try await cluster.client.send(.GET, "/api/v1/zones/z", as: ZoneView.self)
-        return (zone.primary, zone.epoch)
+        let zone = try await cluster.zone("z")
+        return (zone.primary, zone.leaseEpoch)
     }
 
     @Test func runsReachEveryAgentThroughThePrimaryIncludingOneWithoutAManagerRoute() async throws {
@@ -40,14 +41,14 @@ struct ZoneElectionSystemTests {
         try await eventually(60, "a primary is elected") { try await Self.primary(cluster).id != nil }
         for (name, id) in ids.sorted(by: { $0.key < $1.key }) {
             let task = try await cluster.createTask(
-                TaskCreateRequest(zone: "z", target: TargetSpec(kind: .agent, agentId: id), steps: [StepSpec(script: "echo hello from \(name)")]))
+                .init(zone: "z", target: .agent(id), steps: [.init(script: "echo hello from \(name)")]))
             let runID = try #require(task.runs.first?.id)
             try await eventually(30, "the run on \(name) succeeded") { try await cluster.run(runID).status == .succeeded }
             #expect(try await cluster.output(runID) == "hello from \(name)\n")
         }
         // The agent without a manager route is reported online through the primary.
-        let agent = try await cluster.client.send(.GET, "/api/v1/agents/\(try #require(ids["c"]))", as: AgentView.self)
-        #expect(agent.status == "online")
+        let agent = try await cluster.agent(try #require(ids["c"]))
+        #expect(agent.status == .online)
     }
 
     @Test func killingThePrimaryDuringAFanOutLosesNothingAndRunsNothingTwice() async throws {
@@ -59,9 +60,9 @@ struct ZoneElectionSystemTests {
         var runs: [String] = []
         for index in 0..<10 {
             let task = try await cluster.createTask(
-                TaskCreateRequest(
-                    zone: "z", target: TargetSpec(kind: .all),
-                    steps: [StepSpec(script: "echo task\(index)-$KLEVR_RUN_ID; sleep 0.$((RANDOM % 9)); echo done-\(index)")]))
+                .init(
+                    zone: "z", target: .everyAgent,
+                    steps: [.init(script: "echo task\(index)-$KLEVR_RUN_ID; sleep 0.$((RANDOM % 9)); echo done-\(index)")]))
             runs += task.runs.map(\.id)
         }
         #expect(runs.count == 30)
@@ -111,7 +112,7 @@ struct ZoneElectionSystemTests {
         // primary would send next, with its own credential and epoch.
         let paused = try #require(try AgentIdentity.load(stateDir: cluster.directory + "/agents/" + name))
         let pending = try await cluster.createTask(
-            TaskCreateRequest(zone: "z", target: TargetSpec(kind: .agent, agentId: paused.agentId), steps: [StepSpec(script: "echo never")]))
+            .init(zone: "z", target: .agent(paused.agentId), steps: [.init(script: "echo never")]))
         let pendingRun = try #require(pending.runs.first?.id)
         let forged = SyncRequest(
             wait: false,
@@ -121,13 +122,9 @@ struct ZoneElectionSystemTests {
                     logs: [LogChunk(runId: pendingRun, seq: 1, stream: "stdout", data: "stale\n", at: Clock.nowMillis())],
                     results: [RunResult(runId: pendingRun, outcome: .succeeded, exitCode: 0, reason: nil, result: nil, finishedAt: Clock.nowMillis())])
             ], epoch: oldEpoch)
-        do {
-            _ = try await JSONClient(baseURL: cluster.url, bearer: paused.credential).send(.POST, "/api/v1/agent/sync", body: forged, as: SyncResponse.self)
-            Issue.record("a sync under the old epoch was accepted")
-        } catch let failure as JSONClient.Failure {
-            #expect(failure.status == 409)
-            #expect(failure.problem?.type.hasSuffix("stale-epoch") == true)
-        }
+        let stale = try await RawHTTP.sendJSON(.POST, cluster.url + "/api/v1/agent/sync", forged, bearer: paused.credential, timeout: .seconds(30))
+        #expect(stale.status == 409, "a sync under the old epoch: HTTP \(stale.status)")
+        #expect(stale.problem?._type.hasSuffix("stale-epoch") == true, "\(String(decoding: stale.body, as: UTF8.self))")
         #expect(try await cluster.output(pendingRun).isEmpty)
         #expect(try await cluster.run(pendingRun).status != .succeeded)
 
@@ -138,11 +135,11 @@ struct ZoneElectionSystemTests {
         #expect(try await cluster.output(pendingRun) == "never\n")
         // It still runs work, now as a secondary.
         let task = try await cluster.createTask(
-            TaskCreateRequest(zone: "z", target: TargetSpec(kind: .agent, agentId: try #require(oldPrimary)), steps: [StepSpec(script: "echo back")]))
+            .init(zone: "z", target: .agent(try #require(oldPrimary)), steps: [.init(script: "echo back")]))
         let runID = try #require(task.runs.first?.id)
         try await eventually(30, "the old primary runs work as a secondary") { try await cluster.run(runID).status == .succeeded }
-        let events = try await cluster.client.send(.GET, "/api/v1/zones/z/events", as: Page<EventView>.self)
-        #expect(events.items.contains { $0.kind == "primary.retired" && $0.subject == oldPrimary && $0.detail["epoch"] == String(oldEpoch) })
+        let events = try await cluster.zoneEvents("z")
+        #expect(events.contains { $0.kind == .primary_retired && $0.subject == oldPrimary && $0.detail.additionalProperties["epoch"] == String(oldEpoch) })
     }
 
     @Test func outsidersOnThePeerPortCanNeitherJoinNorSubmit() async throws {
@@ -152,12 +149,11 @@ struct ZoneElectionSystemTests {
         let (primary, _) = try await Self.primary(cluster)
         let name = try #require(cluster.agents.keys.first { cluster.peerPorts[$0] != nil && (try? String(contentsOfFile: cluster.directory + "/agents/\($0)/identity.json", encoding: .utf8))?.contains(primary ?? "-") == true })
         let port = try #require(cluster.peerPorts[name])
-        let outsider = JSONClient(baseURL: "http://127.0.0.1:\(port)")
         let report = AgentReport(
             agentId: Secrets.newID(), results: [RunResult(runId: Secrets.newID(), outcome: .succeeded, exitCode: 0, reason: nil, result: nil, finishedAt: 1)])
-        await #expect(throws: JSONClient.Failure.self) {
-            _ = try await outsider.send(.POST, "/peer/v1/sync", body: SyncRequest(wait: false, reports: [report]), as: SyncResponse.self)
-        }
+        // Unstamped: refused.
+        let unstamped = try await RawHTTP.sendJSON(.POST, "http://127.0.0.1:\(port)/peer/v1/sync", SyncRequest(wait: false, reports: [report]))
+        #expect(!unstamped.isSuccess, "an unstamped peer sync was accepted: HTTP \(unstamped.status)")
         // A stamp signed with a key the zone does not know is refused.
         let stranger = Curve25519.Signing.PrivateKey()
         let body = try JSONEncoder().encode(SyncRequest(wait: false, reports: [report]))
@@ -168,18 +164,13 @@ struct ZoneElectionSystemTests {
         // Joining through a member needs a sealed enrollment the manager accepts.
         let join = try await Self.post(port: port, path: "/peer/v1/enroll", body: Data(#"{"zone":"z","enrollKey":"kle_guess"}"#.utf8), headers: [])
         #expect(join.status == 400)
-        let agents = try await cluster.client.send(.GET, "/api/v1/agents", as: Page<AgentView>.self)
-        #expect(agents.items.count == 3)
+        let agents = try await cluster.agents()
+        #expect(agents.count == 3)
     }
 
     /// A raw POST to a peer port.
     static func post(port: Int, path: String, body: Data, headers: [(String, String)]) async throws -> (status: Int, body: Data) {
-        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")
-        request.method = .POST
-        for (name, value) in headers { request.headers.add(name: name, value: value) }
-        request.body = .bytes(ByteBuffer(bytes: body))
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
-        var buffer = try await response.body.collect(upTo: 1 << 20)
-        return (Int(response.status.code), buffer.readData(length: buffer.readableBytes) ?? Data())
+        let answer = try await RawHTTP.send(.POST, "http://127.0.0.1:\(port)\(path)", body: body, headers: headers)
+        return (answer.status, answer.body)
     }
 }

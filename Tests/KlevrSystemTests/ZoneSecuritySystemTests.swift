@@ -3,6 +3,7 @@ import Crypto
 import Foundation
 import KlevrAPI
 import KlevrAgent
+import KlevrClient
 import KlevrCore
 import NIOCore
 import NIOFoundationCompat
@@ -32,7 +33,7 @@ struct ZoneSecuritySystemTests {
     }
 
     static func primary(_ cluster: Cluster) async throws -> String? {
-        try await cluster.client.send(.GET, "/api/v1/zones/z", as: ZoneView.self).primary
+        try await cluster.zone("z").primary
     }
 
     static func identity(_ cluster: Cluster, _ name: String) throws -> AgentIdentity {
@@ -40,9 +41,11 @@ struct ZoneSecuritySystemTests {
     }
 
     /// Runs a one-step task on an agent and waits for its end.
-    static func runOn(_ cluster: Cluster, _ agentID: String, _ script: String, params: [String: String] = [:]) async throws -> RunView {
+    static func runOn(_ cluster: Cluster, _ agentID: String, _ script: String, params: [String: String] = [:]) async throws
+        -> Components.Schemas.Run
+    {
         let task = try await cluster.createTask(
-            TaskCreateRequest(zone: "z", target: TargetSpec(kind: .agent, agentId: agentID), steps: [StepSpec(script: script)], params: params))
+            .init(zone: "z", target: .agent(agentID), steps: [.init(script: script)], params: .init(additionalProperties: params)))
         let runID = try #require(task.runs.first?.id)
         try await eventually(60, "the run on \(agentID) ended") { try await cluster.run(runID).status.isTerminal }
         return try await cluster.run(runID)
@@ -89,7 +92,7 @@ struct ZoneSecuritySystemTests {
         let cProcess = try #require(cluster.agents["c"])
         kill(cProcess.pid, SIGSTOP)
         let task = try await cluster.createTask(
-            TaskCreateRequest(zone: "z", target: TargetSpec(kind: .agent, agentId: c.agentId), steps: [StepSpec(script: "echo for-c")]))
+            .init(zone: "z", target: .agent(c.agentId), steps: [.init(script: "echo for-c")]))
         let runForC = try #require(task.runs.first?.id)
         for _ in 0..<5 {
             let body = try JSONEncoder().encode(SyncRequest(wait: false, reports: []))
@@ -119,7 +122,7 @@ struct ZoneSecuritySystemTests {
         #expect(try await Self.peerPost(port: portA, path: "/peer/v1/sync", body: other, stampedBy: b, stamp: moved).status == 401)
 
         // A retired agent is refused by its former peers as soon as they hold the next membership.
-        _ = try await cluster.client.send(.POST, "/api/v1/agents/\(b.agentId)/retire", as: AgentView.self)
+        _ = try await cluster.api.retireAgent(path: .init(id: b.agentId)).ok.body.json
         try await eventually(60, "the primary refuses the retired agent") {
             try await Self.peerPost(port: portA, path: "/peer/v1/sync", body: try JSONEncoder().encode(SyncRequest(wait: false, reports: [])), stampedBy: b)
                 .status == 401
@@ -185,7 +188,7 @@ struct ZoneSecuritySystemTests {
         #expect(run.status == .succeeded)
         #expect(try await cluster.output(run.id) == "done\n")
         #expect(!fake.requests.contains { $0.path == "/peer/v1/sync" }, "c synced with the fake peer")
-        let zone = try await cluster.client.send(.GET, "/api/v1/zones/z", as: ZoneView.self)
+        let zone = try await cluster.zone("z")
         #expect(zone.primary == a)
     }
 
