@@ -43,7 +43,7 @@ extension RunEnvelope {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let part = SignedPart(
-            runId: runId, taskId: taskId, agentId: agentId, zone: zone, steps: steps, params: params, sealedParams: sealedParams, timeoutSeconds: timeoutSeconds,
+            runId: runId, taskId: taskId, agentId: agentId, zone: zone, steps: steps, params: params.additionalProperties, sealedParams: sealedParams, timeoutSeconds: timeoutSeconds,
             issuedAt: issuedAt, expiresAt: expiresAt)
         return Data("klevr-run-v1\n".utf8) + (try encoder.encode(part))
     }
@@ -76,7 +76,7 @@ extension RunEnvelope {
         var copy = self
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        copy.sealedParams = try Sealing.seal(try encoder.encode(params), to: key, context: paramsContext)
+        copy.sealedParams = try Sealing.seal(try encoder.encode(params.additionalProperties), to: key, context: paramsContext)
         copy.params = [:]
         return copy
     }
@@ -85,7 +85,8 @@ extension RunEnvelope {
     public func openingParams(with key: Curve25519.KeyAgreement.PrivateKey) throws -> RunEnvelope {
         guard let sealedParams else { return self }
         var copy = self
-        copy.params = try JSONDecoder().decode([String: String].self, from: try Sealing.open(sealedParams, with: key, context: paramsContext))
+        copy.params = .init(
+            additionalProperties: try JSONDecoder().decode([String: String].self, from: try Sealing.open(sealedParams, with: key, context: paramsContext)))
         copy.sealedParams = nil
         return copy
     }

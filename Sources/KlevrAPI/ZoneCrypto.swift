@@ -11,16 +11,9 @@ import KlevrCore
 //   only ciphertext.
 
 /// Bytes sealed to one X25519 public key: an ephemeral key agreement, HKDF-SHA256 and AES-256-GCM.
-public struct SealedBox: Codable, Sendable, Equatable {
-    /// The sender's ephemeral X25519 public key (base64, 32 bytes).
-    public var epk: String
-    /// AES-GCM nonce, ciphertext and tag (base64).
-    public var ct: String
-    public init(epk: String, ct: String) {
-        self.epk = epk
-        self.ct = ct
-    }
-}
+/// `epk` is the sender's ephemeral X25519 public key (base64, 32 bytes), `ct` the AES-GCM nonce,
+/// ciphertext and tag (base64). Generated from `openapi.yaml`.
+public typealias SealedBox = Components.Schemas.SealedBox
 
 public enum Sealing {
     public struct OpenFailed: Error, CustomStringConvertible {
@@ -58,22 +51,13 @@ public enum Sealing {
     }
 }
 
-/// A payload (JSON bytes) with the Ed25519 signature of whoever says it. Carrying the bytes as they were
-/// signed means nobody on the way needs to re-encode them the same way.
-public struct SignedBlob: Codable, Sendable, Equatable {
-    /// Who signed: an agent id, or `manager`.
-    public var signer: String
-    /// The signed bytes (base64).
-    public var payload: String
-    /// Ed25519 over `domain \n payload bytes` (base64).
-    public var signature: String
+/// A payload (JSON bytes) with the Ed25519 signature of whoever says it: `signer` (an agent id, or
+/// `manager`), `payload` (the signed bytes, base64) and `signature` (Ed25519 over `domain \n payload
+/// bytes`, base64). Carrying the bytes as they were signed means nobody on the way needs to re-encode
+/// them the same way. Generated from `openapi.yaml`.
+public typealias SignedBlob = Components.Schemas.SignedBlob
 
-    public init(signer: String, payload: String, signature: String) {
-        self.signer = signer
-        self.payload = payload
-        self.signature = signature
-    }
-
+extension SignedBlob {
     public struct Invalid: Error, CustomStringConvertible {
         public var description: String
         public init(description: String) { self.description = description }
@@ -307,7 +291,7 @@ extension EnrollRequest {
     ) throws -> EnrollRequest {
         var request = EnrollRequest(
             zone: zone, enrollKey: enrollKey, publicKey: key.publicKey.rawRepresentation.base64EncodedString(), facts: facts,
-            peerAddress: peerAddress, sealKey: sealKey.rawRepresentation.base64EncodedString(), proofTime: time)
+            peerAddress: peerAddress, sealKey: sealKey.rawRepresentation.base64EncodedString(), proof: "", proofTime: time)
         request.proof = try key.signature(for: request.statement()).base64EncodedString()
         return request
     }

@@ -90,7 +90,7 @@ public struct AgentService: Service {
             seeds: config.peers, selfAddress: config.peerAddress, stateDir: config.stateDir, now: Clock.nowMillis())
         let link = ZoneLink(
             identity: identity, keys: keys, zone: zone, clock: clock,
-            managerClient: config.managerURL.map { JSONClient(baseURL: $0, http: http, bearer: identity.credential) }, http: http,
+            manager: try config.managerURL.map { try ManagerLink(server: $0, credential: identity.credential, http: http) }, http: http,
             queues: MemberQueues(), logger: logger,
             ownRuns: { envelopes in for envelope in envelopes { incomingContinuation.yield(envelope) } },
             ownCancels: { runIDs in for runID in runIDs { await canceler.cancel(runID) } })
@@ -199,9 +199,9 @@ public struct AgentService: Service {
         let key = try AgentIdentity.keyPair(stateDir: config.stateDir)
         let sealKey = try AgentIdentity.sealKeyPair(stateDir: config.stateDir)
         // With a manager URL the agent enrolls there; otherwise through a member of the zone.
-        let targets: [(base: String, hello: String, enroll: String)] =
-            config.managerURL.map { [($0, "/api/v1/agent/hello", "/api/v1/agent/enroll-sealed")] }
-            ?? config.peers.map { ("http://" + $0, "/peer/v1/hello", "/peer/v1/enroll") }
+        let targets: [EnrollTarget] =
+            try config.managerURL.map { [.manager(try ManagerLink(server: $0, credential: nil, http: http))] }
+            ?? config.peers.map { .peer(address: $0, http: http) }
         guard !targets.isEmpty else { throw EnrollmentRefused(description: "give --manager URL or --peer HOST:PORT") }
         var delay = Duration.seconds(1)
         var attempt = 0
@@ -209,30 +209,27 @@ public struct AgentService: Service {
             let target = targets[attempt % targets.count]
             attempt += 1
             do {
-                let client = JSONClient(baseURL: target.base, http: http)
-                let hello = try await client.send(.GET, target.hello, as: ManagerHello.self, timeout: .seconds(10))
+                let hello = try await target.hello()
                 guard let managerKey = KlevrAPI.Keys.signing(hello.managerPublicKey),
                     let signature = Data(base64Encoded: hello.sealKeySignature),
                     managerKey.isValidSignature(signature, for: ManagerHello.sealKeyStatement(hello.managerSealKey)),
                     let managerSealKey = KlevrAPI.Keys.agreement(hello.managerSealKey)
-                else { throw EnrollmentRefused(description: "\(target.base) answered with keys the manager did not sign") }
+                else { throw EnrollmentRefused(description: "\(target) answered with keys the manager did not sign") }
                 if let pin {
                     guard KlevrAPI.Keys.pin(of: managerKey) == pin else {
                         throw EnrollmentRefused(
-                            description: "\(target.base) presented a manager key that does not match the enrollment key's pin; not enrolling there")
+                            description: "\(target) presented a manager key that does not match the enrollment key's pin; not enrolling there")
                     }
                 } else {
                     logger.warning("the enrollment key carries no manager pin: trusting the manager's key on first use")
                 }
                 let clock = ManagerClock(managerTime: hello.managerTime)
-                var request = EnrollRequest(
-                    zone: config.zone, enrollKey: enrollKey, publicKey: key.publicKey.rawRepresentation.base64EncodedString(),
-                    facts: HostFactsCollector.collect(), peerAddress: config.peerAddress,
-                    sealKey: sealKey.publicKey.rawRepresentation.base64EncodedString(), proofTime: clock.now())
-                request.proof = try key.signature(for: request.statement()).base64EncodedString()
+                let request = try EnrollRequest.proving(
+                    zone: config.zone, enrollKey: enrollKey, key: key, sealKey: sealKey.publicKey, facts: HostFactsCollector.collect(),
+                    peerAddress: config.peerAddress, time: clock.now())
                 let sealed = SealedEnrollment(
                     box: try Sealing.seal(try JSONEncoder().encode(request), to: managerSealKey, context: SealedEnrollment.requestContext))
-                let box = try await client.send(.POST, target.enroll, body: sealed, as: SealedBox.self, timeout: .seconds(30))
+                let box = try await target.enroll(sealed)
                 guard let opened = try? Sealing.open(box, with: sealKey, context: SealedEnrollment.answerContext),
                     let blob = try? JSONDecoder().decode(SignedBlob.self, from: opened),
                     let answer = try? blob.open(EnrollResponse.self, domain: SignedBlob.Domain.enrollAnswer, key: managerKey),
@@ -249,15 +246,57 @@ public struct AgentService: Service {
                 return (identity, clock)
             } catch let refused as EnrollmentRefused where targets.count == 1 {
                 throw refused
-            } catch let failure as JSONClient.Failure where (400..<500).contains(failure.status) && failure.status != 409 && targets.count == 1 {
-                throw EnrollmentRefused(description: "enrollment refused: \(failure)")
+            } catch where targets.count == 1 && EnrollTarget.isRefusal(error) {
+                throw EnrollmentRefused(description: "enrollment refused: \(ManagerClient.cause(of: error))")
             } catch {
-                logger.warning("could not enroll through \(target.base); retrying", metadata: ["error": "\(error)"])
+                logger.warning("could not enroll through \(target); retrying", metadata: ["error": "\(error)"])
                 try? await Task.sleep(for: delay)
                 delay = min(delay * 2, .seconds(10))
             }
         }
         return nil
+    }
+}
+
+/// Where an agent that is not enrolled yet enrolls: the manager, or a member of its zone that relays
+/// the sealed enrollment (the peer API serves the same hello and a relay of `enroll-sealed`).
+enum EnrollTarget: CustomStringConvertible {
+    case manager(ManagerLink)
+    case peer(address: String, http: HTTPClient)
+
+    var description: String {
+        switch self {
+        case .manager(let link): link.config.server
+        case .peer(let address, _): "the zone member at \(address)"
+        }
+    }
+
+    func hello() async throws -> ManagerHello {
+        switch self {
+        case .manager(let link): try await link.hello(timeout: .seconds(10))
+        case .peer(let address, let http): try await PeerClient.hello(address: address, http: http, timeout: .seconds(10))
+        }
+    }
+
+    func enroll(_ sealed: SealedEnrollment) async throws -> SealedBox {
+        switch self {
+        case .manager(let link): try await link.enroll(sealed, timeout: .seconds(30))
+        case .peer(let address, let http): try await PeerClient.enroll(sealed, address: address, http: http, timeout: .seconds(30))
+        }
+    }
+
+    /// Whether `error` is an answer that refuses the enrollment for good (4xx but 409), not a failure to
+    /// reach the target that a retry may cure.
+    static func isRefusal(_ error: any Error) -> Bool {
+        let status: Int
+        if let refusal = ManagerLink.refusal(in: error) {
+            status = refusal.status
+        } else if case .status(let code, _) = error as? PeerClient.Failure {
+            status = code
+        } else {
+            return false
+        }
+        return (400..<500).contains(status) && status != 409
     }
 }
 

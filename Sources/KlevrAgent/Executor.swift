@@ -121,7 +121,7 @@ public struct Executor: Sendable {
                 env["KLEVR_PREVIOUS_RESULT_FILE"] = previousResult ?? "/dev/null"
                 env["TASK_ORIGIN_PARAM"] = String(decoding: paramsJSON, as: UTF8.self)
                 env["TASK_RESULT"] = previousResult.flatMap { workDirectory.readResult($0) } ?? ""
-                for (name, value) in envelope.params { env["KLEVR_PARAM_" + name] = value }
+                for (name, value) in envelope.params.additionalProperties { env["KLEVR_PARAM_" + name] = value }
                 var stepDeadline = deadline
                 if let seconds = step.timeoutSeconds { stepDeadline = min(deadline, ContinuousClock.now + .seconds(seconds)) }
                 let end = try await runStep(

@@ -101,7 +101,7 @@ public actor Outbox {
     // MARK: - Reporting
 
     /// Appends output of a run; numbers chunks per run from 1.
-    public func appendLog(runID: String, stream: String, data: String, at: Int64) throws {
+    public func appendLog(runID: String, stream: LogChunk.StreamPayload, data: String, at: Int64) throws {
         let seq = nextSeq[runID] ?? 1
         nextSeq[runID] = seq + 1
         try append(.log(LogChunk(runId: runID, seq: seq, stream: stream, data: data, at: at)))
@@ -165,7 +165,7 @@ public actor Outbox {
             }
         }
         pending = keep
-        for runID in results.union(acks.rejected.keys) where Validation.isValidID(runID) {
+        for runID in results.union(acks.rejected.additionalProperties.keys) where Validation.isValidID(runID) {
             let path = ledgerDir + "/" + runID
             if FileManager.default.fileExists(atPath: path) {
                 try? DurableFile.write(Data("done".utf8), to: path)

@@ -237,18 +237,9 @@ enum BenchManager {
     static func enroll(
         _ anonymous: Client, zone: String, key: String, signing: Curve25519.Signing.PrivateKey, hostname: String
     ) async throws -> Components.Schemas.EnrollResponse {
-        // The proof signs a statement of the fields (not the JSON bytes), so the hand-written helper that
-        // makes it serves the generated request as well.
-        let signed = try EnrollRequest.proving(
+        let request = try EnrollRequest.proving(
             zone: zone, enrollKey: key, key: signing, sealKey: Curve25519.KeyAgreement.PrivateKey().publicKey,
             facts: HostFacts(hostname: hostname, os: "simulated", version: "bench", addresses: []), time: Clock.nowMillis())
-        guard let sealKey = signed.sealKey, let proof = signed.proof, let proofTime = signed.proofTime else {
-            throw BenchError("the enrollment request was not signed")
-        }
-        let request = Components.Schemas.EnrollRequest(
-            zone: signed.zone, enrollKey: signed.enrollKey, publicKey: signed.publicKey,
-            facts: .init(hostname: signed.facts.hostname, os: signed.facts.os, version: signed.facts.version, addresses: signed.facts.addresses),
-            peerAddress: signed.peerAddress, sealKey: sealKey, proof: proof, proofTime: proofTime)
         return try await anonymous.enrollAgent(body: .json(request)).created.body.json
     }
 }

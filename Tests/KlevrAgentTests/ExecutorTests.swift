@@ -26,8 +26,8 @@ struct ExecutorTests {
 
         func envelope(_ steps: [StepSpec], params: [String: String] = [:], timeout: Int = 30) -> RunEnvelope {
             RunEnvelope(
-                runId: Secrets.newID(), taskId: Secrets.newID(), agentId: Secrets.newID(), zone: "z", steps: steps, params: params,
-                timeoutSeconds: timeout, issuedAt: 0, expiresAt: Int64.max)
+                runId: Secrets.newID(), taskId: Secrets.newID(), agentId: Secrets.newID(), zone: "z", steps: steps, params: .init(additionalProperties: params),
+                timeoutSeconds: timeout, issuedAt: 0, expiresAt: Int64.max, signature: "")
         }
 
         func output(_ runID: String) async -> String {
@@ -73,7 +73,7 @@ struct ExecutorTests {
         #expect(output.contains("err\n"))
         #expect(!FileManager.default.fileExists(atPath: fixture.directory + "/pwned"))
         let streams = await fixture.outbox.report(agentID: "a").logs.map(\.stream)
-        #expect(streams.contains("stderr") && streams.contains("stdout"))
+        #expect(streams.contains(.stderr) && streams.contains(.stdout))
     }
 
     @Test func aFailingStepEndsTheRunWithItsStatus() async throws {

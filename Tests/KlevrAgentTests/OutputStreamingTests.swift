@@ -15,9 +15,9 @@ struct OutputStreamingTests {
         let envelope = fixture.envelope([StepSpec(script: #"printf '\342\202'; sleep 0.3; printf '\254\n'; printf 'x\342' >&2"#)])
         #expect(await fixture.executor.execute(envelope, control: RunControl()).outcome == .succeeded)
         let chunks = await fixture.chunks(envelope.runId)
-        #expect(chunks.filter { $0.stream == "stdout" }.map(\.data).joined() == "€\n")
+        #expect(chunks.filter { $0.stream == .stdout }.map(\.data).joined() == "€\n")
         // An incomplete character at the very end is decoded lossily, not dropped.
-        #expect(chunks.filter { $0.stream == "stderr" }.map(\.data).joined() == "x\u{FFFD}")
+        #expect(chunks.filter { $0.stream == .stderr }.map(\.data).joined() == "x\u{FFFD}")
     }
 
     @Test func manySmallWritesBecomeFewChunks() async throws {
@@ -63,8 +63,8 @@ struct OutputStreamingTests {
         #expect(result.outcome == .succeeded)
         #expect(result.result == "********\n")
         let chunks = await fixture.chunks(envelope.runId)
-        let stdout = chunks.filter { $0.stream == "stdout" }.map(\.data).joined()
-        let stderr = chunks.filter { $0.stream == "stderr" }.map(\.data).joined()
+        let stdout = chunks.filter { $0.stream == .stdout }.map(\.data).joined()
+        let stderr = chunks.filter { $0.stream == .stderr }.map(\.data).joined()
         #expect(stdout == "before ******** after\nshort stays\ntail kcr_Zm9v")
         #expect(stderr == "err ********\n")
     }

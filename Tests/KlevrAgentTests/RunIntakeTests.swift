@@ -25,7 +25,7 @@ import Testing
         let now = Clock.nowMillis()
         return try RunEnvelope(
             runId: Secrets.newID(), taskId: Secrets.newID(), agentId: agent ?? agentID, zone: "z", steps: [StepSpec(script: script)], params: [:],
-            timeoutSeconds: 60, issuedAt: now, expiresAt: now + expiresIn
+            timeoutSeconds: 60, issuedAt: now, expiresAt: now + expiresIn, signature: ""
         ).signed(with: managerKey)
     }
 
@@ -54,7 +54,7 @@ import Testing
         let now = Clock.nowMillis()
         let forged = try RunEnvelope(
             runId: Secrets.newID(), taskId: Secrets.newID(), agentId: agentID, zone: "z", steps: [StepSpec(script: "id")], params: [:],
-            timeoutSeconds: 60, issuedAt: now, expiresAt: now + 60_000
+            timeoutSeconds: 60, issuedAt: now, expiresAt: now + 60_000, signature: ""
         ).signed(with: Curve25519.Signing.PrivateKey())
         #expect(try await intake.admit(forged, logger: logger) == nil)
         #expect(await outbox.report(agentID: agentID).results.isEmpty)

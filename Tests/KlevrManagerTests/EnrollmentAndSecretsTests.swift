@@ -32,9 +32,16 @@ import Testing
             stolen.proof = try Curve25519.Signing.PrivateKey().signature(for: stolen.statement()).base64EncodedString()
             let impostor = try await client.call(.post, "/api/v1/agent/enroll", json: String(decoding: try JSONEncoder().encode(stolen), as: UTF8.self))
             #expect(impostor.status == .unauthorized)
-            // No proof at all: refused.
-            stolen.proof = nil
+            // An empty proof: refused.
+            stolen.proof = ""
             #expect(try await client.call(.post, "/api/v1/agent/enroll", json: String(decoding: try JSONEncoder().encode(stolen), as: UTF8.self)).status == .unauthorized)
+            // No proof at all: the document requires one, so the request is invalid (422 naming the field) and enrolls nobody.
+            var object = try #require(try JSONSerialization.jsonObject(with: try JSONEncoder().encode(stolen)) as? [String: Any])
+            object["proof"] = nil
+            let unproven = try await client.call(
+                .post, "/api/v1/agent/enroll", json: String(decoding: try JSONSerialization.data(withJSONObject: object), as: UTF8.self))
+            #expect(unproven.status == .unprocessableContent)
+            #expect(unproven.body.contains("proof"))
             // The victim's own request replayed: refused (its statement is not newer than the last).
             #expect(try await client.call(.post, "/api/v1/agent/enroll", json: genuine).status == .unauthorized)
             // A statement far from the manager's clock: refused.

@@ -41,7 +41,7 @@ import Testing
 
             // It relays the secondary's report under its epoch.
             let relayed = AgentReport(
-                agentId: secondary.agentId, started: [RunStarted(runId: runID, at: 1)],
+                agentId: secondary.agentId, started: [RunStarted(runId: runID, at: 1)], logs: [],
                 results: [RunResult(runId: runID, outcome: .succeeded, exitCode: 0, reason: nil, result: nil, finishedAt: 2)])
             // In clear, a report for another agent is refused: members' reports are relayed signed.
             let unsigned = try await client.call(
@@ -51,7 +51,7 @@ import Testing
             // Signed with another key (a primary inventing it), or altered after signing: not applied, recorded.
             let invented = try SignedBlob.sign(relayed, domain: SignedBlob.Domain.report, signer: secondary.agentId, key: .init())
             var altered = try SignedBlob.sign(
-                AgentReport(agentId: secondary.agentId, started: [RunStarted(runId: runID, at: 1)]), domain: SignedBlob.Domain.report,
+                AgentReport(agentId: secondary.agentId, started: [RunStarted(runId: runID, at: 1)], logs: [], results: []), domain: SignedBlob.Domain.report,
                 signer: secondary.agentId, key: member.signingKey)
             altered.payload = try JSONEncoder().encode(relayed).base64EncodedString()
             let notApplied = try await client.decode(

@@ -35,7 +35,7 @@ import Testing
             let envelope = try #require(first.runs.first)
             #expect(envelope.runId == runID)
             // Parameters travel sealed to the agent's key: nothing in clear on the wire.
-            #expect(envelope.params.isEmpty)
+            #expect(envelope.params.additionalProperties.isEmpty)
             #expect(envelope.sealedParams != nil)
             #expect(try envelope.openingParams(with: keyed.sealKey).params == ["WHO": "world"])
             #expect(throws: (any Error).self) { try envelope.openingParams(with: Curve25519.KeyAgreement.PrivateKey()) }
@@ -58,14 +58,14 @@ import Testing
 
             let report = AgentReport(
                 agentId: agent.agentId, started: [RunStarted(runId: runID, at: 1)],
-                logs: [LogChunk(runId: runID, seq: 1, stream: "stdout", data: "world\n", at: 2)],
+                logs: [LogChunk(runId: runID, seq: 1, stream: .stdout, data: "world\n", at: 2)],
                 results: [RunResult(runId: runID, outcome: .succeeded, exitCode: 0, reason: nil, result: "ok" + String(repeating: "\u{FFFD}", count: 30_000), finishedAt: 3)])
             for _ in 0..<2 {  // re-sent after a lost answer: same acknowledgement, nothing doubled
                 let answer = try await Self.sync(client, agent.credential, SyncRequest(wait: false, reports: [report]))
                 #expect(answer.acks.started == [runID])
                 #expect(answer.acks.logs == [runID: 1])
                 #expect(answer.acks.results == [runID])
-                #expect(answer.acks.rejected.isEmpty)
+                #expect(answer.acks.rejected.additionalProperties.isEmpty)
             }
             let run = try await api.getRun(path: .init(id: runID)).ok.body.json
             #expect(run.status == .succeeded)
@@ -89,7 +89,7 @@ import Testing
 
             // Another agent cannot report about this run, nor report in this agent's name.
             let forged = AgentReport(
-                agentId: other.agentId, results: [RunResult(runId: runID, outcome: .failed, exitCode: 1, reason: "x", result: nil, finishedAt: 4)])
+                agentId: other.agentId, started: [], logs: [], results: [RunResult(runId: runID, outcome: .failed, exitCode: 1, reason: "x", result: nil, finishedAt: 4)])
             let refused = try await Self.sync(client, other.credential, SyncRequest(wait: false, reports: [forged]))
             #expect(refused.acks.rejected[runID] != nil)
             let impersonation = try await client.call(
@@ -120,7 +120,7 @@ import Testing
 
             let runID = try #require(task.runs.first?.id)
             _ = try await Self.sync(
-                client, agent.credential, SyncRequest(wait: false, reports: [AgentReport(agentId: agent.agentId, started: [RunStarted(runId: runID, at: 1)])]))
+                client, agent.credential, SyncRequest(wait: false, reports: [AgentReport(agentId: agent.agentId, started: [RunStarted(runId: runID, at: 1)], logs: [], results: [])]))
             async let cancelPoll = Self.sync(client, agent.credential, SyncRequest(wait: true, reports: []))
             try await Task.sleep(for: .milliseconds(200))
             let canceled = try await api.cancelRun(path: .init(id: runID)).ok.body.json

@@ -26,7 +26,8 @@ struct FrontDoorSystemTests {
 
         let forged = "x\nFORGED-\(UInt32.random(in: 1...UInt32.max)) notice klevr.manager : admin logged in"
         let request = EnrollRequest(
-            zone: forged, enrollKey: "kle_wrong", publicKey: "AAAA", facts: HostFacts(hostname: "h", os: "linux", version: "t", addresses: []))
+            zone: forged, enrollKey: "kle_wrong", publicKey: "AAAA", facts: HostFacts(hostname: "h", os: "linux", version: "t", addresses: []),
+            sealKey: "AAAA", proof: "AAAA", proofTime: 0)
         let refused = try await RawHTTP.sendJSON(.POST, cluster.url + "/api/v1/agent/enroll", request)
         #expect(!refused.isSuccess, "a forged enrollment was accepted: HTTP \(refused.status)")
         try await eventually(30, "the refused enrollment is logged") { cluster.manager?.log.contains("refused an enrollment") == true }

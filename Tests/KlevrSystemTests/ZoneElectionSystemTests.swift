@@ -119,7 +119,7 @@ struct ZoneElectionSystemTests {
             reports: [
                 AgentReport(
                     agentId: paused.agentId, started: [RunStarted(runId: pendingRun, at: Clock.nowMillis())],
-                    logs: [LogChunk(runId: pendingRun, seq: 1, stream: "stdout", data: "stale\n", at: Clock.nowMillis())],
+                    logs: [LogChunk(runId: pendingRun, seq: 1, stream: .stdout, data: "stale\n", at: Clock.nowMillis())],
                     results: [RunResult(runId: pendingRun, outcome: .succeeded, exitCode: 0, reason: nil, result: nil, finishedAt: Clock.nowMillis())])
             ], epoch: oldEpoch)
         let stale = try await RawHTTP.sendJSON(.POST, cluster.url + "/api/v1/agent/sync", forged, bearer: paused.credential, timeout: .seconds(30))
@@ -150,7 +150,7 @@ struct ZoneElectionSystemTests {
         let name = try #require(cluster.agents.keys.first { cluster.peerPorts[$0] != nil && (try? String(contentsOfFile: cluster.directory + "/agents/\($0)/identity.json", encoding: .utf8))?.contains(primary ?? "-") == true })
         let port = try #require(cluster.peerPorts[name])
         let report = AgentReport(
-            agentId: Secrets.newID(), results: [RunResult(runId: Secrets.newID(), outcome: .succeeded, exitCode: 0, reason: nil, result: nil, finishedAt: 1)])
+            agentId: Secrets.newID(), started: [], logs: [], results: [RunResult(runId: Secrets.newID(), outcome: .succeeded, exitCode: 0, reason: nil, result: nil, finishedAt: 1)])
         // Unstamped: refused.
         let unstamped = try await RawHTTP.sendJSON(.POST, "http://127.0.0.1:\(port)/peer/v1/sync", SyncRequest(wait: false, reports: [report]))
         #expect(!unstamped.isSuccess, "an unstamped peer sync was accepted: HTTP \(unstamped.status)")

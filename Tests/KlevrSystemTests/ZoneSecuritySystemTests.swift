@@ -78,7 +78,7 @@ struct ZoneSecuritySystemTests {
 
         // b cannot report for c: neither a report naming c signed by b, nor one that claims c signed it.
         let forgedReport = AgentReport(
-            agentId: c.agentId, results: [RunResult(runId: Secrets.newID(), outcome: .succeeded, exitCode: 0, reason: nil, result: nil, finishedAt: 1)])
+            agentId: c.agentId, started: [], logs: [], results: [RunResult(runId: Secrets.newID(), outcome: .succeeded, exitCode: 0, reason: nil, result: nil, finishedAt: 1)])
         let bKeys = try b.keys()
         for blob in [
             try SignedBlob.sign(forgedReport, domain: SignedBlob.Domain.report, signer: b.agentId, key: bKeys.signing),

@@ -1,7 +1,17 @@
+import KlevrAPI
+
 /// Which pipe of a step a piece of output came from; the raw value is the log chunk's `stream`.
 enum OutputStream: String, Sendable, CaseIterable {
     case stdout
     case stderr
+
+    /// The log chunk's `stream` for this pipe.
+    var chunkStream: LogChunk.StreamPayload {
+        switch self {
+        case .stdout: .stdout
+        case .stderr: .stderr
+        }
+    }
 }
 
 /// One step's output on its way to the outbox: masked, decoded as UTF-8 without splitting a

@@ -55,7 +55,7 @@ actor StepOutput {
         while !queue.isEmpty {
             let chunk = queue.removeFirst()
             do {
-                try await outbox.appendLog(runID: runID, stream: chunk.stream.rawValue, data: chunk.text, at: clock?.now() ?? Clock.nowMillis())
+                try await outbox.appendLog(runID: runID, stream: chunk.stream.chunkStream, data: chunk.text, at: clock?.now() ?? Clock.nowMillis())
             } catch {
                 failure = error
                 queue.removeAll()

@@ -1,5 +1,6 @@
 import Foundation
 import KlevrAPI
+import KlevrPeerAPI
 import KlevrCore
 import Logging
 import NIOCore
@@ -45,12 +46,11 @@ struct ElectionLoop: Sendable {
         case .none:
             return
         case .requestLease(let epoch), .renewLease(let epoch):
-            guard let manager = link.managerClient else { return }
+            guard let manager = link.manager else { return }
             let started = Clock.nowMillis()
             do {
-                let answer = try await manager.send(
-                    .POST, "/api/v1/agent/lease", body: LeaseRequest(knownEpoch: epoch, peerAddress: peerAddress, priority: priority), as: LeaseResponse.self,
-                    timeout: .seconds(2))
+                let answer = try await manager.lease(
+                    LeaseRequest(knownEpoch: epoch, peerAddress: peerAddress, priority: priority), timeout: .seconds(2))
                 if let time = answer.managerTime { link.clock.observe(time) }
                 let next: ElectionStateMachine.Action
                 if answer.granted {
@@ -98,7 +98,7 @@ struct ElectionLoop: Sendable {
         let whois = answer.value
         guard whois.agentId == answer.signer else { return nil }
         guard let list = await zone.membership, list.primary != link.identity.agentId, let primary = list.member(list.primary) else { return nil }
-        if whois.role == "primary" && whois.agentId == list.primary {
+        if whois.role == .primary && whois.agentId == list.primary {
             if let time = whois.managerTime { link.clock.observe(time, fromPeer: true) }
             return (list.primary, list.epoch, address)
         }

@@ -1,28 +1,41 @@
 import AsyncHTTPClient
 import Crypto
 import Foundation
+import HTTPTypes
 import KlevrAPI
 import KlevrCore
+import KlevrPeerAPI
 import NIOCore
-import NIOFoundationCompat
-import NIOHTTP1
+import OpenAPIAsyncHTTPClient
+import OpenAPIRuntime
 
-/// Calls to another member's peer API: every request is signed with this agent's key
-/// (``PeerStamp``), and every answer must be signed by the member this agent meant to reach, bound to
-/// the request's nonce; an answer that is not is an error, whatever it says.
+/// Calls to another member's peer API through the generated client (`KlevrPeerAPI`): every request is
+/// signed with this agent's key (``PeerStamping``), and every answer must be signed by the member this
+/// agent meant to reach, bound to the request's nonce; an answer that is not is an error, whatever it says.
 struct PeerClient: Sendable {
     enum Failure: Error, CustomStringConvertible {
         /// The answer was not signed by a member the caller trusts.
         case unauthenticatedAnswer(String)
-        /// A signed answer that is not a success.
-        case status(Int, Data)
+        /// A signed answer that is not a success: the status and the member's `detail`.
+        case status(Int, String)
+        /// An address that does not make a URL.
+        case badAddress(String)
 
         var description: String {
             switch self {
             case .unauthenticatedAnswer(let address): "the answer from \(address) is not signed by a member of the zone"
-            case .status(let code, let body): "HTTP \(code): \(String(decoding: body.prefix(300), as: UTF8.self))"
+            case .status(let code, let detail): "HTTP \(code): \(detail.prefix(300))"
+            case .badAddress(let address): "'\(address.prefix(100))' is not a peer address"
             }
         }
+    }
+
+    /// What a primary answers a member's sync.
+    enum SyncAnswer: Sendable {
+        /// The member's work and acknowledgements.
+        case synced(SyncResponse)
+        /// The answering agent is not the primary: whom it follows, with the membership it holds.
+        case notPrimary(KlevrPeerAPI.Components.Schemas.PeerWhois)
     }
 
     let address: String
@@ -35,41 +48,144 @@ struct PeerClient: Sendable {
     /// The largest answer accepted from a peer.
     static let maxAnswerBytes = 32 << 20
 
-    /// Sends a signed request; returns the signer and the body of a signed answer (any status).
-    func exchange(
-        _ method: HTTPMethod, _ path: String, body: Data?, timeout: TimeAmount, headers: [(String, String)] = [],
-        keyOf: @Sendable (String, Data) -> Curve25519.Signing.PublicKey?
-    ) async throws -> (signer: String, status: Int, body: Data) {
-        var request = HTTPClientRequest(url: "http://\(address)\(path)")
-        request.method = method
-        let bytes = body ?? Data()
-        let stamp = try PeerStamp.sign(
-            method: method.rawValue, path: path.split(separator: "?").first.map(String.init) ?? path, body: bytes, sender: agentID, zone: zoneID,
-            time: clock.now(), key: key)
-        request.headers.add(name: PeerStamp.header, value: stamp.headerValue)
-        for (name, value) in headers { request.headers.add(name: name, value: value) }
-        if let body {
-            request.headers.add(name: "Content-Type", value: "application/json")
-            request.body = .bytes(ByteBuffer(bytes: body))
+    /// A sync with the primary at ``address``; the answer must be signed by the agent `keyOf` knows.
+    func sync(
+        _ request: SyncRequest, timeout: TimeAmount, keyOf: @escaping @Sendable (String, Data) -> Curve25519.Signing.PublicKey?
+    ) async throws -> SyncAnswer {
+        let output = try await call(timeout: timeout, keyOf: keyOf) { try await $0.peerSync(body: .json(request)) }.output
+        switch output {
+        case .ok(let ok): return .synced(try ok.body.json)
+        case .conflict(let conflict): return .notPrimary(try conflict.body.json)
+        case .badRequest(let refused): throw Failure.status(400, try refused.body.json.detail)
+        case .unauthorized(let refused): throw Failure.status(401, try refused.body.json.detail)
+        case .forbidden(let refused): throw Failure.status(403, try refused.body.json.detail)
+        case .contentTooLarge(let refused): throw Failure.status(413, try refused.body.json.detail)
+        case .undocumented(let status, _): throw Failure.status(status, "")
         }
-        let response = try await http.execute(request, timeout: timeout)
-        var buffer = try await response.body.collect(upTo: Self.maxAnswerBytes)
-        let data = buffer.readData(length: buffer.readableBytes) ?? Data()
-        let status = Int(response.status.code)
-        guard let header = response.headers.first(name: PeerStamp.answerHeader),
-            let signer = PeerStamp.verifyAnswer(header: header, requestNonce: stamp.nonce, status: status, body: data, keyOf: { keyOf($0, data) })
-        else { throw Failure.unauthenticatedAnswer(address) }
-        return (signer, status, data)
     }
 
-    /// Sends a signed request and decodes a signed success.
-    func send<Value: Decodable>(
-        _ method: HTTPMethod, _ path: String, body: (some Encodable)?, as type: Value.Type, timeout: TimeAmount,
-        keyOf: @Sendable (String, Data) -> Curve25519.Signing.PublicKey?
-    ) async throws -> (signer: String, value: Value) {
-        let bytes = try body.map { try JSONEncoder().encode($0) }
-        let answer = try await exchange(method, path, body: bytes, timeout: timeout, keyOf: keyOf)
-        guard (200..<300).contains(answer.status) else { throw Failure.status(answer.status, answer.body) }
-        return (answer.signer, try JSONDecoder().decode(Value.self, from: answer.body))
+    /// Who the member at ``address`` is; returns the signer of the answer with it.
+    func whois(keyOf: @escaping @Sendable (String, Data) -> Curve25519.Signing.PublicKey?) async throws
+        -> (signer: String, value: KlevrPeerAPI.Components.Schemas.PeerWhois)
+    {
+        let (output, signer) = try await call(timeout: .seconds(2), keyOf: keyOf) { try await $0.peerWhois() }
+        switch output {
+        case .ok(let ok): return (signer, try ok.body.json)
+        case .undocumented(let status, _): throw Failure.status(status, "")
+        }
+    }
+
+    /// Runs `body` with a client whose request is stamped and whose answer is verified; returns the
+    /// output and who signed the answer.
+    private func call<Output: Sendable>(
+        timeout: TimeAmount, keyOf: @escaping @Sendable (String, Data) -> Curve25519.Signing.PublicKey?,
+        _ body: (KlevrPeerAPI.Client) async throws -> Output
+    ) async throws -> (output: Output, signer: String) {
+        let signer = Locked<String?>(nil)
+        let stamping = PeerStamping(
+            address: address, agentID: agentID, zoneID: zoneID, key: key, time: { [clock] in clock.now() }, keyOf: keyOf, signer: signer)
+        let client = KlevrPeerAPI.Client(
+            serverURL: try Self.url(address), transport: AsyncHTTPClientTransport(configuration: .init(client: http, timeout: timeout)),
+            middlewares: [stamping])
+        let output: Output
+        do {
+            output = try await body(client)
+        } catch {
+            throw Self.cause(of: error)
+        }
+        guard let who = signer.withLock({ $0 }) else { throw Failure.unauthenticatedAnswer(address) }
+        return (output, who)
+    }
+
+    // MARK: - The routes for agents that are not members yet
+
+    /// The manager's keys as the member at `address` holds them (no stamp, and no answer signature to
+    /// check: a new agent knows no member's key; it checks the manager's signatures inside instead).
+    static func hello(address: String, http: HTTPClient, timeout: TimeAmount) async throws -> ManagerHello {
+        let output: KlevrPeerAPI.Operations.PeerHello.Output
+        do {
+            output = try await client(address, http: http, timeout: timeout).peerHello()
+        } catch {
+            throw cause(of: error)
+        }
+        switch output {
+        case .ok(let ok): return try ok.body.json
+        case .serviceUnavailable: throw Failure.status(503, "the member does not know the manager's seal key")
+        case .undocumented(let status, _): throw Failure.status(status, "")
+        }
+    }
+
+    /// A sealed enrollment relayed by the member at `address`; the answer is sealed to the new agent.
+    static func enroll(_ sealed: SealedEnrollment, address: String, http: HTTPClient, timeout: TimeAmount) async throws -> SealedBox {
+        let output: KlevrPeerAPI.Operations.PeerEnroll.Output
+        do {
+            output = try await client(address, http: http, timeout: timeout).peerEnroll(body: .json(sealed))
+        } catch {
+            throw cause(of: error)
+        }
+        switch output {
+        case .created(let created): return try created.body.json
+        case .badRequest(let refused): throw Failure.status(400, try refused.body.json.detail)
+        case .unauthorized(let refused): throw Failure.status(401, try refused.body.json.detail)
+        case .contentTooLarge(let refused): throw Failure.status(413, try refused.body.json.detail)
+        case .unprocessableContent(let refused): throw Failure.status(422, try refused.body.json.detail)
+        case .badGateway(let refused): throw Failure.status(502, try refused.body.json.detail)
+        case .serviceUnavailable(let refused): throw Failure.status(503, try refused.body.json.detail)
+        case .undocumented(let status, _): throw Failure.status(status, "")
+        }
+    }
+
+    private static func client(_ address: String, http: HTTPClient, timeout: TimeAmount) throws -> KlevrPeerAPI.Client {
+        KlevrPeerAPI.Client(serverURL: try url(address), transport: AsyncHTTPClientTransport(configuration: .init(client: http, timeout: timeout)))
+    }
+
+    static func url(_ address: String) throws -> URL {
+        guard Validation.isValidPeerAddress(address), let url = URL(string: "http://\(address)") else { throw Failure.badAddress(address) }
+        return url
+    }
+
+    /// The error behind the generated client's wrapping.
+    static func cause(of error: any Error) -> any Error {
+        var current = error
+        while let wrapped = current as? ClientError { current = wrapped.underlyingError }
+        return current
+    }
+}
+
+/// Signs every peer request with this agent's key (`X-Klevr-Peer`, over the exact body bytes sent) and
+/// accepts an answer only when its `X-Klevr-Peer-Answer` verifies with the key of the member `keyOf`
+/// names, bound to the request's nonce; records who signed it.
+struct PeerStamping: ClientMiddleware {
+    let address: String
+    let agentID: String
+    let zoneID: String
+    let key: Curve25519.Signing.PrivateKey
+    let time: @Sendable () -> Int64
+    let keyOf: @Sendable (String, Data) -> Curve25519.Signing.PublicKey?
+    let signer: Locked<String?>
+
+    func intercept(
+        _ request: HTTPRequest, body: HTTPBody?, baseURL: URL, operationID: String,
+        next: (HTTPRequest, HTTPBody?, URL) async throws -> (HTTPResponse, HTTPBody?)
+    ) async throws -> (HTTPResponse, HTTPBody?) {
+        guard let stampName = HTTPField.Name(PeerStamp.header), let answerName = HTTPField.Name(PeerStamp.answerHeader) else {
+            throw PeerClient.Failure.badAddress(address)
+        }
+        var request = request
+        var bytes = Data()
+        if let body { bytes = try await Data(collecting: body, upTo: PeerServer.maxSyncBody) }
+        let path = request.path.flatMap { $0.split(separator: "?").first.map(String.init) } ?? "/"
+        let stamp = try PeerStamp.sign(
+            method: request.method.rawValue, path: path, body: bytes, sender: agentID, zone: zoneID, time: time(), key: key)
+        request.headerFields[stampName] = stamp.headerValue
+        let (response, answerBody) = try await next(request, body == nil ? nil : HTTPBody(bytes), baseURL)
+        var answer = Data()
+        if let answerBody { answer = try await Data(collecting: answerBody, upTo: PeerClient.maxAnswerBytes) }
+        guard let header = response.headerFields[answerName],
+            let who = PeerStamp.verifyAnswer(
+                header: header, requestNonce: stamp.nonce, status: response.status.code, body: answer, keyOf: { keyOf($0, answer) })
+        else { throw PeerClient.Failure.unauthenticatedAnswer(address) }
+        signer.withLock { $0 = who }
+        return (response, HTTPBody(answer))
     }
 }

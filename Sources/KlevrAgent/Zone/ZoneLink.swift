@@ -2,6 +2,8 @@ import AsyncHTTPClient
 import Crypto
 import Foundation
 import KlevrAPI
+import KlevrClient
+import KlevrPeerAPI
 import KlevrCore
 import Logging
 import NIOCore
@@ -24,7 +26,7 @@ struct ZoneLink: Sendable {
     let keys: AgentIdentity.Keys
     let zone: ZoneState
     let clock: ManagerClock
-    let managerClient: JSONClient?
+    let manager: ManagerLink?
     let http: HTTPClient
     let queues: MemberQueues
     let logger: Logger
@@ -81,7 +83,8 @@ struct ZoneLink: Sendable {
         } catch {
             let answered: Bool
             switch error {
-            case is JSONClient.Failure, PeerClient.Failure.status: answered = true
+            case PeerClient.Failure.status: answered = true
+            case _ where ManagerLink.refusal(in: error) != nil: answered = true
             default: answered = false
             }
             if let name, answered {
@@ -110,7 +113,7 @@ struct ZoneLink: Sendable {
     private func exchange(_ request: SyncRequest, through upstream: Upstream, timeout: TimeAmount) async throws -> SyncResponse {
         switch upstream {
         case .manager(let epoch):
-            guard let managerClient else { throw NoUpstream() }
+            guard let manager else { throw NoUpstream() }
             var fenced = request
             fenced.epoch = epoch
             fenced.liveMembers = await queues.liveMembers()
@@ -121,8 +124,8 @@ struct ZoneLink: Sendable {
             }
             let answer: SyncResponse
             do {
-                answer = try await managerClient.send(.POST, "/api/v1/agent/sync", body: fenced, as: SyncResponse.self, timeout: timeout)
-            } catch let failure as JSONClient.Failure where failure.status == 409 {
+                answer = try await manager.sync(fenced, timeout: timeout)
+            } catch let failure where ManagerLink.refusal(in: failure)?.status == 409 {
                 // Our epoch is stale: another agent took over. Step down; nothing we sent was applied.
                 let action = await zone.handle(.fenced(now: Clock.nowMillis()))
                 logger.warning("stepping down as primary: the manager fenced this epoch", metadata: ["epoch": "\(epoch)", "action": "\(action)"])
@@ -173,23 +176,23 @@ struct ZoneLink: Sendable {
         if request.wait {
             outgoing.holdMillis = watcher ? 3_000 : 27_000
         }
-        let body = try JSONEncoder().encode(outgoing)
         if request.wait { heldPolls.withLock { $0 += 1 } }
         defer { if request.wait { heldPolls.withLock { $0 -= 1 } } }
-        let answer = try await peerClient(address).exchange(
-            .POST, "/peer/v1/sync", body: body, timeout: min(timeout, .seconds(Int64(outgoing.holdMillis.map { $0 / 1000 + (watcher ? 2 : 10) } ?? 12))),
+        let answer = try await peerClient(address).sync(
+            outgoing, timeout: min(timeout, .seconds(Int64(outgoing.holdMillis.map { $0 / 1000 + (watcher ? 2 : 10) } ?? 12))),
             keyOf: { signer, _ in signer == primary ? primaryKey : nil })
-        guard answer.status == 200 else {
-            if answer.status == 409, let hint = try? JSONDecoder().decode(PeerWhois.self, from: answer.body) {
-                // It no longer leads: follow whom the manager's membership it holds names.
-                if let time = hint.managerTime { clock.observe(time, fromPeer: true) }
-                if let blob = hint.signedMembership, let list = await zone.update(blob), list.primary != identity.agentId, list.primary != primary {
-                    _ = await zone.heard(primary: list.primary, epoch: list.epoch, address: list.member(list.primary)?.peerAddress)
-                }
+        let response: SyncResponse
+        switch answer {
+        case .synced(let synced):
+            response = synced
+        case .notPrimary(let hint):
+            // It no longer leads: follow whom the manager's membership it holds names.
+            if let time = hint.managerTime { clock.observe(time, fromPeer: true) }
+            if let blob = hint.signedMembership, let list = await zone.update(blob), list.primary != identity.agentId, list.primary != primary {
+                _ = await zone.heard(primary: list.primary, epoch: list.epoch, address: list.member(list.primary)?.peerAddress)
             }
-            throw PeerClient.Failure.status(answer.status, answer.body)
+            throw PeerClient.Failure.status(409, "\(address) is not the primary")
         }
-        let response = try JSONDecoder().decode(SyncResponse.self, from: answer.body)
         if let time = response.managerTime { clock.observe(time, fromPeer: true) }
         var epoch = await zone.membership?.epoch ?? 0
         if let blob = response.signedMembership, let list = await zone.update(blob) { epoch = list.epoch }
@@ -214,15 +217,14 @@ struct ZoneLink: Sendable {
 
     /// Asks the member at `address` who it is. Only an answer signed by a member of a manager-signed
     /// membership counts (the one held, or the newer one the answer carries, which is then kept).
-    func whois(_ address: String) async throws -> (signer: String, value: PeerWhois) {
+    func whois(_ address: String) async throws -> (signer: String, value: KlevrPeerAPI.Components.Schemas.PeerWhois) {
         let managerKey = keys.manager
         let zoneID = self.zoneID
         let held = await zone.membership
-        let answer = try await peerClient(address).send(
-            .GET, "/peer/v1/whois", body: nil as String?, as: PeerWhois.self, timeout: .seconds(2),
+        let answer = try await peerClient(address).whois(
             keyOf: { signer, body in
                 if let held, let key = held.member(signer).flatMap({ Keys.signing($0.publicKey) }) { return key }
-                guard let whois = try? JSONDecoder().decode(PeerWhois.self, from: body), let blob = whois.signedMembership,
+                guard let whois = try? JSONDecoder().decode(KlevrPeerAPI.Components.Schemas.PeerWhois.self, from: body), let blob = whois.signedMembership,
                     let list = ZoneState.open(blob, managerKey: managerKey, zoneID: zoneID)
                 else { return nil }
                 return list.member(signer).flatMap { Keys.signing($0.publicKey) }
@@ -257,7 +259,7 @@ struct ZoneLink: Sendable {
         guard case .manager = await zone.upstream else { return nil }
         do {
             let answer = try await sync(SyncRequest(wait: false, reports: [], relayed: blobs), timeout: .seconds(20))
-            return answer.memberAcks ?? [:]
+            return answer.memberAcks?.additionalProperties ?? [:]
         } catch {
             logger.warning("could not relay members' reports", metadata: ["count": "\(blobs.count)", "error": "\(error)"])
             return nil

@@ -99,9 +99,9 @@ extension Manager {
         for (batch, outcome) in zip(batches, outcomes) {
             var these = SyncAcks()
             these.started = outcome.startedAcked
-            these.logs = outcome.logsAcked
+            these.logs = .init(additionalProperties: outcome.logsAcked)
             these.results = outcome.resultsAcked
-            these.rejected = outcome.rejected
+            these.rejected = .init(additionalProperties: outcome.rejected)
             for (runID, reason) in outcome.rejected {
                 logger.warning("rejected an agent report", metadata: ["agent.id": "\(batch.agentID)", "run.id": "\(runID)", "reason": "\(reason)"])
             }
@@ -117,7 +117,7 @@ extension Manager {
         if !touched.isEmpty { await hub.signal(touched.map(Self.runKey)) }
         for (memberID, rejected) in invalid where memberAcks[memberID] == nil {
             memberAcks[memberID] = try SignedBlob.sign(
-                MemberAcks(agentId: memberID, acks: SyncAcks(rejected: rejected)), domain: SignedBlob.Domain.acks, signer: "manager",
+                MemberAcks(agentId: memberID, acks: SyncAcks(started: [], logs: [:], results: [], rejected: .init(additionalProperties: rejected))), domain: SignedBlob.Domain.acks, signer: "manager",
                 key: config.signingKey)
         }
 
@@ -159,7 +159,7 @@ extension Manager {
                     }
                     return try envelope.signed(with: config.signingKey)
                 }
-                let cancels = try work.cancels.map { try CancelOrder(agentId: $0.agentID, runId: $0.runID).signed(with: config.signingKey) }
+                let cancels = try work.cancels.map { try CancelOrder(agentId: $0.agentID, runId: $0.runID, signature: "").signed(with: config.signingKey) }
                 var membership: SignedBlob?
                 if let fence {
                     let signed = try await memberships.signed(
@@ -169,12 +169,12 @@ extension Manager {
                                 Member(
                                     agentId: $0.id, publicKey: $0.publicKey, peerAddress: $0.peerAddress, canReachManager: $0.managerRoute,
                                     priority: $0.priority)
-                            }), key: config.signingKey)
+                            }, issuedAt: 0), key: config.signingKey)
                     if signed.digest != request.membershipDigest { membership = signed }
                 }
                 return SyncResponse(
                     acks: acks, runs: envelopes, cancels: cancels, heartbeatSeconds: config.heartbeatSeconds, signedMembership: membership,
-                    managerTime: Clock.nowMillis(), memberAcks: memberAcks.isEmpty ? nil : memberAcks)
+                    managerTime: Clock.nowMillis(), memberAcks: memberAcks.isEmpty ? nil : .init(additionalProperties: memberAcks))
             }
             let seconds = Double(remaining.components.seconds) + Double(remaining.components.attoseconds) / 1e18
             // A manager that stops answers held polls at once instead of making shutdown wait for them.
@@ -189,7 +189,7 @@ extension Manager {
         ReportedBatch(
             agentID: report.agentId,
             started: report.started.map { ReportedStart(runID: $0.runId, at: $0.at) },
-            logs: report.logs.map { ReportedLog(runID: $0.runId, seq: $0.seq, stream: $0.stream, data: $0.data, at: $0.at) },
+            logs: report.logs.map { ReportedLog(runID: $0.runId, seq: $0.seq, stream: $0.stream.rawValue, data: $0.data, at: $0.at) },
             results: report.results.map {
                 ReportedResult(
                     runID: $0.runId, outcome: $0.outcome, exitCode: $0.exitCode, reason: $0.reason, result: $0.result, finishedAt: $0.finishedAt)
@@ -220,9 +220,8 @@ extension Manager {
         let count = report.started.count + report.logs.count + report.results.count
         guard count <= maxItemsPerReport else { throw Problem.invalid("reports", "at most \(maxItemsPerReport) items per sync") }
         for (index, chunk) in report.logs.enumerated() {
-            guard Validation.isValidID(chunk.runId), chunk.seq >= 1, chunk.data.utf8.count <= maxChunkBytes,
-                ["stdout", "stderr", "system"].contains(chunk.stream)
-            else {
+            // The stream is one of stdout, stderr and system: the generated decoder refuses any other.
+            guard Validation.isValidID(chunk.runId), chunk.seq >= 1, chunk.data.utf8.count <= maxChunkBytes else {
                 throw Problem.invalid("reports[0].logs[\(index)]", "needs a run id, seq >= 1, stream stdout|stderr|system, data <= 256 KiB")
             }
         }
@@ -240,8 +239,8 @@ extension Manager {
         RunEnvelope(
             runId: pending.run.id, taskId: pending.task.id, agentId: pending.run.agentID, zone: pending.task.zoneName,
             steps: try JSONDecoder().decode([StepSpec].self, from: Data(pending.task.stepsJSON.utf8)),
-            params: try JSONDecoder().decode([String: String].self, from: Data(pending.task.paramsJSON.utf8)),
-            timeoutSeconds: pending.task.timeoutSeconds, issuedAt: issuedAt, expiresAt: issuedAt + lifetime * 1000)
+            params: .init(additionalProperties: try JSONDecoder().decode([String: String].self, from: Data(pending.task.paramsJSON.utf8))),
+            timeoutSeconds: pending.task.timeoutSeconds, issuedAt: issuedAt, expiresAt: issuedAt + lifetime * 1000, signature: "")
     }
 }
 

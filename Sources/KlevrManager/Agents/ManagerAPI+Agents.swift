@@ -5,10 +5,6 @@ import KlevrStore
 /// Agents as operators see them: listing, one agent, retiring one. (The agent protocol itself, hello,
 /// enrollment, sync and lease, keeps its hand-written routes in `Manager+AgentRoutes.swift` for now.)
 extension ManagerAPI {
-    static let agentOperations: Set<String> = [
-        "GET /api/v1/agents", "GET /api/v1/agents/{id}", "POST /api/v1/agents/{id}/retire",
-    ]
-
     func listAgents(_ input: Operations.ListAgents.Input) async throws -> Operations.ListAgents.Output {
         let limit = try Self.pageLimit(input.query.limit)
         let agents = try await store.agents(zoneName: input.query.zone, after: try Self.cursor(input.query.cursor), limit: limit)

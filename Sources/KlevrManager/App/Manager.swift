@@ -128,15 +128,12 @@ public struct Manager: Sendable {
         router.add(middleware: Authorizer(operations: operations ?? self.operations))
         router.add(middleware: BodyLimitMiddleware())
         router.add(middleware: RequestScopeMiddleware())
-        // The operations served by the generated server; the others keep their hand-written routes
-        // below until they move (see docs/architecture.md).
-        let generated = SelectedOperations(router: router, operations: ManagerAPI.generatedOperations)
+        // Every operation of openapi.yaml is served by its generated handler (see docs/architecture.md).
         do {
-            try ManagerAPI(manager: self).registerHandlers(on: generated, middlewares: [VerbatimHeaderFields()])
+            try ManagerAPI(manager: self).registerHandlers(on: router, middlewares: [VerbatimHeaderFields()])
         } catch {
             logger.error("the generated routes could not be registered", metadata: ["error": "\(error)"])
         }
-        addAgentRoutes(to: router)
         return router
     }
 

@@ -4,8 +4,6 @@ import OpenAPIRuntime
 
 /// The service itself: liveness, readiness and the API document.
 extension ManagerAPI {
-    static let serviceOperations: Set<String> = ["GET /healthz", "GET /readyz", "GET /api/v1/openapi.yaml"]
-
     func health(_ input: Operations.Health.Input) async throws -> Operations.Health.Output {
         .ok(.init(body: .plainText("ok")))
     }

@@ -16,20 +16,6 @@ import OpenAPIRuntime
 struct ManagerAPI: APIProtocol {
     let manager: Manager
 
-    /// The operations served by their generated handlers (each feature lists its own), one per line.
-    static let generatedOperations: Set<String> = Set(
-        [
-            serviceOperations,
-            sessionOperations,
-            userOperations,
-            tokenOperations,
-            eventOperations,
-            zoneOperations,
-            agentOperations,
-            taskOperations,
-            runOperations,
-        ].joined())
-
     var store: Store { manager.store }
     var config: ManagerConfig { manager.config }
 
@@ -60,23 +46,6 @@ struct RequestScopeMiddleware: RouterMiddleware {
         try await RequestScope.$context.withValue(context) {
             try await RequestScope.$head.withValue(request.head) { try await next(request, context) }
         }
-    }
-}
-
-/// Registers on the router only the generated handlers of the operations listed, so that the
-/// operations can move to the generated server one feature at a time; the others keep their
-/// hand-written routes until they move.
-struct SelectedOperations: ServerTransport {
-    let router: Router<KlevrRequestContext>
-    /// `METHOD /path/{template}` of each operation served by its generated handler.
-    let operations: Set<String>
-
-    func register(
-        _ handler: @Sendable @escaping (HTTPRequest, HTTPBody?, ServerRequestMetadata) async throws -> (HTTPResponse, HTTPBody?),
-        method: HTTPRequest.Method, path: String
-    ) throws {
-        guard operations.contains("\(method.rawValue) \(path)") else { return }
-        router.register(handler, method: method, path: path)
     }
 }
 

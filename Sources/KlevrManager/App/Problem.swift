@@ -34,6 +34,8 @@ public struct Problem: Error, HTTPResponseError, Sendable {
     static func notFound(_ detail: String) -> Problem { Problem(.notFound, type: "not-found", detail: detail) }
     static func conflict(_ detail: String) -> Problem { Problem(.conflict, type: "conflict", detail: detail) }
     static func badRequest(_ detail: String) -> Problem { Problem(.badRequest, type: "bad-request", detail: detail) }
+    /// A 401 for an enrollment that is refused (wrong key, missing proof, stale statement, replay).
+    static func enrollRefused(_ detail: String) -> Problem { Problem(.unauthorized, type: "enroll-refused", detail: detail) }
     /// For a user whose (generated) password must be changed before anything else; says how.
     static func passwordChangeRequired(_ username: String) -> Problem {
         Problem(

@@ -5,10 +5,6 @@ import KlevrStore
 
 /// Sessions: logging in and out, the calling user, and their own password.
 extension ManagerAPI {
-    static let sessionOperations: Set<String> = [
-        "POST /api/v1/auth/login", "POST /api/v1/auth/logout", "GET /api/v1/me", "POST /api/v1/me/password",
-    ]
-
     /// Checks a user name and password (throttled per client address, see ``LoginThrottleState``), then
     /// opens a session: its cookie (HttpOnly, SameSite=Strict, Secure when clients reach the manager over
     /// TLS) and the CSRF token that cookie-authenticated writes must send back.

@@ -4,8 +4,6 @@ import KlevrStore
 
 /// API tokens: every user lists, creates and revokes their own; admins list and revoke everyone's.
 extension ManagerAPI {
-    static let tokenOperations: Set<String> = ["GET /api/v1/tokens", "POST /api/v1/tokens", "DELETE /api/v1/tokens/{id}"]
-
     /// The longest lifetime a token can be given at creation (a token created without one does not expire).
     static let maximumTokenDays = 365
 

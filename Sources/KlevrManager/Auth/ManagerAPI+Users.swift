@@ -5,11 +5,6 @@ import KlevrStore
 /// Users, managed by admins. Each operation knows the caller (who acts) and the user it acts on (the
 /// subject); the store changes the user, their sessions and their tokens in one transaction.
 extension ManagerAPI {
-    static let userOperations: Set<String> = [
-        "GET /api/v1/users", "POST /api/v1/users", "DELETE /api/v1/users/{username}", "POST /api/v1/users/{username}/disable",
-        "POST /api/v1/users/{username}/enable", "PUT /api/v1/users/{username}/role",
-    ]
-
     func listUsers(_ input: Operations.ListUsers.Input) async throws -> Operations.ListUsers.Output {
         _ = try context.requireCaller()
         return .ok(.init(body: .json(.init(items: try await store.users().map(Self.view), nextCursor: nil))))

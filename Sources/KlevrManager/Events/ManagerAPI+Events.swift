@@ -7,8 +7,6 @@ import OpenAPIRuntime
 /// The event log and the audit log: listed newest first with a cursor, listed after an id, or followed
 /// live as Server-Sent Events (see ``EventStream``).
 extension ManagerAPI {
-    static let eventOperations: Set<String> = ["GET /api/v1/events", "GET /api/v1/audit"]
-
     func listEvents(_ input: Operations.ListEvents.Input) async throws -> Operations.ListEvents.Output {
         let admin = try context.requireUser().role >= .admin
         let query = EventQuery(input.query, lastEventID: input.headers.lastEventID, accept: input.headers.accept)

@@ -6,10 +6,6 @@ import OpenAPIRuntime
 
 /// Runs: listing, one run, canceling one, and its log (as JSON, or followed live as Server-Sent Events).
 extension ManagerAPI {
-    static let runOperations: Set<String> = [
-        "GET /api/v1/runs", "GET /api/v1/runs/{id}", "POST /api/v1/runs/{id}/cancel", "GET /api/v1/runs/{id}/logs",
-    ]
-
     func listRuns(_ input: Operations.ListRuns.Input) async throws -> Operations.ListRuns.Output {
         var filter = RunFilter()
         if let task = input.query.task {

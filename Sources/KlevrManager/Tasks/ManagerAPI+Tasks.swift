@@ -7,10 +7,6 @@ import OpenAPIRuntime
 /// Tasks: creating one (validation, targeting and dispatch are ``TaskService``'s), listing, one task
 /// with its runs, canceling one.
 extension ManagerAPI {
-    static let taskOperations: Set<String> = [
-        "GET /api/v1/tasks", "POST /api/v1/tasks", "GET /api/v1/tasks/{id}", "POST /api/v1/tasks/{id}/cancel",
-    ]
-
     func listTasks(_ input: Operations.ListTasks.Input) async throws -> Operations.ListTasks.Output {
         let limit = try Self.pageLimit(input.query.limit)
         let tasks = try await store.tasks(zoneName: input.query.zone, after: try Self.cursor(input.query.cursor), limit: limit)
@@ -56,17 +52,16 @@ extension ManagerAPI {
     // MARK: - The request
 
     /// The task a request asks for, in the service's terms.
-    static func taskRequest(_ body: Components.Schemas.TaskCreateRequest) throws -> TaskCreateRequest {
-        TaskCreateRequest(
-            name: body.name, zone: body.zone, target: try targetSpec(body.target),
-            steps: body.steps.map { StepSpec(name: $0.name, script: $0.script, timeoutSeconds: $0.timeoutSeconds) },
+    static func taskRequest(_ body: Components.Schemas.TaskCreateRequest) throws -> TaskSpec {
+        TaskSpec(
+            name: body.name, zone: body.zone, target: try targetSpec(body.target), steps: body.steps,
             params: body.params?.additionalProperties, timeoutSeconds: body.timeoutSeconds)
     }
 
     /// The target a request names. The document's `Target` is a `oneOf` whose generated type keeps `kind`
     /// as any JSON value (and `agentId` as one in the second branch), so their types are checked here,
     /// naming the field as a decoding error would; the rules between them are ``TaskService``'s.
-    static func targetSpec(_ target: Components.Schemas.Target) throws -> TargetSpec {
+    static func targetSpec(_ target: Components.Schemas.Target) throws -> TaskTarget {
         let kind: (any Sendable)?
         let agentID: String?
         switch target {
@@ -83,8 +78,8 @@ extension ManagerAPI {
         }
         guard let kind else { throw Problem.invalid("target.kind", "is required") }
         guard let text = kind as? String else { throw Problem.invalid("target.kind", "must be a string") }
-        guard let value = TargetSpec.Kind(rawValue: text) else { throw Problem.invalid("target.kind", "must be agent, any or all") }
-        return TargetSpec(kind: value, agentId: agentID)
+        guard let value = TaskTarget.Kind(rawValue: text) else { throw Problem.invalid("target.kind", "must be agent, any or all") }
+        return TaskTarget(kind: value, agentId: agentID)
     }
 
     // MARK: - Views
@@ -99,17 +94,17 @@ extension ManagerAPI {
                 throw StoreError.corrupt("task \(task.id) has stored \(what) that do not decode: \(error)")
             }
         }
-        let target = try stored(TargetSpec.self, task.targetJSON, "a target")
+        let target = try stored(TaskTarget.self, task.targetJSON, "a target")
         let steps = try stored([StepSpec].self, task.stepsJSON, "steps")
         let params = try stored([String: String].self, task.paramsJSON, "parameters")
         return .init(
             id: task.id, name: task.name, zone: task.zoneName, target: try view(target),
-            steps: steps.map { .init(name: $0.name, script: $0.script, timeoutSeconds: $0.timeoutSeconds) },
+            steps: steps,
             params: .init(additionalProperties: params), timeoutSeconds: task.timeoutSeconds, createdAt: task.createdAt,
             createdBy: task.createdBy, canceledAt: task.canceledAt, runs: runs.map { Self.view($0) })
     }
 
-    static func view(_ target: TargetSpec) throws -> Components.Schemas.Target {
+    static func view(_ target: TaskTarget) throws -> Components.Schemas.Target {
         let kind = try OpenAPIValueContainer(unvalidatedValue: target.kind.rawValue)
         guard let agentID = target.agentId else { return .case2(.init(kind: kind)) }
         return .case1(.init(kind: kind, agentId: agentID))

@@ -27,7 +27,7 @@ struct TaskService: Sendable {
     let isOnline: @Sendable (AgentRecord) -> Bool
 
     /// Validates a task, picks its agents and stores it with one queued run per agent.
-    func create(_ body: TaskCreateRequest, by user: UserRecord, actor: EventActor, now: Int64) async throws
+    func create(_ body: TaskSpec, by user: UserRecord, actor: EventActor, now: Int64) async throws
         -> (task: TaskRecord, targets: [AgentRecord])
     {
         try Self.validate(body)
@@ -62,7 +62,7 @@ struct TaskService: Sendable {
         return (record, targets)
     }
 
-    static func validate(_ body: TaskCreateRequest) throws(ServiceError) {
+    static func validate(_ body: TaskSpec) throws(ServiceError) {
         var errors: [ProblemDocument.FieldError] = []
         if let name = body.name, name.unicodeScalars.count > 200 { errors.append(.init(field: "name", message: "at most 200 characters")) }
         if body.steps.isEmpty || body.steps.count > 50 { errors.append(.init(field: "steps", message: "1 to 50 steps")) }

@@ -5,12 +5,6 @@ import KlevrStore
 
 /// Zones and their enrollment keys.
 extension ManagerAPI {
-    static let zoneOperations: Set<String> = [
-        "GET /api/v1/zones", "POST /api/v1/zones", "GET /api/v1/zones/{zone}", "DELETE /api/v1/zones/{zone}",
-        "GET /api/v1/zones/{zone}/events", "GET /api/v1/zones/{zone}/enroll-keys", "POST /api/v1/zones/{zone}/enroll-keys",
-        "POST /api/v1/zones/{zone}/enroll-keys/{id}/rotate", "DELETE /api/v1/zones/{zone}/enroll-keys/{id}",
-    ]
-
     func listZones(_ input: Operations.ListZones.Input) async throws -> Operations.ListZones.Output {
         var zones: [Components.Schemas.Zone] = []
         for zone in try await store.zones() { zones.append(try await view(zone)) }

@@ -1,0 +1,28 @@
+import KlevrAPI
+
+/// A task as the service creates it: what the API's `TaskCreateRequest` asks for, in the service's
+/// terms (the API part checks the request's shapes; ``TaskService`` checks its rules).
+struct TaskSpec: Sendable, Equatable {
+    var name: String?
+    var zone: String
+    var target: TaskTarget
+    var steps: [StepSpec]
+    var params: [String: String]?
+    var timeoutSeconds: Int?
+}
+
+/// Where a task runs. Stored with the task as this JSON (`{"kind": …, "agentId": …}`).
+struct TaskTarget: Codable, Sendable, Equatable {
+    /// How agents are chosen.
+    enum Kind: String, Codable, Sendable {
+        /// One named agent (`agentId`).
+        case agent
+        /// One online agent of the zone, chosen by the manager.
+        case any
+        /// Every agent of the zone that is not retired.
+        case all
+    }
+
+    var kind: Kind
+    var agentId: String?
+}
