@@ -57,7 +57,10 @@ let package = Package(
         ),
         .target(
             name: "KlevrPeerAPI",
-            dependencies: ["KlevrAPI", .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime")],
+            dependencies: [
+                "KlevrAPI", .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
+                .product(name: "HTTPTypes", package: "swift-http-types"), .product(name: "Crypto", package: "swift-crypto"),
+            ],
             resources: [.copy("openapi.yaml")],
             swiftSettings: swiftSettings,
             plugins: [.plugin(name: "OpenAPIGenerator", package: "swift-openapi-generator")]
@@ -138,8 +141,9 @@ let package = Package(
         .target(
             name: "KlevrBench",
             dependencies: [
-                "KlevrCore", "KlevrStore", "KlevrAPI", "KlevrClient", "KlevrManager", "KlevrAgent",
+                "KlevrCore", "KlevrStore", "KlevrAPI", "KlevrPeerAPI", "KlevrClient", "KlevrManager", "KlevrAgent",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "OpenAPIAsyncHTTPClient", package: "swift-openapi-async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

@@ -6,10 +6,12 @@ import KlevrAgent
 import KlevrClient
 import KlevrCore
 import KlevrManager
+import KlevrPeerAPI
 import KlevrStore
 import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
+import OpenAPIAsyncHTTPClient
 import Synchronization
 
 #if canImport(Glibc)
@@ -210,29 +212,24 @@ struct SimulatedMember: Sendable {
     func run(address: String, http: HTTPClient, primaryKey: Curve25519.Signing.PublicKey, book: ReceiptBook) async {
         var pending: AgentReport?
         var digest: String?
+        guard let url = URL(string: "http://\(address)") else { return }
+        let stamping = PeerStamping(
+            agentID: id, zoneID: zoneID, key: key, time: { Clock.nowMillis() }, maxBody: 8 << 20, maxAnswer: 64 << 20,
+            keyOf: { _, _ in primaryKey }, verified: { _ in })
+        let client = KlevrPeerAPI.Client(
+            serverURL: url, transport: AsyncHTTPClientTransport(configuration: .init(client: http, timeout: .seconds(40))), middlewares: [stamping])
         while !Task.isCancelled {
             do {
                 var request = SyncRequest(wait: pending == nil, reports: [], membershipDigest: digest, holdMillis: 27_000)
                 if let pending {
                     request.relayed = [try SignedBlob.sign(pending, domain: SignedBlob.Domain.report, signer: id, key: key)]
                 }
-                let body = try JSONEncoder().encode(request)
-                let stamp = try PeerStamp.sign(method: "POST", path: "/peer/v1/sync", body: body, sender: id, zone: zoneID, time: Clock.nowMillis(), key: key)
-                var http1 = HTTPClientRequest(url: "http://\(address)/peer/v1/sync")
-                http1.method = .POST
-                http1.headers.add(name: PeerStamp.header, value: stamp.headerValue)
-                http1.headers.add(name: "Content-Type", value: "application/json")
-                http1.body = .bytes(ByteBuffer(bytes: body))
-                let response = try await http.execute(http1, timeout: .seconds(40))
-                var buffer = try await response.body.collect(upTo: 64 << 20)
-                let data = buffer.readData(length: buffer.readableBytes) ?? Data()
-                guard response.status == .ok, let header = response.headers.first(name: PeerStamp.answerHeader),
-                    PeerStamp.verifyAnswer(header: header, requestNonce: stamp.nonce, status: 200, body: data, keyOf: { _ in primaryKey }) != nil
-                else {
+                // The generated peer client, stamping the request and checking the primary's signature.
+                guard case .ok(let ok) = try await client.peerSync(body: .json(request)) else {
                     try await Task.sleep(for: .milliseconds(200))
                     continue
                 }
-                let answer = try JSONDecoder().decode(SyncResponse.self, from: data)
+                let answer = try ok.body.json
                 if let membership = answer.signedMembership { digest = membership.digest }
                 if pending != nil {
                     if answer.signedAcks != nil { pending = nil }

@@ -83,7 +83,8 @@ struct PeerClient: Sendable {
     ) async throws -> (output: Output, signer: String) {
         let signer = Locked<String?>(nil)
         let stamping = PeerStamping(
-            address: address, agentID: agentID, zoneID: zoneID, key: key, time: { [clock] in clock.now() }, keyOf: keyOf, signer: signer)
+            agentID: agentID, zoneID: zoneID, key: key, time: { [clock] in clock.now() }, maxBody: PeerServer.maxSyncBody,
+            maxAnswer: Self.maxAnswerBytes, keyOf: keyOf, verified: { who in signer.withLock { $0 = who } })
         let client = KlevrPeerAPI.Client(
             serverURL: try Self.url(address), transport: AsyncHTTPClientTransport(configuration: .init(client: http, timeout: timeout)),
             middlewares: [stamping])
@@ -91,7 +92,9 @@ struct PeerClient: Sendable {
         do {
             output = try await body(client)
         } catch {
-            throw Self.cause(of: error)
+            let cause = Self.cause(of: error)
+            if cause is PeerStamping.UnauthenticatedAnswer { throw Failure.unauthenticatedAnswer(address) }
+            throw cause
         }
         guard let who = signer.withLock({ $0 }) else { throw Failure.unauthenticatedAnswer(address) }
         return (output, who)
@@ -149,43 +152,5 @@ struct PeerClient: Sendable {
         var current = error
         while let wrapped = current as? ClientError { current = wrapped.underlyingError }
         return current
-    }
-}
-
-/// Signs every peer request with this agent's key (`X-Klevr-Peer`, over the exact body bytes sent) and
-/// accepts an answer only when its `X-Klevr-Peer-Answer` verifies with the key of the member `keyOf`
-/// names, bound to the request's nonce; records who signed it.
-struct PeerStamping: ClientMiddleware {
-    let address: String
-    let agentID: String
-    let zoneID: String
-    let key: Curve25519.Signing.PrivateKey
-    let time: @Sendable () -> Int64
-    let keyOf: @Sendable (String, Data) -> Curve25519.Signing.PublicKey?
-    let signer: Locked<String?>
-
-    func intercept(
-        _ request: HTTPRequest, body: HTTPBody?, baseURL: URL, operationID: String,
-        next: (HTTPRequest, HTTPBody?, URL) async throws -> (HTTPResponse, HTTPBody?)
-    ) async throws -> (HTTPResponse, HTTPBody?) {
-        guard let stampName = HTTPField.Name(PeerStamp.header), let answerName = HTTPField.Name(PeerStamp.answerHeader) else {
-            throw PeerClient.Failure.badAddress(address)
-        }
-        var request = request
-        var bytes = Data()
-        if let body { bytes = try await Data(collecting: body, upTo: PeerServer.maxSyncBody) }
-        let path = request.path.flatMap { $0.split(separator: "?").first.map(String.init) } ?? "/"
-        let stamp = try PeerStamp.sign(
-            method: request.method.rawValue, path: path, body: bytes, sender: agentID, zone: zoneID, time: time(), key: key)
-        request.headerFields[stampName] = stamp.headerValue
-        let (response, answerBody) = try await next(request, body == nil ? nil : HTTPBody(bytes), baseURL)
-        var answer = Data()
-        if let answerBody { answer = try await Data(collecting: answerBody, upTo: PeerClient.maxAnswerBytes) }
-        guard let header = response.headerFields[answerName],
-            let who = PeerStamp.verifyAnswer(
-                header: header, requestNonce: stamp.nonce, status: response.status.code, body: answer, keyOf: { keyOf($0, answer) })
-        else { throw PeerClient.Failure.unauthenticatedAnswer(address) }
-        signer.withLock { $0 = who }
-        return (response, HTTPBody(answer))
     }
 }
