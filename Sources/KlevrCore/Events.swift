@@ -13,6 +13,13 @@ public enum EventKind: String, Codable, Sendable, CaseIterable {
     case runTimedOut = "run.timed_out"
     case runCanceled = "run.canceled"
     case runCancelRequested = "run.cancel_requested"
+    /// A scheduled run's time came: it is queued.
+    case runDue = "run.due"
+    /// A step failed and the agent runs the recover steps.
+    case runRecovering = "run.recovering"
+    case runFailedRecover = "run.failed_recover"
+    /// A run not started before its deadline; it never runs.
+    case runExpired = "run.expired"
     /// A report or action the run state machine refused (recorded, not silently dropped).
     case runTransitionRefused = "run.transition_refused"
 

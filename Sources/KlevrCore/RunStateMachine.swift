@@ -16,6 +16,12 @@ public enum RunEvent: Sendable, Equatable {
     case cancel
     /// The agent was retired without confirming that it stopped the run: the run ends `canceled`.
     case abandon
+    /// A scheduled run's time came: it is queued for delivery.
+    case due
+    /// The agent reports that a step failed and it runs the task's recover steps.
+    case recover
+    /// The run's `deliverWithin` deadline passed before it started: it ends `expired` and never runs.
+    case expire
 }
 
 /// The one place where run transitions are decided.
@@ -39,16 +45,25 @@ public enum RunStateMachine {
     /// - Throws: ``RunTransitionError`` when the event is not allowed in that state.
     public static func apply(_ event: RunEvent, to status: RunStatus) throws(RunTransitionError) -> Decision {
         switch (status, event) {
+        case (.scheduled, .due): return .transition(to: .queued)
         case (.queued, .dispatch): return .transition(to: .dispatched)
         case (.dispatched, .redeliver), (.dispatched, .release): return .stay
-        case (.queued, .cancel): return .transition(to: .canceled)
-        case (.dispatched, .cancel), (.running, .cancel): return .stay
-        case (.dispatched, .abandon), (.running, .abandon): return .transition(to: .canceled)
+        case (.scheduled, .cancel), (.queued, .cancel): return .transition(to: .canceled)
+        case (.dispatched, .cancel), (.running, .cancel), (.recovering, .cancel): return .stay
+        case (.dispatched, .abandon), (.running, .abandon), (.recovering, .abandon): return .transition(to: .canceled)
+        // Only a run that has not started expires: one that started runs to its end (or its timeout).
+        case (.scheduled, .expire), (.queued, .expire), (.dispatched, .expire): return .transition(to: .expired)
         case (.dispatched, .start): return .transition(to: .running)
-        // A result can arrive in the same batch as (or before) the start report that was lost.
-        case (.dispatched, .finish(let outcome)): return .transition(to: outcome.status)
-        case (.running, .start): return .duplicate
-        case (.running, .finish(let outcome)): return .transition(to: outcome.status)
+        // Reports of one batch are applied in order; a start report may have been lost before a later one.
+        case (.dispatched, .recover), (.running, .recover): return .transition(to: .recovering)
+        case (.dispatched, .finish(let outcome)), (.running, .finish(let outcome)): return .transition(to: outcome.status)
+        // A recovering run ends in error, whatever its recover steps did.
+        case (.recovering, .finish(let outcome)) where outcome != .succeeded: return .transition(to: outcome.status)
+        case (.running, .start), (.recovering, .start), (.recovering, .recover): return .duplicate
+        // A run that ended after recovering may hear its recovery again (a re-sent report).
+        case (.failed, .recover), (.failedRecover, .recover), (.timedOut, .recover), (.canceled, .recover): return .duplicate
+        // An expired run must never have started: a start report for it is a fault, recorded.
+        case (.expired, _): throw RunTransitionError(from: status, event: event)
         case (let terminal, .start) where terminal.isTerminal: return .duplicate
         case (let terminal, .finish(let outcome)) where terminal.isTerminal:
             if terminal == outcome.status { return .duplicate }
@@ -71,13 +86,17 @@ public enum RunStateMachine {
             }
         case .transition(let next):
             switch next {
-            case .queued: return nil
+            case .scheduled: return nil
+            case .queued: return .runDue
             case .dispatched: return .runDispatched
             case .running: return .runStarted
+            case .recovering: return .runRecovering
             case .succeeded: return .runSucceeded
             case .failed: return .runFailed
+            case .failedRecover: return .runFailedRecover
             case .timedOut: return .runTimedOut
             case .canceled: return .runCanceled
+            case .expired: return .runExpired
             }
         }
     }
@@ -108,6 +127,9 @@ extension RunEvent: CustomStringConvertible {
         case .finish(let outcome): "finish(\(outcome.rawValue))"
         case .cancel: "cancel"
         case .abandon: "abandon"
+        case .due: "due"
+        case .recover: "recover"
+        case .expire: "expire"
         }
     }
 }

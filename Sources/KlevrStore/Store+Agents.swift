@@ -151,7 +151,7 @@ extension Store {
             }
             let runs = try await db.raw(
                 SQLQueryString(Self.runSelect)
-                    + " WHERE r.agent_id = \(bind: id) AND r.status IN ('queued', 'dispatched', 'running') AND r.cancel_requested = 0"
+                    + " WHERE r.agent_id = \(bind: id) AND r.status IN ('scheduled', 'queued', 'dispatched', 'running', 'recovering') AND r.cancel_requested = 0"
             ).all().map(Self.run(from:))
             _ = try await Self.cancel(db, runs: runs, now: now, actor: actor, reason: "agent retired", events: events)
             return try await Self.finishRetirement(db, agentID: id, now: now, events: events)
@@ -162,7 +162,7 @@ extension Store {
     @discardableResult
     static func finishRetirement(_ db: any SQLDatabase, agentID: String, now: Int64, events: EventWriter) async throws -> Bool {
         let held = try await db.raw(
-            "SELECT COUNT(*) AS n FROM runs WHERE agent_id = \(bind: agentID) AND status IN ('queued', 'dispatched', 'running')"
+            "SELECT COUNT(*) AS n FROM runs WHERE agent_id = \(bind: agentID) AND status IN ('scheduled', 'queued', 'dispatched', 'running', 'recovering')"
         ).first()?.decode(column: "n", as: Int64.self) ?? 0
         guard held == 0 else { return false }
         guard
@@ -192,7 +192,7 @@ extension Store {
             ).all().map { (id: try $0.decode(column: "id", as: String.self), zoneID: try $0.decode(column: "zone_id", as: String.self)) }
             for agent in overdue {
                 let runs = try await db.raw(
-                    SQLQueryString(Self.runSelect) + " WHERE r.agent_id = \(bind: agent.id) AND r.status IN ('dispatched', 'running')"
+                    SQLQueryString(Self.runSelect) + " WHERE r.agent_id = \(bind: agent.id) AND r.status IN ('dispatched', 'running', 'recovering')"
                 ).all().map(Self.run(from:)).map(RunRef.init)
                 let reason = "agent retired; it did not confirm that it stopped the run"
                 _ = try await Self.moveRuns(

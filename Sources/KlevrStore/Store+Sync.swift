@@ -285,7 +285,7 @@ extension Store {
                     "SELECT id, agent_id FROM runs WHERE " + scope
                         + """
                          AND cancel_requested = 1
-                        AND status IN ('dispatched', 'running') AND (cancel_sent_at IS NULL OR cancel_sent_at < \(bind: now - redeliverAfter))
+                        AND status IN ('dispatched', 'running', 'recovering') AND (cancel_sent_at IS NULL OR cancel_sent_at < \(bind: now - redeliverAfter))
                         """
                 ).all()
                 let found = try cancelRows.map { (agentID: try $0.decode(column: "agent_id", as: String.self), runID: try $0.decode(column: "id", as: String.self)) }

@@ -161,7 +161,7 @@ extension Store {
                 events.append(.taskCanceled, actor: actor, zoneID: try task.decode(column: "zone_id", as: String.self), subject: id, at: now)
             }
             let runs = try await db.raw(
-                SQLQueryString(Self.runSelect) + " WHERE r.task_id = \(bind: id) AND r.status IN ('queued', 'dispatched', 'running') AND r.cancel_requested = 0"
+                SQLQueryString(Self.runSelect) + " WHERE r.task_id = \(bind: id) AND r.status IN ('scheduled', 'queued', 'dispatched', 'running', 'recovering') AND r.cancel_requested = 0"
             ).all().map(Self.run(from:))
             _ = try await Self.cancel(db, runs: runs, now: now, actor: actor, reason: "task canceled by \(actor.name)", events: events)
             return runs.map(\.agentID)

@@ -52,7 +52,7 @@ extension Store {
             if !force {
                 let agents = try await db.raw("SELECT COUNT(*) AS n FROM agents WHERE zone_id = \(bind: id) AND retired_at IS NULL").first()
                 let pending = try await db.raw(
-                    "SELECT COUNT(*) AS n FROM runs WHERE zone_id = \(bind: id) AND status IN ('queued', 'dispatched', 'running')"
+                    "SELECT COUNT(*) AS n FROM runs WHERE zone_id = \(bind: id) AND status IN ('scheduled', 'queued', 'dispatched', 'running', 'recovering')"
                 ).first()
                 let agentCount = try agents?.decode(column: "n", as: Int64.self) ?? 0
                 let pendingCount = try pending?.decode(column: "n", as: Int64.self) ?? 0

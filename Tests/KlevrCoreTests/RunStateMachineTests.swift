@@ -4,10 +4,12 @@ import Testing
 @Suite struct RunStateMachineTests {
     typealias Row = (from: RunStatus, event: RunEvent, expected: RunStateMachine.Decision?)
 
+    static let events: [RunEvent] =
+        [.due, .dispatch, .redeliver, .release, .start, .recover, .cancel, .abandon, .expire] + RunOutcome.allCases.map { .finish($0) }
+
     /// The whole table: every (state, event) pair, with nil meaning "refused".
     static let table: [Row] = {
         var rows: [Row] = []
-        let events: [RunEvent] = [.dispatch, .redeliver, .release, .start, .cancel, .abandon] + RunOutcome.allCases.map { .finish($0) }
         for status in RunStatus.allCases {
             for event in events {
                 rows.append((status, event, expected(status, event)))
@@ -18,23 +20,35 @@ import Testing
 
     /// The intended rules, written independently of the implementation's switch.
     static func expected(_ status: RunStatus, _ event: RunEvent) -> RunStateMachine.Decision? {
+        let handedOut: Set<RunStatus> = [.dispatched, .running, .recovering]
         switch event {
+        case .due:
+            return status == .scheduled ? .transition(to: .queued) : nil
         case .dispatch:
             return status == .queued ? .transition(to: .dispatched) : nil
         case .redeliver, .release:
             return status == .dispatched ? .stay : nil
         case .cancel:
-            if status == .queued { return .transition(to: .canceled) }
-            if status == .dispatched || status == .running { return .stay }
-            return nil
+            if status == .scheduled || status == .queued { return .transition(to: .canceled) }
+            return handedOut.contains(status) ? .stay : nil
         case .abandon:
-            return status == .dispatched || status == .running ? .transition(to: .canceled) : nil
+            return handedOut.contains(status) ? .transition(to: .canceled) : nil
+        case .expire:
+            // Never a run that started.
+            return [.scheduled, .queued, .dispatched].contains(status) ? .transition(to: .expired) : nil
         case .start:
             if status == .dispatched { return .transition(to: .running) }
-            if status == .running || status.isTerminal { return .duplicate }
+            if status == .expired { return nil }
+            if status == .running || status == .recovering || status.isTerminal { return .duplicate }
+            return nil
+        case .recover:
+            if status == .dispatched || status == .running { return .transition(to: .recovering) }
+            if [.recovering, .failed, .failedRecover, .timedOut, .canceled].contains(status) { return .duplicate }
             return nil
         case .finish(let outcome):
             if status == .dispatched || status == .running { return .transition(to: outcome.status) }
+            if status == .recovering { return outcome == .succeeded ? nil : .transition(to: outcome.status) }
+            if status == .expired { return nil }
             if status.isTerminal { return status == outcome.status ? .duplicate : nil }
             return nil
         }
@@ -49,7 +63,8 @@ import Testing
 
     @Test func tableCoversEveryStatus() {
         #expect(Set(Self.table.map(\.from)) == Set(RunStatus.allCases))
-        #expect(Self.table.count == RunStatus.allCases.count * 10)
+        #expect(Self.table.count == RunStatus.allCases.count * Self.events.count)
+        #expect(RunStatus.allCases.count == 11 && Self.events.count == 14)
     }
 
     @Test func refusalNamesStateAndEvent() {
@@ -59,6 +74,25 @@ import Testing
             Issue.record("start of a queued run must be refused")
         } catch {
             #expect(error.description.contains("queued"))
+        }
+    }
+
+    @Test func anExpiredRunNeverStartsOrEnds() {
+        for event in Self.events {
+            #expect((try? RunStateMachine.apply(event, to: .expired)) == nil, "\(event)")
+        }
+    }
+
+    @Test func aRecoveringRunCannotSucceed() throws {
+        #expect(throws: RunTransitionError.self) { try RunStateMachine.apply(.finish(.succeeded), to: .recovering) }
+        #expect(try RunStateMachine.apply(.finish(.failed), to: .recovering) == .transition(to: .failed))
+        #expect(try RunStateMachine.apply(.finish(.failedRecover), to: .recovering) == .transition(to: .failedRecover))
+    }
+
+    @Test func everyChangeHasAnEventKind() throws {
+        for row in Self.table {
+            guard case .transition(let next)? = row.expected else { continue }
+            #expect(RunStateMachine.eventKind(row.event, decision: .transition(to: next)) != nil, "\(row.from) + \(row.event)")
         }
     }
 

@@ -65,7 +65,7 @@ public struct RolloutError: Error, Sendable, Equatable, CustomStringConvertible 
 
 /// How a fan-out proceeds: how many runs execute at once, and how many errors stop it.
 ///
-/// - `maxConcurrency`: at most this many runs are in flight (dispatched or running) at once. A percentage is of
+/// - `maxConcurrency`: at most this many runs are in flight (dispatched, running or recovering) at once. A percentage is of
 ///   the targets, rounded **up**, and at least 1 (10% of 15 agents is 2). No limit: all start at once.
 /// - `maxErrors`: the rollout stops when the number of runs that ended in error **exceeds** it (`0` stops at the
 ///   first error; `1` at the second). A percentage is of the targets, rounded **down** (10% of 15 is 1). No limit:
@@ -124,9 +124,9 @@ public struct RolloutPolicy: Sendable, Hashable {
 public struct RolloutProgress: Sendable, Hashable {
     /// All runs of the fan-out (one per target agent).
     public var targets: Int
-    /// Runs not yet handed to an agent (queued).
+    /// Runs not yet handed to an agent (scheduled or queued).
     public var notStarted: Int
-    /// Runs handed to an agent and not ended (dispatched or running).
+    /// Runs handed to an agent and not ended (dispatched, running or recovering).
     public var inFlight: Int
     /// Runs that ended successfully.
     public var succeeded: Int
@@ -152,10 +152,11 @@ public struct RolloutProgress: Sendable, Hashable {
         for status in statuses {
             targets += 1
             switch status {
-            case .queued: notStarted += 1
-            case .dispatched, .running: inFlight += 1
+            case .scheduled, .queued: notStarted += 1
+            case .dispatched, .running, .recovering: inFlight += 1
             case .succeeded: succeeded += 1
-            case .failed, .timedOut: errors += 1
+            // A run that expired never ran: the fan-out did not reach that agent, which counts as an error.
+            case .failed, .failedRecover, .timedOut, .expired: errors += 1
             case .canceled: canceled += 1
             }
         }

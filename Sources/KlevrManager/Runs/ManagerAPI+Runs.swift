@@ -17,7 +17,7 @@ extension ManagerAPI {
             filter.agentID = agent
         }
         filter.zoneName = input.query.zone
-        filter.status = input.query.status.map { RunStatus($0) }
+        filter.status = input.query.status
         let limit = try Self.pageLimit(input.query.limit)
         let runs = try await store.runs(filter, after: try Self.cursor(input.query.cursor), limit: limit)
         let next = runs.count == limit ? runs.last.map { Cursor(createdAt: $0.createdAt, id: $0.id).text } : nil
@@ -51,7 +51,7 @@ extension ManagerAPI {
             || (streamQuality > 0 && streamQuality > EventQuery.quality(of: "application/json", in: input.headers.accept))
         if !follow {
             let logs = try await store.logs(runID: run.id, after: after, limit: 100_000)
-            return .ok(.init(body: .json(.init(items: try logs.map { try Self.view($0) }, status: .init(run.status)))))
+            return .ok(.init(body: .json(.init(items: try logs.map { try Self.view($0) }, status: run.status))))
         }
         let stream = RunLogStream(store: store, hub: manager.hub, runID: run.id, after: after)
         return .ok(
@@ -70,7 +70,7 @@ extension ManagerAPI {
 
     static func view(_ run: RunRecord) -> Components.Schemas.Run {
         .init(
-            id: run.id, taskId: run.taskID, agentId: run.agentID, zone: run.zoneName, status: .init(run.status), reason: run.reason,
+            id: run.id, taskId: run.taskID, agentId: run.agentID, zone: run.zoneName, status: run.status, reason: run.reason,
             exitCode: run.exitCode, result: run.result, cancelRequested: run.cancelRequested, createdAt: run.createdAt,
             dispatchedAt: run.dispatchedAt, startedAt: run.startedAt, finishedAt: run.finishedAt)
     }
@@ -85,30 +85,3 @@ extension ManagerAPI {
     }
 }
 
-extension Components.Schemas.RunStatus {
-    init(_ status: RunStatus) {
-        switch status {
-        case .queued: self = .queued
-        case .dispatched: self = .dispatched
-        case .running: self = .running
-        case .succeeded: self = .succeeded
-        case .failed: self = .failed
-        case .timedOut: self = .timedOut
-        case .canceled: self = .canceled
-        }
-    }
-}
-
-extension RunStatus {
-    init(_ status: Components.Schemas.RunStatus) {
-        switch status {
-        case .queued: self = .queued
-        case .dispatched: self = .dispatched
-        case .running: self = .running
-        case .succeeded: self = .succeeded
-        case .failed: self = .failed
-        case .timedOut: self = .timedOut
-        case .canceled: self = .canceled
-        }
-    }
-}
