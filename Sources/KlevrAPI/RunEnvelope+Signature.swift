@@ -15,12 +15,15 @@ extension RunEnvelope {
         case badSignature
         case wrongAgent(String)
         case expired(Int64)
+        /// Its delivery deadline passed before it could start: it must not run.
+        case pastDeadline(Int64)
 
         public var description: String {
             switch self {
             case .badSignature: "the run's signature does not verify with the manager's key"
             case .wrongAgent(let agent): "the run is addressed to agent \(agent), not this one"
             case .expired(let at): "the run expired at \(at) (epoch ms) before it reached this agent"
+            case .pastDeadline(let at): "the run's delivery deadline passed at \(at) (epoch ms) before it could start"
             }
         }
     }
@@ -36,6 +39,8 @@ extension RunEnvelope {
         var timeoutSeconds: Int
         var issuedAt: Int64
         var expiresAt: Int64
+        /// Encoded only when set, so that the signed bytes of envelopes without a deadline are unchanged.
+        var deliverBy: Int64?
     }
 
     /// The bytes the signature covers.
@@ -44,7 +49,7 @@ extension RunEnvelope {
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let part = SignedPart(
             runId: runId, taskId: taskId, agentId: agentId, zone: zone, steps: steps, params: params.additionalProperties, sealedParams: sealedParams, timeoutSeconds: timeoutSeconds,
-            issuedAt: issuedAt, expiresAt: expiresAt)
+            issuedAt: issuedAt, expiresAt: expiresAt, deliverBy: deliverBy)
         return Data("klevr-run-v1\n".utf8) + (try encoder.encode(part))
     }
 
@@ -63,6 +68,7 @@ extension RunEnvelope {
             managerKey.isValidSignature(signatureData, for: payload)
         else { throw .badSignature }
         guard agentId == agentID else { throw .wrongAgent(agentId) }
+        if let deliverBy, now > deliverBy { throw .pastDeadline(deliverBy) }
         guard now <= expiresAt else { throw .expired(expiresAt) }
     }
 }

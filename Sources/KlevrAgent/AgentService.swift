@@ -121,6 +121,15 @@ public struct AgentService: Service {
                 let control = await registry.add(envelope.runId)
                 group.addTask {
                     let result = await slots.withSlot(unlessStopped: control) { () async -> RunResult in
+                        // A run that waited for a slot past its delivery deadline does not start late.
+                        let now = clock.now()
+                        if let deliverBy = envelope.deliverBy, now > deliverBy {
+                            logger.warning("a run's delivery deadline passed while it waited for a slot", metadata: ["run.id": "\(envelope.runId)"])
+                            return RunResult(
+                                runId: envelope.runId, outcome: .expired, exitCode: nil,
+                                reason: "its delivery deadline (\(deliverBy), epoch ms) passed while it waited for a slot (--max-runs)", result: nil,
+                                finishedAt: now)
+                        }
                         // Reported as started only now that it has a slot (--max-runs): until then it is queued here.
                         if await control.stopReason == nil {
                             try? await outbox.reportStart(envelope.runId, at: clock.now())

@@ -48,15 +48,18 @@ public struct RunIntake: Sendable {
             // A run for another agent is not ours to report; anything else is reported as refused.
             // A run for another agent is not ours to report, and one the manager did not sign is not a run at
             // all: recording it would let whoever forged it (a relay) make the genuine run with that id fail.
+            var outcome = RunOutcome.failed
             if let refusal = error as? RunEnvelope.Refusal {
                 switch refusal {
                 case .wrongAgent, .badSignature: return nil
                 case .expired: break
+                // Past its deadline the run must not run at all: it ends expired, not failed.
+                case .pastDeadline: outcome = .expired
                 }
             }
             if try await outbox.begin(envelope.runId, at: now) {
                 try await outbox.finish(
-                    RunResult(runId: envelope.runId, outcome: .failed, exitCode: nil, reason: "refused by the agent: \(error)", result: nil, finishedAt: now))
+                    RunResult(runId: envelope.runId, outcome: outcome, exitCode: nil, reason: "refused by the agent: \(error)", result: nil, finishedAt: now))
             }
             return nil
         }

@@ -56,13 +56,17 @@ public enum RunStateMachine {
         case (.dispatched, .start): return .transition(to: .running)
         // Reports of one batch are applied in order; a start report may have been lost before a later one.
         case (.dispatched, .recover), (.running, .recover): return .transition(to: .recovering)
-        case (.dispatched, .finish(let outcome)), (.running, .finish(let outcome)): return .transition(to: outcome.status)
+        // Only the agent that has not started a run may say that it expired.
+        case (.dispatched, .finish(let outcome)): return .transition(to: outcome.status)
+        case (.running, .finish(let outcome)) where outcome != .expired: return .transition(to: outcome.status)
         // A recovering run ends in error, whatever its recover steps did.
-        case (.recovering, .finish(let outcome)) where outcome != .succeeded: return .transition(to: outcome.status)
+        case (.recovering, .finish(let outcome)) where outcome != .succeeded && outcome != .expired: return .transition(to: outcome.status)
         case (.running, .start), (.recovering, .start), (.recovering, .recover): return .duplicate
         // A run that ended after recovering may hear its recovery again (a re-sent report).
         case (.failed, .recover), (.failedRecover, .recover), (.timedOut, .recover), (.canceled, .recover): return .duplicate
-        // An expired run must never have started: a start report for it is a fault, recorded.
+        // An expired run must never have started: a start report for it is a fault, recorded. The agent's
+        // own report that it let the run expire may arrive after the manager expired it.
+        case (.expired, .finish(.expired)): return .duplicate
         case (.expired, _): throw RunTransitionError(from: status, event: event)
         case (let terminal, .start) where terminal.isTerminal: return .duplicate
         case (let terminal, .finish(let outcome)) where terminal.isTerminal:

@@ -43,6 +43,8 @@ public enum RunOutcome: String, Codable, Sendable, CaseIterable {
     case failedRecover = "failed_recover"
     case timedOut = "timed_out"
     case canceled
+    /// The agent did not start the run: its delivery deadline had passed when it came (or got a slot).
+    case expired
 
     /// The run status this outcome leads to.
     public var status: RunStatus {
@@ -52,6 +54,7 @@ public enum RunOutcome: String, Codable, Sendable, CaseIterable {
         case .failedRecover: .failedRecover
         case .timedOut: .timedOut
         case .canceled: .canceled
+        case .expired: .expired
         }
     }
 }

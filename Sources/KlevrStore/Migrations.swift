@@ -143,6 +143,17 @@ enum Migrations {
             "CREATE INDEX api_tokens_user ON api_tokens(user_id)",
             "CREATE INDEX sessions_user ON sessions(user_id)",
         ]),
+        (8, [
+            // Schedules and deadlines: a task may run at a later time (its runs wait `scheduled` until
+            // `due_at`) and must start within a span (`deliver_by`: past it, a run not started ends
+            // `expired` and never runs).
+            "ALTER TABLE tasks ADD COLUMN run_at BIGINT",
+            "ALTER TABLE tasks ADD COLUMN deliver_within_seconds BIGINT",
+            "ALTER TABLE runs ADD COLUMN due_at BIGINT",
+            "ALTER TABLE runs ADD COLUMN deliver_by BIGINT",
+            "CREATE INDEX runs_due ON runs(status, due_at)",
+            "CREATE INDEX runs_deliver_by ON runs(deliver_by)",
+        ]),
     ]
 
     /// Applies the migrations this database has not seen yet, each in its own transaction.

@@ -86,11 +86,17 @@ public struct TaskRecord: Sendable, Equatable {
     public var createdAt: Int64
     public var createdBy: String
     public var canceledAt: Int64?
+    /// When its runs become due (epoch ms); nil for at once.
+    public var runAt: Int64?
+    /// How long after they are due its runs may start; nil for no deadline.
+    public var deliverWithinSeconds: Int?
 
     public init(
         id: String, name: String, zoneID: String, zoneName: String, targetJSON: String, stepsJSON: String, paramsJSON: String,
-        timeoutSeconds: Int, createdAt: Int64, createdBy: String, canceledAt: Int64?
+        timeoutSeconds: Int, createdAt: Int64, createdBy: String, canceledAt: Int64?, runAt: Int64? = nil, deliverWithinSeconds: Int? = nil
     ) {
+        self.runAt = runAt
+        self.deliverWithinSeconds = deliverWithinSeconds
         self.id = id
         self.name = name
         self.zoneID = zoneID
@@ -121,6 +127,10 @@ public struct RunRecord: Sendable, Equatable {
     public var dispatchedAt: Int64?
     public var startedAt: Int64?
     public var finishedAt: Int64?
+    /// When a scheduled run becomes due (epoch ms).
+    public var dueAt: Int64?
+    /// After this time (epoch ms) the run may no longer start: it ends `expired`.
+    public var deliverBy: Int64?
 }
 
 /// A stored piece of a run's output.

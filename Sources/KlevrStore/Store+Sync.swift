@@ -235,6 +235,7 @@ extension Store {
                     SQLQueryString(Self.runSelect)
                         + """
                          WHERE r.zone_id = \(bind: zoneID) AND r.status IN ('queued', 'dispatched') AND r.cancel_requested = 0
+                        AND (r.deliver_by IS NULL OR r.deliver_by > \(bind: now))
                         AND (r.status = 'queued' OR r.delivered_at IS NULL OR r.delivered_at < \(bind: now - redeliverAfter))
                         ORDER BY r.created_at, r.id
                         """
@@ -246,6 +247,7 @@ extension Store {
                     SQLQueryString(Self.runSelect)
                         + """
                          WHERE r.agent_id IN (\(binds: slice)) AND r.cancel_requested = 0
+                        AND (r.deliver_by IS NULL OR r.deliver_by > \(bind: now))
                         AND (r.status = 'queued' OR (r.status = 'dispatched'
                             AND (r.delivered_at IS NULL OR r.delivered_at < \(bind: now - redeliverAfter))))
                         ORDER BY r.created_at, r.id LIMIT \(bind: Int64(limit - rows.count))

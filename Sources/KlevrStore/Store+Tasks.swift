@@ -4,17 +4,23 @@ import SQLKit
 extension Store {
     // MARK: - Tasks and runs
 
-    /// Stores a task and one queued run per target agent, atomically, with a `task.created` event and one
-    /// `run.created` event per run. Returns the run ids.
+    /// Stores a task and one run per target agent, atomically, with a `task.created` event and one
+    /// `run.created` event per run: `queued`, or `scheduled` until the task's `runAt` when that is later
+    /// than its creation; with `deliverWithinSeconds`, each run must start by then (`deliver_by`).
+    /// Returns the run ids.
     public func createTask(_ task: TaskRecord, agentIDs: [String], actor: EventActor) async throws -> [String] {
         try await change { db, events in
             try await db.raw(
                 """
-                INSERT INTO tasks (id, name, zone_id, target, steps, params, timeout_seconds, created_at, created_by)
+                INSERT INTO tasks (id, name, zone_id, target, steps, params, timeout_seconds, created_at, created_by, run_at, deliver_within_seconds)
                 VALUES (\(bind: task.id), \(bind: task.name), \(bind: task.zoneID), \(bind: task.targetJSON), \(bind: task.stepsJSON),
-                \(bind: task.paramsJSON), \(bind: Int64(task.timeoutSeconds)), \(bind: task.createdAt), \(bind: task.createdBy))
+                \(bind: task.paramsJSON), \(bind: Int64(task.timeoutSeconds)), \(bind: task.createdAt), \(bind: task.createdBy),
+                \(bind: task.runAt), \(bind: task.deliverWithinSeconds.map(Int64.init)))
                 """
             ).run()
+            let dueAt = max(task.runAt ?? task.createdAt, task.createdAt)
+            let status: RunStatus = dueAt > task.createdAt ? .scheduled : .queued
+            let deliverBy = task.deliverWithinSeconds.map { dueAt + Int64($0) * 1000 }
             events.append(
                 .taskCreated, actor: actor, zoneID: task.zoneID, subject: task.id,
                 detail: ["name": task.name, "runs": String(agentIDs.count)], at: task.createdAt)
@@ -22,16 +28,18 @@ extension Store {
             var runIDs: [String] = []
             for start in stride(from: 0, to: agentIDs.count, by: 200) {
                 let slice = agentIDs[start..<min(start + 200, agentIDs.count)]
-                var query = SQLQueryString("INSERT INTO runs (id, task_id, agent_id, zone_id, status, created_at) VALUES ")
+                var query = SQLQueryString("INSERT INTO runs (id, task_id, agent_id, zone_id, status, created_at, due_at, deliver_by) VALUES ")
                 for (index, agentID) in slice.enumerated() {
                     let runID = Secrets.newID()
                     runIDs.append(runID)
                     if index > 0 { query = query + ", " }
                     query = query
-                        + "(\(bind: runID), \(bind: task.id), \(bind: agentID), \(bind: task.zoneID), 'queued', \(bind: task.createdAt))"
-                    events.append(
-                        .runCreated, actor: actor, zoneID: task.zoneID, subject: runID,
-                        detail: ["status": RunStatus.queued.rawValue, "task": task.id, "agent": agentID], at: task.createdAt)
+                        + "(\(bind: runID), \(bind: task.id), \(bind: agentID), \(bind: task.zoneID), \(bind: status.rawValue), "
+                        + "\(bind: task.createdAt), \(bind: dueAt), \(bind: deliverBy))"
+                    var detail = ["status": status.rawValue, "task": task.id, "agent": agentID]
+                    if status == .scheduled { detail["dueAt"] = String(dueAt) }
+                    if let deliverBy { detail["deliverBy"] = String(deliverBy) }
+                    events.append(.runCreated, actor: actor, zoneID: task.zoneID, subject: runID, detail: detail, at: task.createdAt)
                 }
                 try await db.raw(query).run()
             }
@@ -67,7 +75,8 @@ extension Store {
             paramsJSON: try row.decode(column: "params", as: String.self),
             timeoutSeconds: Int(try row.decode(column: "timeout_seconds", as: Int64.self)),
             createdAt: try row.decode(column: "created_at", as: Int64.self), createdBy: try row.decode(column: "created_by", as: String.self),
-            canceledAt: try row.decode(column: "canceled_at", as: Int64?.self))
+            canceledAt: try row.decode(column: "canceled_at", as: Int64?.self), runAt: try row.decode(column: "run_at", as: Int64?.self),
+            deliverWithinSeconds: try row.decode(column: "deliver_within_seconds", as: Int64?.self).map { Int($0) })
     }
 
     static let runSelect = "SELECT r.*, z.name AS zone_name FROM runs r JOIN zones z ON z.id = r.zone_id"
@@ -107,7 +116,8 @@ extension Store {
             createdAt: try row.decode(column: "created_at", as: Int64.self),
             dispatchedAt: try row.decode(column: "dispatched_at", as: Int64?.self),
             startedAt: try row.decode(column: "started_at", as: Int64?.self),
-            finishedAt: try row.decode(column: "finished_at", as: Int64?.self))
+            finishedAt: try row.decode(column: "finished_at", as: Int64?.self), dueAt: try row.decode(column: "due_at", as: Int64?.self),
+            deliverBy: try row.decode(column: "deliver_by", as: Int64?.self))
     }
 
     /// A stored run status; one this build does not know is an error, never a default.

@@ -46,9 +46,11 @@ import Testing
             if [.recovering, .failed, .failedRecover, .timedOut, .canceled].contains(status) { return .duplicate }
             return nil
         case .finish(let outcome):
-            if status == .dispatched || status == .running { return .transition(to: outcome.status) }
-            if status == .recovering { return outcome == .succeeded ? nil : .transition(to: outcome.status) }
-            if status == .expired { return nil }
+            if status == .dispatched { return .transition(to: outcome.status) }
+            // A run that started cannot expire.
+            if status == .running { return outcome == .expired ? nil : .transition(to: outcome.status) }
+            if status == .recovering { return outcome == .succeeded || outcome == .expired ? nil : .transition(to: outcome.status) }
+            if status == .expired { return outcome == .expired ? .duplicate : nil }
             if status.isTerminal { return status == outcome.status ? .duplicate : nil }
             return nil
         }
@@ -64,7 +66,7 @@ import Testing
     @Test func tableCoversEveryStatus() {
         #expect(Set(Self.table.map(\.from)) == Set(RunStatus.allCases))
         #expect(Self.table.count == RunStatus.allCases.count * Self.events.count)
-        #expect(RunStatus.allCases.count == 11 && Self.events.count == 14)
+        #expect(RunStatus.allCases.count == 11 && Self.events.count == 15)
     }
 
     @Test func refusalNamesStateAndEvent() {
@@ -78,9 +80,11 @@ import Testing
     }
 
     @Test func anExpiredRunNeverStartsOrEnds() {
-        for event in Self.events {
+        for event in Self.events where event != .finish(.expired) {
             #expect((try? RunStateMachine.apply(event, to: .expired)) == nil, "\(event)")
         }
+        #expect((try? RunStateMachine.apply(.finish(.expired), to: .expired)) == .duplicate)
+        #expect((try? RunStateMachine.apply(.finish(.expired), to: .running)) == nil)
     }
 
     @Test func aRecoveringRunCannotSucceed() throws {

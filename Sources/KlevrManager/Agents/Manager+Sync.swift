@@ -240,7 +240,8 @@ extension Manager {
             runId: pending.run.id, taskId: pending.task.id, agentId: pending.run.agentID, zone: pending.task.zoneName,
             steps: try JSONDecoder().decode([StepSpec].self, from: Data(pending.task.stepsJSON.utf8)),
             params: .init(additionalProperties: try JSONDecoder().decode([String: String].self, from: Data(pending.task.paramsJSON.utf8))),
-            timeoutSeconds: pending.task.timeoutSeconds, issuedAt: issuedAt, expiresAt: issuedAt + lifetime * 1000, signature: "")
+            timeoutSeconds: pending.task.timeoutSeconds, issuedAt: issuedAt,
+            expiresAt: min(issuedAt + lifetime * 1000, pending.run.deliverBy ?? .max), deliverBy: pending.run.deliverBy, signature: "")
     }
 }
 

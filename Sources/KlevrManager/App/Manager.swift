@@ -113,10 +113,10 @@ public struct Manager: Sendable {
     /// The manager's long-running pieces besides its HTTP server, built in this one place for `klevr
     /// manager`, `klevr up`, the tests and the benchmarks (all of which run ``application(onGeneratedPassword:onServerRunning:)``):
     /// the database (the PostgreSQL pool, or closing SQLite), the stall watch and the liveness sweeper
-    /// (which also retires agents that never confirmed their runs stopped). Schedulers and webhook
-    /// deliverers join here.
+    /// (which also retires agents that never confirmed their runs stopped) and the run scheduler (due
+    /// runs queued, overdue ones expired). Webhook deliverers join here.
     public func services() -> [any Service] {
-        [store.database, StallWatch(clock: stalls, logger: logger), LivenessSweeper(manager: self)]
+        [store.database, StallWatch(clock: stalls, logger: logger), LivenessSweeper(manager: self), RunScheduler(manager: self)]
     }
 
     /// All routes of the manager. `operations` (default: the document's) decide who may call what.

@@ -55,7 +55,7 @@ extension ManagerAPI {
     static func taskRequest(_ body: Components.Schemas.TaskCreateRequest) throws -> TaskSpec {
         TaskSpec(
             name: body.name, zone: body.zone, target: try targetSpec(body.target), steps: body.steps,
-            params: body.params?.additionalProperties, timeoutSeconds: body.timeoutSeconds)
+            params: body.params?.additionalProperties, timeoutSeconds: body.timeoutSeconds, runAt: body.runAt, deliverWithinSeconds: body.deliverWithinSeconds)
     }
 
     /// The target a request names. The document's `Target` is a `oneOf` whose generated type keeps `kind`
@@ -101,7 +101,8 @@ extension ManagerAPI {
             id: task.id, name: task.name, zone: task.zoneName, target: try view(target),
             steps: steps,
             params: .init(additionalProperties: params), timeoutSeconds: task.timeoutSeconds, createdAt: task.createdAt,
-            createdBy: task.createdBy, canceledAt: task.canceledAt, runs: runs.map { Self.view($0) })
+            createdBy: task.createdBy, canceledAt: task.canceledAt, runAt: task.runAt, deliverWithinSeconds: task.deliverWithinSeconds,
+            runs: runs.map { Self.view($0) })
     }
 
     static func view(_ target: TaskTarget) throws -> Components.Schemas.Target {

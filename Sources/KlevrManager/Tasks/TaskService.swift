@@ -21,6 +21,8 @@ enum ServiceError: Error, Sendable {
 struct TaskService: Sendable {
     static let maxTimeoutSeconds = 7 * 86400
     static let defaultTimeoutSeconds = 3600
+    static let maxScheduleAheadMillis: Int64 = 366 * 86_400_000
+    static let maxDeliverWithinSeconds = 30 * 86400
 
     let store: Store
     /// Whether an agent is online now (the manager's liveness view).
@@ -31,6 +33,9 @@ struct TaskService: Sendable {
         -> (task: TaskRecord, targets: [AgentRecord])
     {
         try Self.validate(body)
+        if let runAt = body.runAt, runAt > now + Self.maxScheduleAheadMillis {
+            throw ServiceError.invalid("runAt", "at most a year from now")
+        }
         // A well-formed reference to something that does not exist is a 404, as for a path.
         guard let zone = try await store.zone(named: body.zone) else { throw ServiceError.notFound("no zone named '\(body.zone)'") }
         let targets: [AgentRecord]
@@ -57,7 +62,8 @@ struct TaskService: Sendable {
         let record = TaskRecord(
             id: Secrets.newID(), name: name, zoneID: zone.id, zoneName: zone.name, targetJSON: try Self.json(body.target),
             stepsJSON: try Self.json(body.steps), paramsJSON: try Self.json(body.params ?? [:]),
-            timeoutSeconds: body.timeoutSeconds ?? Self.defaultTimeoutSeconds, createdAt: now, createdBy: user.username, canceledAt: nil)
+            timeoutSeconds: body.timeoutSeconds ?? Self.defaultTimeoutSeconds, createdAt: now, createdBy: user.username, canceledAt: nil,
+            runAt: body.runAt, deliverWithinSeconds: body.deliverWithinSeconds)
         _ = try await store.createTask(record, agentIDs: targets.map(\.id), actor: actor)
         return (record, targets)
     }
@@ -91,6 +97,10 @@ struct TaskService: Sendable {
         }
         if let timeout = body.timeoutSeconds, !(1...maxTimeoutSeconds).contains(timeout) {
             errors.append(.init(field: "timeoutSeconds", message: "1 to \(maxTimeoutSeconds)"))
+        }
+        if let runAt = body.runAt, runAt < 0 { errors.append(.init(field: "runAt", message: "epoch milliseconds, not negative")) }
+        if let within = body.deliverWithinSeconds, !(1...maxDeliverWithinSeconds).contains(within) {
+            errors.append(.init(field: "deliverWithinSeconds", message: "1 to \(maxDeliverWithinSeconds)"))
         }
         if !Validation.isValidName(body.zone) { errors.append(.init(field: "zone", message: "use 1-63 lowercase letters, digits or '-'")) }
         if let agentID = body.target.agentId, !Validation.isValidID(agentID) {

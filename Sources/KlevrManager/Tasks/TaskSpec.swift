@@ -9,6 +9,10 @@ struct TaskSpec: Sendable, Equatable {
     var steps: [StepSpec]
     var params: [String: String]?
     var timeoutSeconds: Int?
+    /// When the runs become due (epoch ms); nil or past for at once.
+    var runAt: Int64? = nil
+    /// How long after becoming due a run may start; nil for no deadline.
+    var deliverWithinSeconds: Int? = nil
 }
 
 /// Where a task runs. Stored with the task as this JSON (`{"kind": …, "agentId": …}`).

@@ -1,0 +1,49 @@
+import KlevrCore
+import KlevrStore
+import Logging
+import ServiceLifecycle
+
+/// Moves runs through time: queues the scheduled runs whose time came, and ends `expired` the runs that
+/// did not start by their delivery deadline. Both are decided by the run state machine and written with
+/// the old status in the `WHERE` clause, so several managers (or a restart mid-pass) never queue or
+/// expire a run twice; the state lives in the database, so nothing is lost across a restart.
+struct RunScheduler: Service {
+    let manager: Manager
+    /// How often it looks (a run becomes due at most this late).
+    static let interval = Duration.milliseconds(250)
+    /// How long a dispatched run is given past its deadline before it is expired: its agent may have
+    /// started it just before, by its own estimate of the manager's clock.
+    static let dispatchedGraceMillis: Int64 = 5_000
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown { await manager.prepared.wait() }
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            do {
+                try await pass(now: Clock.nowMillis())
+            } catch {
+                manager.logger.warning("scheduling pass failed", metadata: ["error": "\(DatabaseErrors.describe(error))"])
+            }
+            try? await Task.sleep(for: Self.interval)
+        }
+    }
+
+    /// One pass: due runs are queued (their agents' polls woken), overdue ones expired.
+    func pass(now: Int64) async throws {
+        let due = try await manager.store.queueDueRuns(now: now)
+        let expired = try await manager.store.expireOverdueRuns(now: now, grace: Self.dispatchedGraceMillis)
+        let touched = due + expired
+        guard !touched.isEmpty else { return }
+        var keys = Set(touched.map { Manager.agentKey($0.agentID) })
+        keys.formUnion(touched.map { Manager.zoneKey($0.zoneID) })
+        keys.formUnion(touched.map { Manager.runKey($0.id) })
+        await manager.hub.signal(keys)
+        if !expired.isEmpty {
+            manager.logger.info("runs expired before they started", metadata: ["count": "\(expired.count)"])
+        }
+    }
+}
+
+extension RunScheduler: CustomStringConvertible {
+    /// Service names are logged by the service group: never let the manager's configuration in.
+    var description: String { "RunScheduler" }
+}
