@@ -34,6 +34,29 @@ import Testing
         }
     }
 
+    @Test func aTaskWithABadScheduleOrDeadlineIsRefusedAndStoresNothing() async throws {
+        let harness = try await TestManager.make()
+        try await harness.test { client in
+            let admin = try await client.token()
+            _ = try await client.zoneWithKey("zone-a", admin: admin)
+            let cases: [(body: String, field: String)] = [
+                (#""runAt": -1"#, "runAt"),
+                (#""runAt": 4102444800001"#, "runAt"),
+                (#""runAt": "tomorrow""#, "runAt"),
+                (#""deliverWithinSeconds": 0"#, "deliverWithinSeconds"),
+                (#""deliverWithinSeconds": 2592001"#, "deliverWithinSeconds"),
+            ]
+            for (extra, field) in cases {
+                let json = #"{"zone": "zone-a", "target": {"kind": "all"}, "steps": [{"script": "true"}], "# + extra + "}"
+                let answer = try await client.call(.post, "/api/v1/tasks", token: admin, json: json)
+                #expect(answer.status == .unprocessableContent, "\(extra): \(answer.body)")
+                #expect(answer.body.contains(field), "\(extra): \(answer.body)")
+            }
+            let tasks = try await client.api(token: admin).listTasks().ok.body.json
+            #expect(tasks.items.isEmpty)
+        }
+    }
+
     @Test func refusedZoneAndKeyWritesChangeNothing() async throws {
         let harness = try await TestManager.make()
         try await harness.test { client in

@@ -21,7 +21,8 @@ enum ServiceError: Error, Sendable {
 struct TaskService: Sendable {
     static let maxTimeoutSeconds = 7 * 86400
     static let defaultTimeoutSeconds = 3600
-    static let maxScheduleAheadMillis: Int64 = 366 * 86_400_000
+    /// The latest `runAt` (2100-01-01T00:00:00Z), as the document says.
+    static let latestRunAt: Int64 = 4_102_444_800_000
     static let maxDeliverWithinSeconds = 30 * 86400
 
     let store: Store
@@ -33,9 +34,6 @@ struct TaskService: Sendable {
         -> (task: TaskRecord, targets: [AgentRecord])
     {
         try Self.validate(body)
-        if let runAt = body.runAt, runAt > now + Self.maxScheduleAheadMillis {
-            throw ServiceError.invalid("runAt", "at most a year from now")
-        }
         // A well-formed reference to something that does not exist is a 404, as for a path.
         guard let zone = try await store.zone(named: body.zone) else { throw ServiceError.notFound("no zone named '\(body.zone)'") }
         let targets: [AgentRecord]
@@ -98,7 +96,9 @@ struct TaskService: Sendable {
         if let timeout = body.timeoutSeconds, !(1...maxTimeoutSeconds).contains(timeout) {
             errors.append(.init(field: "timeoutSeconds", message: "1 to \(maxTimeoutSeconds)"))
         }
-        if let runAt = body.runAt, runAt < 0 { errors.append(.init(field: "runAt", message: "epoch milliseconds, not negative")) }
+        if let runAt = body.runAt, !(0...latestRunAt).contains(runAt) {
+            errors.append(.init(field: "runAt", message: "epoch milliseconds from 0 to \(latestRunAt) (2100-01-01)"))
+        }
         if let within = body.deliverWithinSeconds, !(1...maxDeliverWithinSeconds).contains(within) {
             errors.append(.init(field: "deliverWithinSeconds", message: "1 to \(maxDeliverWithinSeconds)"))
         }

@@ -1,0 +1,74 @@
+import Foundation
+import KlevrAPI
+import KlevrClient
+import KlevrCore
+import KlevrTestSupport
+import Testing
+
+/// Schedules and delivery deadlines with a real manager and real agent processes.
+@Suite(.serialized, .timeLimit(.minutes(5)))
+struct ScheduleSystemTests {
+    /// Milliseconds since the epoch, on this machine (the manager runs here too).
+    static func nowMillis() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+
+    @Test func aRunAtTaskStartsAtItsTimeAndOnceAcrossAManagerRestart() async throws {
+        let cluster = try Cluster()
+        defer { cluster.shutdown() }
+        try await cluster.startManager()
+        try await cluster.bootstrap(zone: "z")
+        let agent = try await cluster.startAgent("a", zone: "z")
+
+        let runAt = Self.nowMillis() + 8_000
+        let task = try await cluster.createTask(
+            .init(zone: "z", target: .agent(agent), steps: [.init(script: "echo on-time")], runAt: runAt))
+        let runID = try #require(task.runs.first?.id)
+        #expect(task.runAt == runAt)
+        #expect(try await cluster.run(runID).status == .scheduled)
+        #expect(try await cluster.run(runID).dueAt == runAt)
+
+        // The manager restarts while the run waits: the schedule is in the database, not in memory.
+        cluster.manager?.stop()
+        try await cluster.startManager()
+        #expect(try await cluster.run(runID).status == .scheduled)
+
+        try await eventually(60, "the scheduled run ran") { (try? await cluster.run(runID).status) == .succeeded }
+        let run = try await cluster.run(runID)
+        // Handed out no earlier than its time (the manager's clock decides).
+        #expect((run.dispatchedAt ?? 0) >= runAt, "dispatched at \(run.dispatchedAt ?? 0), due at \(runAt)")
+        #expect(try await cluster.output(runID).contains("on-time"))
+        // Exactly one occurrence: due once, started once.
+        #expect(try await cluster.events(kind: "run.due", subject: runID).count == 1)
+        #expect(try await cluster.events(kind: "run.started", subject: runID).count == 1)
+    }
+
+    @Test func aRunWhoseDeadlinePassesWhileItsAgentIsDownExpiresAndNeverRuns() async throws {
+        let cluster = try Cluster()
+        defer { cluster.shutdown() }
+        try await cluster.startManager()
+        try await cluster.bootstrap(zone: "z")
+        let agent = try await cluster.startAgent("a", zone: "z")
+        let marker = FileManager.default.temporaryDirectory.appendingPathComponent("klevr-expired-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: marker) }
+
+        cluster.agents["a"]?.stop()
+        let task = try await cluster.createTask(
+            .init(zone: "z", target: .agent(agent), steps: [.init(script: "touch '\(marker)'")], deliverWithinSeconds: 3))
+        let runID = try #require(task.runs.first?.id)
+        let deliverBy = try #require(try await cluster.run(runID).deliverBy)
+        try await eventually(30, "the run expired") { (try? await cluster.run(runID).status) == .expired }
+        #expect(Self.nowMillis() >= deliverBy)
+        #expect(try await cluster.run(runID).reason?.contains("deadline") == true)
+
+        // The agent returns: it syncs again, and the run stays expired and never runs.
+        try await cluster.startAgent("a", zone: "z")
+        try await eventually(30, "the agent is online again") { (try? await cluster.agent(agent).status) == .online }
+        let seen = try await cluster.agent(agent).lastSeenAt ?? 0
+        try await eventually(30, "the agent synced again") { ((try? await cluster.agent(agent).lastSeenAt) ?? 0) > seen }
+        let run = try await cluster.run(runID)
+        #expect(run.status == .expired)
+        #expect(run.startedAt == nil)
+        #expect(run.dispatchedAt == nil, "a run past its deadline is handed to nobody")
+        #expect(!FileManager.default.fileExists(atPath: marker), "the expired run ran")
+        #expect(try await cluster.events(kind: "run.expired", subject: runID).count == 1)
+    }
+}
