@@ -25,6 +25,12 @@ public enum EventKind: String, Codable, Sendable, CaseIterable {
 
     case taskCreated = "task.created"
     case taskCanceled = "task.canceled"
+    /// A recurring task's occurrences fired: its runs were created (detail: the occurrence times).
+    case taskFired = "task.fired"
+    /// Occurrences of a recurring task that did not run (detail: how many, and why: overlap, missed, no agent).
+    case taskSkipped = "task.skipped"
+    case taskPaused = "task.paused"
+    case taskResumed = "task.resumed"
 
     case agentEnrolled = "agent.enrolled"
     case agentReenrolled = "agent.reenrolled"

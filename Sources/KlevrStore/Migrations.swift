@@ -154,6 +154,22 @@ enum Migrations {
             "CREATE INDEX runs_due ON runs(status, due_at)",
             "CREATE INDEX runs_deliver_by ON runs(deliver_by)",
         ]),
+        (9, [
+            // Recurring tasks: a cron expression in an IANA zone with its bounds and policies, and where
+            // the schedule stands (the cursor moves with the runs it creates, in one transaction).
+            "ALTER TABLE tasks ADD COLUMN cron TEXT",
+            "ALTER TABLE tasks ADD COLUMN cron_time_zone TEXT",
+            "ALTER TABLE tasks ADD COLUMN until_at BIGINT",
+            "ALTER TABLE tasks ADD COLUMN max_occurrences BIGINT",
+            "ALTER TABLE tasks ADD COLUMN overlap TEXT",
+            "ALTER TABLE tasks ADD COLUMN catch_up TEXT",
+            "ALTER TABLE tasks ADD COLUMN schedule_cursor BIGINT",
+            "ALTER TABLE tasks ADD COLUMN fired_count BIGINT NOT NULL DEFAULT 0",
+            "ALTER TABLE tasks ADD COLUMN next_fire_at BIGINT",
+            "ALTER TABLE tasks ADD COLUMN paused_at BIGINT",
+            "CREATE INDEX tasks_next_fire ON tasks(next_fire_at)",
+            "ALTER TABLE runs ADD COLUMN occurrence BIGINT",
+        ]),
     ]
 
     /// Applies the migrations this database has not seen yet, each in its own transaction.

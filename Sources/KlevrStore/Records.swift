@@ -90,6 +90,8 @@ public struct TaskRecord: Sendable, Equatable {
     public var runAt: Int64?
     /// How long after they are due its runs may start; nil for no deadline.
     public var deliverWithinSeconds: Int?
+    /// A recurring task's schedule and where it stands; nil for a one-off task.
+    public var recurrence: RecurrenceRecord?
 
     public init(
         id: String, name: String, zoneID: String, zoneName: String, targetJSON: String, stepsJSON: String, paramsJSON: String,
@@ -97,6 +99,7 @@ public struct TaskRecord: Sendable, Equatable {
     ) {
         self.runAt = runAt
         self.deliverWithinSeconds = deliverWithinSeconds
+        self.recurrence = nil
         self.id = id
         self.name = name
         self.zoneID = zoneID
@@ -108,6 +111,40 @@ public struct TaskRecord: Sendable, Equatable {
         self.createdAt = createdAt
         self.createdBy = createdBy
         self.canceledAt = canceledAt
+    }
+}
+
+/// A recurring task's schedule (as given) and its progress (as the scheduler keeps it).
+public struct RecurrenceRecord: Sendable, Equatable {
+    public var cron: String
+    public var timeZone: String
+    public var until: Int64?
+    public var maxOccurrences: Int?
+    /// `skip` or `queue`.
+    public var overlap: String
+    /// `none`, `latest` or `all:<limit>`.
+    public var catchUp: String
+    /// The latest occurrence dealt with (or the start of the schedule).
+    public var cursor: Int64
+    public var firedCount: Int
+    /// The next occurrence, nil when the schedule is finished.
+    public var nextFireAt: Int64?
+    public var pausedAt: Int64?
+
+    public init(
+        cron: String, timeZone: String, until: Int64?, maxOccurrences: Int?, overlap: String, catchUp: String, cursor: Int64, firedCount: Int,
+        nextFireAt: Int64?, pausedAt: Int64?
+    ) {
+        self.cron = cron
+        self.timeZone = timeZone
+        self.until = until
+        self.maxOccurrences = maxOccurrences
+        self.overlap = overlap
+        self.catchUp = catchUp
+        self.cursor = cursor
+        self.firedCount = firedCount
+        self.nextFireAt = nextFireAt
+        self.pausedAt = pausedAt
     }
 }
 
@@ -131,6 +168,8 @@ public struct RunRecord: Sendable, Equatable {
     public var dueAt: Int64?
     /// After this time (epoch ms) the run may no longer start: it ends `expired`.
     public var deliverBy: Int64?
+    /// The occurrence of a recurring task this run is for.
+    public var occurrence: Int64? = nil
 }
 
 /// A stored piece of a run's output.
@@ -181,4 +220,13 @@ public struct Cursor: Sendable, Equatable {
 
     /// The opaque cursor string of the API.
     public var text: String { "\(createdAt)_\(id)" }
+}
+
+extension TaskRecord {
+    /// This task with a recurrence.
+    public func with(recurrence: RecurrenceRecord?) -> TaskRecord {
+        var copy = self
+        copy.recurrence = recurrence
+        return copy
+    }
 }

@@ -47,3 +47,127 @@ extension Store {
         }
     }
 }
+
+extension Store {
+    // MARK: - Recurring tasks
+
+    /// Recurring tasks whose next occurrence has come (not paused, not canceled), oldest due first.
+    public func dueRecurringTasks(now: Int64, limit: Int = 200) async throws -> [TaskRecord] {
+        try await database.read { db in
+            try await db.raw(
+                SQLQueryString(Self.taskSelect)
+                    + """
+                     WHERE t.cron IS NOT NULL AND t.canceled_at IS NULL AND t.paused_at IS NULL
+                    AND t.next_fire_at IS NOT NULL AND t.next_fire_at <= \(bind: now)
+                    ORDER BY t.next_fire_at, t.id LIMIT \(bind: Int64(limit))
+                    """
+            ).all().map(Self.task(from:))
+        }
+    }
+
+    /// Whether a run of the task has not ended yet (for the overlap policy).
+    public func hasActiveRuns(taskID: String) async throws -> Bool {
+        try await database.read { db in
+            try await db.raw(
+                """
+                SELECT COUNT(*) AS n FROM runs WHERE task_id = \(bind: taskID)
+                AND status IN ('scheduled', 'queued', 'dispatched', 'running', 'recovering')
+                """
+            ).first()?.decode(column: "n", as: Int64.self) ?? 0 > 0
+        }
+    }
+
+    /// What one scheduling decision does to a recurring task.
+    public struct Firing: Sendable {
+        /// The occurrences that run now, each on every agent of `agentIDs`.
+        public var fire: [Int64]
+        public var agentIDs: [String]
+        /// Occurrences that did not run, with why (recorded as one `task.skipped` event).
+        public var skipped: Int
+        public var skipReason: String
+        public var cursor: Int64
+        public var firedCount: Int
+        public var nextFireAt: Int64?
+
+        public init(fire: [Int64], agentIDs: [String], skipped: Int, skipReason: String, cursor: Int64, firedCount: Int, nextFireAt: Int64?) {
+            self.fire = fire
+            self.agentIDs = agentIDs
+            self.skipped = skipped
+            self.skipReason = skipReason
+            self.cursor = cursor
+            self.firedCount = firedCount
+            self.nextFireAt = nextFireAt
+        }
+    }
+
+    /// Applies a scheduling decision in one transaction: the task's cursor moves from `expectedCursor`
+    /// (compare-and-set: another manager, or this one before a restart, that got there first wins, and
+    /// nothing fires twice) and the occurrences' runs are created queued. Returns the runs created, or nil
+    /// when the cursor had moved.
+    public func fire(taskID: String, expectedCursor: Int64, _ firing: Firing, now: Int64) async throws -> [RunRecord]? {
+        try await change { db, events in
+            guard
+                let row = try await db.raw(
+                    """
+                    UPDATE tasks SET schedule_cursor = \(bind: firing.cursor), fired_count = \(bind: Int64(firing.firedCount)),
+                        next_fire_at = \(bind: firing.nextFireAt)
+                    WHERE id = \(bind: taskID) AND schedule_cursor = \(bind: expectedCursor) AND canceled_at IS NULL AND paused_at IS NULL
+                    RETURNING id
+                    """
+                ).first(), (try? row.decode(column: "id", as: String.self)) == taskID,
+                let task = try await db.raw(SQLQueryString(Self.taskSelect) + " WHERE t.id = \(bind: taskID)").first().map(Self.task(from:))
+            else { return nil }
+            var runIDs: [String] = []
+            for occurrence in firing.fire {
+                runIDs += try await Self.insertRuns(
+                    db, task: task, agentIDs: firing.agentIDs, status: .queued, dueAt: occurrence,
+                    occurrence: occurrence, actor: .system, now: now, events: events)
+            }
+            if !firing.fire.isEmpty {
+                events.append(
+                    .taskFired, actor: .system, zoneID: task.zoneID, subject: taskID,
+                    detail: ["occurrences": firing.fire.map(String.init).joined(separator: ","), "runs": String(runIDs.count)], at: now)
+            }
+            if firing.skipped > 0 {
+                events.append(
+                    .taskSkipped, actor: .system, zoneID: task.zoneID, subject: taskID,
+                    detail: ["count": String(firing.skipped), "reason": firing.skipReason], at: now)
+            }
+            guard !runIDs.isEmpty else { return [] }
+            return try await db.raw(SQLQueryString(Self.runSelect) + " WHERE r.id IN (\(binds: runIDs))").all().map(Self.run(from:))
+        }
+    }
+
+    /// Pauses a recurring task (nothing fires until it is resumed). Returns false when it is not a
+    /// recurring task that runs (one-off, canceled or already paused).
+    public func pauseTask(id: String, now: Int64, actor: EventActor) async throws -> Bool {
+        try await change { db, events in
+            guard
+                let row = try await db.raw(
+                    """
+                    UPDATE tasks SET paused_at = \(bind: now)
+                    WHERE id = \(bind: id) AND cron IS NOT NULL AND canceled_at IS NULL AND paused_at IS NULL RETURNING zone_id
+                    """
+                ).first()
+            else { return false }
+            events.append(.taskPaused, actor: actor, zoneID: try row.decode(column: "zone_id", as: String.self), subject: id, at: now)
+            return true
+        }
+    }
+
+    /// Resumes a paused recurring task from `now`: occurrences of the pause are not caught up.
+    public func resumeTask(id: String, now: Int64, nextFireAt: Int64?, actor: EventActor) async throws -> Bool {
+        try await change { db, events in
+            guard
+                let row = try await db.raw(
+                    """
+                    UPDATE tasks SET paused_at = NULL, schedule_cursor = \(bind: now), next_fire_at = \(bind: nextFireAt)
+                    WHERE id = \(bind: id) AND cron IS NOT NULL AND canceled_at IS NULL AND paused_at IS NOT NULL RETURNING zone_id
+                    """
+                ).first()
+            else { return false }
+            events.append(.taskResumed, actor: actor, zoneID: try row.decode(column: "zone_id", as: String.self), subject: id, at: now)
+            return true
+        }
+    }
+}

@@ -12,39 +12,57 @@ extension Store {
         try await change { db, events in
             try await db.raw(
                 """
-                INSERT INTO tasks (id, name, zone_id, target, steps, params, timeout_seconds, created_at, created_by, run_at, deliver_within_seconds)
+                INSERT INTO tasks (id, name, zone_id, target, steps, params, timeout_seconds, created_at, created_by, run_at, deliver_within_seconds,
+                    cron, cron_time_zone, until_at, max_occurrences, overlap, catch_up, schedule_cursor, fired_count, next_fire_at)
                 VALUES (\(bind: task.id), \(bind: task.name), \(bind: task.zoneID), \(bind: task.targetJSON), \(bind: task.stepsJSON),
                 \(bind: task.paramsJSON), \(bind: Int64(task.timeoutSeconds)), \(bind: task.createdAt), \(bind: task.createdBy),
-                \(bind: task.runAt), \(bind: task.deliverWithinSeconds.map(Int64.init)))
+                \(bind: task.runAt), \(bind: task.deliverWithinSeconds.map(Int64.init)), \(bind: task.recurrence?.cron),
+                \(bind: task.recurrence?.timeZone), \(bind: task.recurrence?.until), \(bind: task.recurrence?.maxOccurrences.map(Int64.init)),
+                \(bind: task.recurrence?.overlap), \(bind: task.recurrence?.catchUp), \(bind: task.recurrence?.cursor), 0,
+                \(bind: task.recurrence?.nextFireAt))
                 """
             ).run()
             let dueAt = max(task.runAt ?? task.createdAt, task.createdAt)
             let status: RunStatus = dueAt > task.createdAt ? .scheduled : .queued
-            let deliverBy = task.deliverWithinSeconds.map { dueAt + Int64($0) * 1000 }
-            events.append(
-                .taskCreated, actor: actor, zoneID: task.zoneID, subject: task.id,
-                detail: ["name": task.name, "runs": String(agentIDs.count)], at: task.createdAt)
-            // A fan-out is a few multi-row inserts, not one statement per agent.
-            var runIDs: [String] = []
-            for start in stride(from: 0, to: agentIDs.count, by: 200) {
-                let slice = agentIDs[start..<min(start + 200, agentIDs.count)]
-                var query = SQLQueryString("INSERT INTO runs (id, task_id, agent_id, zone_id, status, created_at, due_at, deliver_by) VALUES ")
-                for (index, agentID) in slice.enumerated() {
-                    let runID = Secrets.newID()
-                    runIDs.append(runID)
-                    if index > 0 { query = query + ", " }
-                    query = query
-                        + "(\(bind: runID), \(bind: task.id), \(bind: agentID), \(bind: task.zoneID), \(bind: status.rawValue), "
-                        + "\(bind: task.createdAt), \(bind: dueAt), \(bind: deliverBy))"
-                    var detail = ["status": status.rawValue, "task": task.id, "agent": agentID]
-                    if status == .scheduled { detail["dueAt"] = String(dueAt) }
-                    if let deliverBy { detail["deliverBy"] = String(deliverBy) }
-                    events.append(.runCreated, actor: actor, zoneID: task.zoneID, subject: runID, detail: detail, at: task.createdAt)
-                }
-                try await db.raw(query).run()
+            var detail = ["name": task.name, "runs": String(agentIDs.count)]
+            if let recurrence = task.recurrence {
+                detail["cron"] = recurrence.cron
+                detail["timeZone"] = recurrence.timeZone
             }
+            events.append(.taskCreated, actor: actor, zoneID: task.zoneID, subject: task.id, detail: detail, at: task.createdAt)
+            let runIDs = try await Self.insertRuns(
+                db, task: task, agentIDs: agentIDs, status: status, dueAt: dueAt, occurrence: nil, actor: actor, now: task.createdAt, events: events)
             return runIDs
         }
+    }
+
+    /// Inserts one run per agent for `task` (a few multi-row inserts, not one statement per agent), each
+    /// with a `run.created` event; with the task's `deliverWithinSeconds`, each must start by `dueAt` plus that.
+    static func insertRuns(
+        _ db: any SQLDatabase, task: TaskRecord, agentIDs: [String], status: RunStatus, dueAt: Int64, occurrence: Int64?, actor: EventActor,
+        now: Int64, events: EventWriter
+    ) async throws -> [String] {
+        let deliverBy = task.deliverWithinSeconds.map { dueAt + Int64($0) * 1000 }
+        var runIDs: [String] = []
+        for start in stride(from: 0, to: agentIDs.count, by: 200) {
+            let slice = agentIDs[start..<min(start + 200, agentIDs.count)]
+            var query = SQLQueryString("INSERT INTO runs (id, task_id, agent_id, zone_id, status, created_at, due_at, deliver_by, occurrence) VALUES ")
+            for (index, agentID) in slice.enumerated() {
+                let runID = Secrets.newID()
+                runIDs.append(runID)
+                if index > 0 { query = query + ", " }
+                query = query
+                    + "(\(bind: runID), \(bind: task.id), \(bind: agentID), \(bind: task.zoneID), \(bind: status.rawValue), "
+                    + "\(bind: now), \(bind: dueAt), \(bind: deliverBy), \(bind: occurrence))"
+                var detail = ["status": status.rawValue, "task": task.id, "agent": agentID]
+                if status == .scheduled { detail["dueAt"] = String(dueAt) }
+                if let deliverBy { detail["deliverBy"] = String(deliverBy) }
+                if let occurrence { detail["occurrence"] = String(occurrence) }
+                events.append(.runCreated, actor: actor, zoneID: task.zoneID, subject: runID, detail: detail, at: now)
+            }
+            try await db.raw(query).run()
+        }
+        return runIDs
     }
 
     static let taskSelect = "SELECT t.*, z.name AS zone_name FROM tasks t JOIN zones z ON z.id = t.zone_id"
@@ -76,7 +94,20 @@ extension Store {
             timeoutSeconds: Int(try row.decode(column: "timeout_seconds", as: Int64.self)),
             createdAt: try row.decode(column: "created_at", as: Int64.self), createdBy: try row.decode(column: "created_by", as: String.self),
             canceledAt: try row.decode(column: "canceled_at", as: Int64?.self), runAt: try row.decode(column: "run_at", as: Int64?.self),
-            deliverWithinSeconds: try row.decode(column: "deliver_within_seconds", as: Int64?.self).map { Int($0) })
+            deliverWithinSeconds: try row.decode(column: "deliver_within_seconds", as: Int64?.self).map { Int($0) }
+        ).with(recurrence: try recurrence(from: row))
+    }
+
+    static func recurrence(from row: any SQLRow) throws -> RecurrenceRecord? {
+        guard let cron = try row.decode(column: "cron", as: String?.self) else { return nil }
+        return RecurrenceRecord(
+            cron: cron, timeZone: try row.decode(column: "cron_time_zone", as: String?.self) ?? "UTC",
+            until: try row.decode(column: "until_at", as: Int64?.self),
+            maxOccurrences: try row.decode(column: "max_occurrences", as: Int64?.self).map { Int($0) },
+            overlap: try row.decode(column: "overlap", as: String?.self) ?? "skip", catchUp: try row.decode(column: "catch_up", as: String?.self) ?? "none",
+            cursor: try row.decode(column: "schedule_cursor", as: Int64?.self) ?? 0,
+            firedCount: Int(try row.decode(column: "fired_count", as: Int64.self)), nextFireAt: try row.decode(column: "next_fire_at", as: Int64?.self),
+            pausedAt: try row.decode(column: "paused_at", as: Int64?.self))
     }
 
     static let runSelect = "SELECT r.*, z.name AS zone_name FROM runs r JOIN zones z ON z.id = r.zone_id"
@@ -117,7 +148,7 @@ extension Store {
             dispatchedAt: try row.decode(column: "dispatched_at", as: Int64?.self),
             startedAt: try row.decode(column: "started_at", as: Int64?.self),
             finishedAt: try row.decode(column: "finished_at", as: Int64?.self), dueAt: try row.decode(column: "due_at", as: Int64?.self),
-            deliverBy: try row.decode(column: "deliver_by", as: Int64?.self))
+            deliverBy: try row.decode(column: "deliver_by", as: Int64?.self), occurrence: try row.decode(column: "occurrence", as: Int64?.self))
     }
 
     /// A stored run status; one this build does not know is an error, never a default.

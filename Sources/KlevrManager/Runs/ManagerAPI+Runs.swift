@@ -73,7 +73,7 @@ extension ManagerAPI {
             id: run.id, taskId: run.taskID, agentId: run.agentID, zone: run.zoneName, status: run.status, reason: run.reason,
             exitCode: run.exitCode, result: run.result, cancelRequested: run.cancelRequested, createdAt: run.createdAt,
             dispatchedAt: run.dispatchedAt, startedAt: run.startedAt, finishedAt: run.finishedAt,
-            dueAt: run.status == .scheduled || run.dueAt != run.createdAt ? run.dueAt : nil, deliverBy: run.deliverBy)
+            dueAt: run.status == .scheduled || run.dueAt != run.createdAt ? run.dueAt : nil, occurrence: run.occurrence, deliverBy: run.deliverBy)
     }
 
     /// A chunk of a run's log. Agents' chunks are checked at the sync (stdout, stderr or system), so a

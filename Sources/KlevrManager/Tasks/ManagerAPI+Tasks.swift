@@ -23,6 +23,31 @@ extension ManagerAPI {
         return .created(.init(body: .json(try await task(id: created.task.id))))
     }
 
+    func pauseTask(_ input: Operations.PauseTask.Input) async throws -> Operations.PauseTask.Output {
+        let id = try Self.id(input.path.id)
+        guard try await store.pauseTask(id: id, now: Clock.nowMillis(), actor: try context.actor) else {
+            _ = try await task(id: id)
+            throw Problem.conflict("task \(id) is not a recurring task that runs (one-off, canceled or already paused)")
+        }
+        return .ok(.init(body: .json(try await task(id: id))))
+    }
+
+    func resumeTask(_ input: Operations.ResumeTask.Input) async throws -> Operations.ResumeTask.Output {
+        let id = try Self.id(input.path.id)
+        guard let stored = try await store.task(id: id) else { throw Problem.notFound("no task \(id)") }
+        let now = Clock.nowMillis()
+        var next: Int64?
+        if let recurrence = stored.recurrence {
+            let schedule = try TaskService.schedule(of: recurrence, taskID: id)
+            let exhausted = schedule.maxOccurrences.map { recurrence.firedCount >= $0 } ?? false
+            next = exhausted ? nil : schedule.cron.nextFireTimes(after: now, count: 1, until: schedule.until).first
+        }
+        guard try await store.resumeTask(id: id, now: now, nextFireAt: next, actor: try context.actor) else {
+            throw Problem.conflict("task \(id) is not a paused recurring task")
+        }
+        return .ok(.init(body: .json(try await task(id: id))))
+    }
+
     func getTask(_ input: Operations.GetTask.Input) async throws -> Operations.GetTask.Output {
         .ok(.init(body: .json(try await task(id: try Self.id(input.path.id)))))
     }
@@ -55,7 +80,13 @@ extension ManagerAPI {
     static func taskRequest(_ body: Components.Schemas.TaskCreateRequest) throws -> TaskSpec {
         TaskSpec(
             name: body.name, zone: body.zone, target: try targetSpec(body.target), steps: body.steps,
-            params: body.params?.additionalProperties, timeoutSeconds: body.timeoutSeconds, runAt: body.runAt, deliverWithinSeconds: body.deliverWithinSeconds)
+            params: body.params?.additionalProperties, timeoutSeconds: body.timeoutSeconds, runAt: body.runAt, deliverWithinSeconds: body.deliverWithinSeconds,
+            recurrence: body.schedule.map {
+                RecurrenceSpec(
+                    cron: $0.cron, timeZone: $0.timeZone ?? "UTC", until: $0.until, maxOccurrences: $0.maxOccurrences,
+                    overlap: $0.overlap.flatMap { OverlapPolicy(rawValue: $0.rawValue) } ?? .skip, catchUp: $0.catchUp?.rawValue ?? "none",
+                    catchUpLimit: $0.catchUpLimit ?? 10)
+            })
     }
 
     /// The target a request names. The document's `Target` is a `oneOf` whose generated type keeps `kind`
@@ -102,6 +133,12 @@ extension ManagerAPI {
             steps: steps,
             params: .init(additionalProperties: params), timeoutSeconds: task.timeoutSeconds, createdAt: task.createdAt,
             createdBy: task.createdBy, canceledAt: task.canceledAt, runAt: task.runAt, deliverWithinSeconds: task.deliverWithinSeconds,
+            schedule: try task.recurrence.map { recurrence in
+                .init(
+                    cron: recurrence.cron, timeZone: recurrence.timeZone, until: recurrence.until, maxOccurrences: recurrence.maxOccurrences,
+                    overlap: .init(rawValue: recurrence.overlap) ?? .skip, catchUp: recurrence.catchUp, firedCount: recurrence.firedCount,
+                    paused: recurrence.pausedAt != nil, nextFireTimes: try TaskService.nextFireTimes(of: task, count: 5))
+            },
             runs: runs.map { Self.view($0) })
     }
 

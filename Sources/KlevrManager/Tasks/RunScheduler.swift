@@ -3,10 +3,12 @@ import KlevrStore
 import Logging
 import ServiceLifecycle
 
-/// Moves runs through time: queues the scheduled runs whose time came, and ends `expired` the runs that
-/// did not start by their delivery deadline. Both are decided by the run state machine and written with
-/// the old status in the `WHERE` clause, so several managers (or a restart mid-pass) never queue or
-/// expire a run twice; the state lives in the database, so nothing is lost across a restart.
+/// Moves tasks and runs through time: fires the recurring tasks whose occurrence came (their runs are
+/// created with the schedule's cursor moved in the same transaction, compare-and-set), queues the
+/// scheduled runs whose time came, and ends `expired` the runs that did not start by their delivery
+/// deadline. Run changes are decided by the run state machine and written with the old status in the
+/// `WHERE` clause, so several managers (or a restart mid-pass) never fire, queue or expire anything
+/// twice; the state lives in the database, so nothing is lost across a restart.
 struct RunScheduler: Service {
     let manager: Manager
     /// How often it looks (a run becomes due at most this late).
@@ -29,7 +31,17 @@ struct RunScheduler: Service {
 
     /// One pass: due runs are queued (their agents' polls woken), overdue ones expired.
     func pass(now: Int64) async throws {
-        let due = try await manager.store.queueDueRuns(now: now)
+        // Recurring tasks whose occurrence came create their runs (queued at once).
+        let service = TaskService(store: manager.store, isOnline: { [manager] in manager.isOnline($0) })
+        var fired: [RunRecord] = []
+        for task in try await manager.store.dueRecurringTasks(now: now) {
+            do {
+                fired += try await service.fire(task, now: now)
+            } catch {
+                manager.logger.error("a recurring task could not fire", metadata: ["task.id": "\(task.id)", "error": "\(error)"])
+            }
+        }
+        let due = try await manager.store.queueDueRuns(now: now) + fired
         let expired = try await manager.store.expireOverdueRuns(now: now, grace: Self.dispatchedGraceMillis)
         let touched = due + expired
         guard !touched.isEmpty else { return }

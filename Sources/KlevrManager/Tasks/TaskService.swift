@@ -34,10 +34,15 @@ struct TaskService: Sendable {
         -> (task: TaskRecord, targets: [AgentRecord])
     {
         try Self.validate(body)
+        // A recurring task's schedule is checked whole before anything is looked up or stored.
+        let recurrence = try body.recurrence.map { try Self.recurrence($0, runAt: body.runAt, now: now) }
         // A well-formed reference to something that does not exist is a 404, as for a path.
         guard let zone = try await store.zone(named: body.zone) else { throw ServiceError.notFound("no zone named '\(body.zone)'") }
         let targets: [AgentRecord]
         switch body.target.kind {
+        // A recurring task picks its agents at each occurrence; only a named agent must exist now.
+        case .any where recurrence != nil, .all where recurrence != nil:
+            targets = []
         case .agent:
             // One lookup by id: creating a task for one agent costs the same in a zone of any size.
             guard let agentID = body.target.agentId, let agent = try await store.agent(id: agentID),
@@ -61,9 +66,125 @@ struct TaskService: Sendable {
             id: Secrets.newID(), name: name, zoneID: zone.id, zoneName: zone.name, targetJSON: try Self.json(body.target),
             stepsJSON: try Self.json(body.steps), paramsJSON: try Self.json(body.params ?? [:]),
             timeoutSeconds: body.timeoutSeconds ?? Self.defaultTimeoutSeconds, createdAt: now, createdBy: user.username, canceledAt: nil,
-            runAt: body.runAt, deliverWithinSeconds: body.deliverWithinSeconds)
-        _ = try await store.createTask(record, agentIDs: targets.map(\.id), actor: actor)
+            runAt: body.runAt, deliverWithinSeconds: body.deliverWithinSeconds
+        ).with(recurrence: recurrence)
+        _ = try await store.createTask(record, agentIDs: recurrence == nil ? targets.map(\.id) : [], actor: actor)
         return (record, targets)
+    }
+
+    // MARK: - Recurring tasks
+
+    /// The stored form of a recurrence, validated: a 422 names the field (and, for the cron expression or
+    /// the zone, the position).
+    static func recurrence(_ spec: RecurrenceSpec, runAt: Int64?, now: Int64) throws(ServiceError) -> RecurrenceRecord {
+        if runAt != nil { throw .invalid("schedule", "a task has either runAt or a schedule, not both") }
+        let schedule = try schedule(
+            cron: spec.cron, timeZone: spec.timeZone, until: spec.until, maxOccurrences: spec.maxOccurrences, overlap: spec.overlap,
+            catchUp: catchUpText(spec.catchUp, limit: spec.catchUpLimit))
+        return RecurrenceRecord(
+            cron: spec.cron, timeZone: spec.timeZone, until: spec.until, maxOccurrences: spec.maxOccurrences, overlap: spec.overlap.rawValue,
+            catchUp: catchUpText(spec.catchUp, limit: spec.catchUpLimit), cursor: now, firedCount: 0,
+            nextFireAt: schedule.cron.nextFireTimes(after: now, count: 1, until: spec.until).first, pausedAt: nil)
+    }
+
+    static func catchUpText(_ mode: String, limit: Int) -> String { mode == "all" ? "all:\(limit)" : mode }
+
+    /// The schedule a recurrence describes.
+    static func schedule(
+        cron: String, timeZone: String, until: Int64?, maxOccurrences: Int?, overlap: OverlapPolicy, catchUp: String
+    ) throws(ServiceError) -> RecurringSchedule {
+        let cronSchedule: CronSchedule
+        do {
+            cronSchedule = try CronSchedule(expression: cron, timeZone: timeZone)
+        } catch {
+            throw .invalid(error.field == .timeZone ? "schedule.timeZone" : "schedule.cron", error.description)
+        }
+        let policy: CatchUpPolicy
+        switch catchUp {
+        case "none": policy = .none
+        case "latest": policy = .latest
+        case let text where text.hasPrefix("all:"):
+            guard let limit = Int(text.dropFirst(4)) else { throw .invalid("schedule.catchUpLimit", "is not a number") }
+            policy = .all(limit: limit)
+        default: throw .invalid("schedule.catchUp", "must be none, latest or all")
+        }
+        do {
+            return try RecurringSchedule(cron: cronSchedule, until: until, maxOccurrences: maxOccurrences, overlap: overlap, catchUp: policy)
+        } catch {
+            throw .invalid("schedule.\(error.field)", error.message)
+        }
+    }
+
+    /// The schedule of a stored recurring task; one that no longer reads is corrupt data.
+    static func schedule(of recurrence: RecurrenceRecord, taskID: String) throws -> RecurringSchedule {
+        guard let overlap = OverlapPolicy(rawValue: recurrence.overlap) else {
+            throw StoreError.corrupt("task \(taskID) has an unknown overlap policy '\(recurrence.overlap)'")
+        }
+        do {
+            return try schedule(
+                cron: recurrence.cron, timeZone: recurrence.timeZone, until: recurrence.until, maxOccurrences: recurrence.maxOccurrences,
+                overlap: overlap, catchUp: recurrence.catchUp)
+        } catch {
+            throw StoreError.corrupt("task \(taskID) has a stored schedule that does not read: \(error)")
+        }
+    }
+
+    /// The next occurrences of a recurring task (none when it is paused, canceled or finished).
+    static func nextFireTimes(of task: TaskRecord, count: Int) throws -> [Int64] {
+        guard let recurrence = task.recurrence, recurrence.pausedAt == nil, task.canceledAt == nil, let next = recurrence.nextFireAt else { return [] }
+        let schedule = try schedule(of: recurrence, taskID: task.id)
+        let left = schedule.maxOccurrences.map { max(0, $0 - recurrence.firedCount) } ?? count
+        return Array(([next] + schedule.cron.nextFireTimes(after: next, count: count - 1, until: schedule.until)).prefix(min(count, left)))
+    }
+
+    /// Fires what is due of a recurring task: the occurrences the schedule picks run on the task's
+    /// target as it is now (a named agent if still active, one online agent, or every active agent); the
+    /// others are counted as skipped. The cursor moves in the same transaction as the runs are created,
+    /// from the value read: a second scheduler (or this one after a restart) never fires one twice.
+    func fire(_ task: TaskRecord, now: Int64) async throws -> [RunRecord] {
+        guard let recurrence = task.recurrence else { return [] }
+        let schedule = try Self.schedule(of: recurrence, taskID: task.id)
+        let active = schedule.overlap == .skip ? try await store.hasActiveRuns(taskID: task.id) : false
+        let due = schedule.due(ScheduleProgress(cursor: recurrence.cursor, firedCount: recurrence.firedCount, previousRunActive: active), now: now)
+        var fire = due.fire
+        var reasons: [String] = []
+        if due.skippedForOverlap > 0 { reasons.append("\(due.skippedForOverlap) while a run of the task was still active (overlap: skip)") }
+        if due.missed > 0 { reasons.append("\(due.missed) missed while the manager was down (catchUp)") }
+        var skipped = due.skippedForOverlap + due.missed
+        var agents: [String] = []
+        if !fire.isEmpty {
+            agents = try await targetsNow(task)
+            if agents.isEmpty {
+                reasons.append("\(fire.count) with no agent to run on")
+                skipped += fire.count
+                fire = []
+            }
+        }
+        let firing = Store.Firing(
+            fire: fire, agentIDs: agents, skipped: skipped, skipReason: reasons.joined(separator: "; "), cursor: due.cursor,
+            firedCount: recurrence.firedCount + fire.count, nextFireAt: due.next)
+        return try await store.fire(taskID: task.id, expectedCursor: recurrence.cursor, firing, now: now) ?? []
+    }
+
+    /// The agents a recurring task's occurrence runs on now.
+    func targetsNow(_ task: TaskRecord) async throws -> [String] {
+        let target: TaskTarget
+        do {
+            target = try JSONDecoder().decode(TaskTarget.self, from: Data(task.targetJSON.utf8))
+        } catch {
+            throw StoreError.corrupt("task \(task.id) has a stored target that does not decode: \(error)")
+        }
+        switch target.kind {
+        case .agent:
+            guard let id = target.agentId, let agent = try await store.agent(id: id), agent.zoneID == task.zoneID, agent.retiredAt == nil,
+                agent.retireRequestedAt == nil
+            else { return [] }
+            return [agent.id]
+        case .any:
+            return try await store.activeAgents(zoneID: task.zoneID, retiring: false).filter(isOnline).randomElement().map { [$0.id] } ?? []
+        case .all:
+            return try await store.activeAgents(zoneID: task.zoneID, retiring: false).map(\.id)
+        }
     }
 
     static func validate(_ body: TaskSpec) throws(ServiceError) {

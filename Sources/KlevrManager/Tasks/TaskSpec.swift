@@ -1,4 +1,5 @@
 import KlevrAPI
+import KlevrCore
 
 /// A task as the service creates it: what the API's `TaskCreateRequest` asks for, in the service's
 /// terms (the API part checks the request's shapes; ``TaskService`` checks its rules).
@@ -13,6 +14,20 @@ struct TaskSpec: Sendable, Equatable {
     var runAt: Int64? = nil
     /// How long after becoming due a run may start; nil for no deadline.
     var deliverWithinSeconds: Int? = nil
+    /// A recurring task's schedule; nil for a one-off task.
+    var recurrence: RecurrenceSpec? = nil
+}
+
+/// A recurring task's schedule as asked for.
+struct RecurrenceSpec: Sendable, Equatable {
+    var cron: String
+    var timeZone: String = "UTC"
+    var until: Int64?
+    var maxOccurrences: Int?
+    var overlap: OverlapPolicy = .skip
+    /// `none`, `latest` or `all`.
+    var catchUp: String = "none"
+    var catchUpLimit: Int = 10
 }
 
 /// Where a task runs. Stored with the task as this JSON (`{"kind": …, "agentId": …}`).
