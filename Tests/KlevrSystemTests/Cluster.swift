@@ -230,11 +230,6 @@ final class Cluster: @unchecked Sendable {
     }
 }
 
-extension Components.Schemas.RunStatus {
-    /// Whether a run with this status has ended (the manager's own rule, in KlevrCore).
-    var isTerminal: Bool { RunStatus(rawValue: rawValue)?.isTerminal ?? false }
-}
-
 extension Components.Schemas.Zone {
     /// The zone's lease epoch, absent read as 0 (the document's "never elected").
     var leaseEpoch: Int64 { epoch ?? 0 }

@@ -103,6 +103,12 @@ struct ZoneElectionSystemTests {
         let (oldPrimary, oldEpoch) = try await Self.primary(cluster)
         let name = try #require(ids.first { $0.value == oldPrimary }?.key)
         let process = try #require(cluster.agents[name])
+        // The members poll the primary before it freezes: a frozen primary accepts their connections (the
+        // kernel does) and answers none, and a held poll must not count as hearing it once one timed out.
+        let members = cluster.agents.filter { $0.key != name }.map(\.value)
+        try await eventually(60, "the members talk to the primary") {
+            members.allSatisfy { $0.log.contains("talking to the zone's primary \(oldPrimary ?? "-")") }
+        }
         kill(process.pid, SIGSTOP)
         try await eventually(60, "another agent takes the lease") {
             let (primary, epoch) = try await Self.primary(cluster)

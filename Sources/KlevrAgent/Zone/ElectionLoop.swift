@@ -20,9 +20,12 @@ struct ElectionLoop: Sendable {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             // A member counts an open poll held by its primary as hearing it (a dead primary's connection
             // closes; a frozen one's poll times out: 5 s for the first successors, the watchers, 37 s for
-            // the others). A member other than a watcher, its poll held, ticks every 2 s; the others four times a second.
+            // the others), unless its last poll failed: then only an answer counts again. A member other
+            // than a watcher, its poll held, ticks every 2 s; the others four times a second.
             var relaxed = false
-            if link.heldPolls.withLock({ $0 > 0 }), case .follower(let primary?, let epoch) = await link.zone.role {
+            if link.heldPolls.withLock({ $0 > 0 }), !link.lastPollFailed.withLock({ $0 }),
+                case .follower(let primary?, let epoch) = await link.zone.role
+            {
                 _ = await link.zone.heard(primary: primary, epoch: epoch, address: nil)
                 relaxed = await !link.zone.isWatcher
             }

@@ -36,6 +36,11 @@ struct ZoneLink: Sendable {
     let lastHeartbeat = Locked<ContinuousClock.Instant?>(nil)
     /// How many polls this agent holds open on its primary now.
     let heldPolls = Locked(0)
+    /// Whether this agent's last poll of its primary failed (timed out, refused, unanswered): until one
+    /// succeeds again, a held poll no longer counts as hearing the primary. A frozen primary accepts
+    /// connections (the kernel does) but answers none: without this, members re-polling it within half a
+    /// second would "hear" it forever and never elect another.
+    let lastPollFailed = Locked(false)
     /// Whether an exchange announcing newly heard members is on its way.
     let nudging = Locked(false)
     /// What this agent last said about its link (whom it follows, whether it reaches its upstream).
@@ -178,9 +183,16 @@ struct ZoneLink: Sendable {
         }
         if request.wait { heldPolls.withLock { $0 += 1 } }
         defer { if request.wait { heldPolls.withLock { $0 -= 1 } } }
-        let answer = try await peerClient(address).sync(
-            outgoing, timeout: min(timeout, .seconds(Int64(outgoing.holdMillis.map { $0 / 1000 + (watcher ? 2 : 10) } ?? 12))),
-            keyOf: { signer, _ in signer == primary ? primaryKey : nil })
+        let answer: PeerClient.SyncAnswer
+        do {
+            answer = try await peerClient(address).sync(
+                outgoing, timeout: min(timeout, .seconds(Int64(outgoing.holdMillis.map { $0 / 1000 + (watcher ? 2 : 10) } ?? 12))),
+                keyOf: { signer, _ in signer == primary ? primaryKey : nil })
+            if request.wait { lastPollFailed.withLock { $0 = false } }
+        } catch {
+            if request.wait { lastPollFailed.withLock { $0 = true } }
+            throw error
+        }
         let response: SyncResponse
         switch answer {
         case .synced(let synced):
