@@ -6,13 +6,17 @@ import KlevrCore
 
 struct TaskCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "task", abstract: "Run tasks and look at them.", subcommands: [RunTask.self, List.self, Show.self, Cancel.self])
+        commandName: "task", abstract: "Run tasks and look at them.", subcommands: [RunTask.self, List.self, Show.self, Cancel.self, Pause.self, Resume.self])
 
     struct RunTask: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "run",
             abstract: "Run a script on agents of a zone, print each agent's output, exit non-zero if any run failed.",
-            discussion: "Example: klevr task run --zone local --all --param WHO=world -- 'uname -n; echo \"$KLEVR_PARAM_WHO\"'")
+            discussion: """
+                Example: klevr task run --zone local --all --param WHO=world -- 'uname -n; echo "$KLEVR_PARAM_WHO"'
+                Later: --at 2026-12-01T03:00:00Z (or +15m). Recurring: --cron '*/15 * * * *' --tz Europe/Berlin (the command
+                prints the task and its next fire times and returns). Times are RFC 3339 or +90s, +15m, +2h, +1d.
+                """)
         @Option(help: "Zone of the target agents.") var zone: String
         @Option(help: "Run on this agent.") var agent: String?
         @Flag(help: "Run on one online agent of the zone.") var any = false
@@ -22,6 +26,15 @@ struct TaskCommand: AsyncParsableCommand {
         var params: [String] = []
         @Option(help: "Task name.") var name: String?
         @Flag(help: "Do not wait; print the task and return.") var detach = false
+        @Option(help: "Run at this time instead of now (RFC 3339, or +90s, +15m, +2h, +1d).") var at: String?
+        @Option(help: "A run not started within this many seconds of being due ends expired and never runs.") var deliverWithin: Int?
+        @Option(help: "Run on this cron schedule (5 fields) instead of once.") var cron: String?
+        @Option(help: "The IANA time zone of --cron (default UTC).") var tz: String?
+        @Option(help: "No occurrence of --cron after this time (RFC 3339, or +2h ...).") var until: String?
+        @Option(help: "At most this many occurrences of --cron.") var maxOccurrences: Int?
+        @Option(help: "While a run of the task has not ended, an occurrence is skipped (skip, default) or fires anyway (queue).")
+        var overlap: String?
+        @Option(help: "After manager downtime: none (default), latest, or all missed occurrences.") var catchUp: String?
         @OptionGroup var options: ClientOptions
         @Argument(help: "The script, after --.") var script: [String]
 
@@ -29,6 +42,20 @@ struct TaskCommand: AsyncParsableCommand {
             let chosen = [agent != nil, any, all].filter { $0 }.count
             guard chosen == 1 else { throw ValidationError("choose exactly one of --agent ID, --any, --all") }
             guard !script.isEmpty else { throw ValidationError("give the script after --") }
+            if at != nil && cron != nil { throw ValidationError("give --at or --cron, not both") }
+            if cron == nil && (tz != nil || until != nil || maxOccurrences != nil || overlap != nil || catchUp != nil) {
+                throw ValidationError("--tz, --until, --max-occurrences, --overlap and --catch-up go with --cron")
+            }
+            if let overlap, !["skip", "queue"].contains(overlap) { throw ValidationError("--overlap is skip or queue") }
+            if let catchUp, !["none", "latest", "all"].contains(catchUp) { throw ValidationError("--catch-up is none, latest or all") }
+        }
+
+        /// The schedule the options ask for, if any.
+        func schedule() throws -> Components.Schemas.Recurrence? {
+            guard let cron else { return nil }
+            return .init(
+                cron: cron, timeZone: tz, until: try until.map { try TimeArgument.millis($0, option: "--until") }, maxOccurrences: maxOccurrences,
+                overlap: overlap.flatMap { .init(rawValue: $0) }, catchUp: catchUp.flatMap { .init(rawValue: $0) })
         }
 
         func run() async throws {
@@ -40,12 +67,16 @@ struct TaskCommand: AsyncParsableCommand {
             let target = agent.map { Components.Schemas.Target.agent($0) } ?? (any ? .anyOnlineAgent : .everyAgent)
             let request = Components.Schemas.TaskCreateRequest(
                 name: name, zone: zone, target: target, steps: [.init(script: script.joined(separator: " "))],
-                params: parameters.isEmpty ? nil : .init(additionalProperties: parameters), timeoutSeconds: timeout)
+                params: parameters.isEmpty ? nil : .init(additionalProperties: parameters), timeoutSeconds: timeout,
+                runAt: try at.map { try TimeArgument.millis($0, option: "--at") }, deliverWithinSeconds: deliverWithin, schedule: try schedule())
             let runs = try await options.withClient { client -> [Components.Schemas.Run]? in
                 let task = try await api { try await client.createTask(body: .json(request)).created.body.json }
-                if detach {
+                // A recurring task has no run yet: it is shown with its next fire times.
+                if detach || task.schedule != nil {
                     if options.output == .json {
                         try Printer.json(task)
+                    } else if let schedule = task.schedule {
+                        print("task \(task.id) created: \(Show.describe(schedule))")
                     } else {
                         print("task \(task.id) created with \(task.runs.count) run(s)")
                     }
@@ -93,9 +124,48 @@ struct TaskCommand: AsyncParsableCommand {
             }
             if options.output == .json { return try Printer.json(task) }
             print("task \(task.id) \"\(task.name)\" zone \(task.zone) target \(task.target.kindName) by \(task.createdBy)")
+            if let schedule = task.schedule { print(Self.describe(schedule)) }
+            if let runAt = task.runAt { print("runs at \(Printer.time(runAt))") }
+            if let within = task.deliverWithinSeconds { print("each run must start within \(within) s of being due, or it expires") }
             Printer.table(["RUN", "AGENT", "STATUS", "EXIT", "REASON"], task.runs.map {
                 [$0.id, $0.agentId, $0.status.rawValue, $0.exitCode.map(String.init) ?? "-", $0.reason ?? ""]
             })
+        }
+
+        /// `cron '…' in ZONE, fired N, next: …` (or paused, or finished).
+        static func describe(_ schedule: Components.Schemas.RecurrenceState) -> String {
+            let state =
+                schedule.paused
+                ? "paused" : schedule.nextFireTimes.isEmpty ? "finished" : "next: " + schedule.nextFireTimes.map { Printer.time($0) }.joined(separator: ", ")
+            return "cron '\(schedule.cron)' in \(schedule.timeZone), overlap \(schedule.overlap.rawValue), fired \(schedule.firedCount); \(state)"
+        }
+    }
+
+    struct Pause: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Pause a recurring task: no occurrence fires until it is resumed.")
+        @Argument var id: String
+        @OptionGroup var options: ClientOptions
+        func run() async throws {
+            let task = try await options.withClient { client in
+                let id = try await IDResolver(client: client).task(self.id)
+                return try await api { try await client.pauseTask(path: .init(id: id)).ok.body.json }
+            }
+            if options.output == .json { return try Printer.json(task) }
+            print("task \(task.id) paused")
+        }
+    }
+
+    struct Resume: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Resume a paused recurring task from now.")
+        @Argument var id: String
+        @OptionGroup var options: ClientOptions
+        func run() async throws {
+            let task = try await options.withClient { client in
+                let id = try await IDResolver(client: client).task(self.id)
+                return try await api { try await client.resumeTask(path: .init(id: id)).ok.body.json }
+            }
+            if options.output == .json { return try Printer.json(task) }
+            print("task \(task.id) resumed: \(task.schedule.map(Show.describe) ?? "")")
         }
     }
 

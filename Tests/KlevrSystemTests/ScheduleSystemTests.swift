@@ -71,4 +71,38 @@ struct ScheduleSystemTests {
         #expect(!FileManager.default.fileExists(atPath: marker), "the expired run ran")
         #expect(try await cluster.events(kind: "run.expired", subject: runID).count == 1)
     }
+
+    @Test func theCLISchedulesPausesAndResumesAndRunsLater() async throws {
+        let cluster = try Cluster()
+        defer { cluster.shutdown() }
+        try await cluster.startManager()
+        try await cluster.bootstrap(zone: "z")
+        let agent = try await cluster.startAgent("a", zone: "z")
+
+        let created = try await cluster.runCLI([
+            "task", "run", "--zone", "z", "--agent", agent, "--cron", "*/5 * * * *", "--tz", "Europe/Berlin", "--max-occurrences", "3", "--",
+            "echo hi",
+        ])
+        #expect(created.status == 0, "\(created.output)")
+        #expect(created.output.contains("cron '*/5 * * * *' in Europe/Berlin") && created.output.contains("next:"), "\(created.output)")
+        let taskID = try #require(created.output.split(separator: " ").dropFirst().first.map(String.init))
+        let paused = try await cluster.runCLI(["task", "pause", taskID])
+        #expect(paused.status == 0 && paused.output.contains("paused"), "\(paused.output)")
+        #expect(try await cluster.runCLI(["task", "show", taskID]).output.contains("; paused"))
+        let resumed = try await cluster.runCLI(["task", "resume", taskID])
+        #expect(resumed.status == 0 && resumed.output.contains("next:"), "\(resumed.output)")
+
+        // A bad expression is refused with the field and the position; nothing is created.
+        let bad = try await cluster.runCLI(["task", "run", "--zone", "z", "--agent", agent, "--cron", "*/5 * * * FRX", "--", "true"])
+        #expect(bad.status != 0 && bad.output.contains("schedule.cron") && bad.output.contains("position"), "\(bad.output)")
+        let unreadable = try await cluster.runCLI(["task", "run", "--zone", "z", "--agent", agent, "--at", "tomorrow", "--", "true"])
+        #expect(unreadable.status != 0 && unreadable.output.contains("--at"), "\(unreadable.output)")
+        #expect(try await cluster.api.listTasks().ok.body.json.items.count == 1)
+
+        // --at waits for the time, then follows the run.
+        let started = Self.nowMillis()
+        let later = try await cluster.runCLI(["task", "run", "--zone", "z", "--agent", agent, "--at", "+3s", "--", "echo later"])
+        #expect(later.status == 0 && later.output.contains("later"), "\(later.output)")
+        #expect(Self.nowMillis() - started >= 3_000)
+    }
 }
