@@ -105,4 +105,35 @@ struct ScheduleSystemTests {
         #expect(later.status == 0 && later.output.contains("later"), "\(later.output)")
         #expect(Self.nowMillis() - started >= 3_000)
     }
+
+    @Test func aCronTaskRunsOnTheMinuteOnARealAgentAndStopsAtUntil() async throws {
+        let cluster = try Cluster()
+        defer { cluster.shutdown() }
+        try await cluster.startManager()
+        try await cluster.bootstrap(zone: "z")
+        let agent = try await cluster.startAgent("a", zone: "z")
+        // Every minute, until half a minute after the next one: exactly one occurrence.
+        // (At least 5 s ahead, so that the task is created before it.)
+        let now = Self.nowMillis()
+        var nextMinute = (now / 60_000 + 1) * 60_000
+        if nextMinute - now < 5_000 { nextMinute += 60_000 }
+        let task = try await cluster.createTask(
+            .init(
+                zone: "z", target: .agent(agent), steps: [.init(script: "echo tick")],
+                schedule: .init(cron: "* * * * *", until: nextMinute + 30_000)))
+        #expect(task.schedule?.nextFireTimes == [nextMinute])
+        var runs: [Components.Schemas.Run] = []
+        try await eventually(120, "the occurrence ran") {
+            runs = try await cluster.api.getTask(path: .init(id: task.id)).ok.body.json.runs
+            return runs.first?.status == .succeeded
+        }
+        let run = try #require(runs.first)
+        #expect(runs.count == 1)
+        #expect(run.occurrence == nextMinute)
+        #expect((run.dispatchedAt ?? 0) >= nextMinute, "dispatched at \(run.dispatchedAt ?? 0), occurrence \(nextMinute)")
+        #expect(try await cluster.output(run.id) == "tick\n")
+        let finished = try await cluster.api.getTask(path: .init(id: task.id)).ok.body.json
+        #expect(finished.schedule?.nextFireTimes == [])
+        #expect(finished.schedule?.firedCount == 1)
+    }
 }
