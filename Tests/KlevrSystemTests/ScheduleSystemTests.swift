@@ -18,7 +18,8 @@ struct ScheduleSystemTests {
         try await cluster.bootstrap(zone: "z")
         let agent = try await cluster.startAgent("a", zone: "z")
 
-        let runAt = Self.nowMillis() + 8_000
+        // Far enough ahead that the manager's restart (slow on a loaded machine) comes before it.
+        let runAt = Self.nowMillis() + 30_000
         let task = try await cluster.createTask(
             .init(zone: "z", target: .agent(agent), steps: [.init(script: "echo on-time")], runAt: runAt))
         let runID = try #require(task.runs.first?.id)

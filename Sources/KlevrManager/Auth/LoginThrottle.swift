@@ -24,13 +24,19 @@ struct LoginThrottleState: Sendable {
     let capacity: Int
     let freeFailures: Int
     let maxDelayMillis: Int64
+    /// The wait after the first failure beyond the free ones; it doubles with each further failure.
+    let firstDelayMillis: Int64
     let forgetAfterMillis: Int64
     private(set) var entries: [String: Entry] = [:]
 
-    init(capacity: Int = 50_000, freeFailures: Int = 5, maxDelayMillis: Int64 = 5 * 60_000, forgetAfterMillis: Int64 = 15 * 60_000) {
+    init(
+        capacity: Int = 50_000, freeFailures: Int = 5, maxDelayMillis: Int64 = 5 * 60_000, firstDelayMillis: Int64 = 2_000,
+        forgetAfterMillis: Int64 = 15 * 60_000
+    ) {
         self.capacity = max(1, capacity)
         self.freeFailures = max(0, freeFailures)
         self.maxDelayMillis = maxDelayMillis
+        self.firstDelayMillis = max(1, min(firstDelayMillis, maxDelayMillis))
         self.forgetAfterMillis = forgetAfterMillis
     }
 
@@ -45,9 +51,11 @@ struct LoginThrottleState: Sendable {
     func delayMillis(afterFailures failures: Int) -> Int64 {
         let over = failures - freeFailures
         guard over > 0 else { return 0 }
-        // 2^over seconds, capped; the shift is bounded so that it cannot overflow.
-        let seconds = Int64(1) << Int64(min(over, 20))
-        return min(seconds * 1000, maxDelayMillis)
+        // The first delay, doubled for each further failure (2^over seconds by default), capped; the shift
+        // is bounded and the product checked, so that nothing overflows.
+        let factor = Int64(1) << Int64(min(over - 1, 20))
+        let (delay, overflow) = firstDelayMillis.multipliedReportingOverflow(by: factor)
+        return overflow ? maxDelayMillis : min(delay, maxDelayMillis)
     }
 
     /// Admits an attempt from `address` and charges it as a failure; returns 0, or the milliseconds it must
