@@ -80,8 +80,10 @@ public final class Database: Service, Sendable {
     public func close() async {
         if case .sqlite(let connection, let lock) = backend {
             await lock.lock()
-            // A close interrupted by cancellation leaves the flag unset, so a later call closes for real.
-            if !closed.withLock({ $0 }), (try? await connection.close()) != nil {
+            // The close itself runs in a task of its own, so that the cancellation of the caller (a service
+            // group cancelled rather than shut down) cannot interrupt it and leave the connection open.
+            // A close that fails leaves the flag unset, so a later call tries again.
+            if !closed.withLock({ $0 }), await Task(operation: { (try? await connection.close()) != nil }).value {
                 closed.withLock { $0 = true }
             }
             await lock.unlock()

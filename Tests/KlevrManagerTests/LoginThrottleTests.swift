@@ -4,6 +4,7 @@ import HummingbirdTesting
 import KlevrAPI
 import KlevrCore
 @testable import KlevrManager
+import KlevrStore
 import Testing
 
 /// Failed logins slow down the client address that makes them, in memory that does not depend on the
@@ -113,5 +114,8 @@ import Testing
             #expect(answer.status == .unauthorized)
         }
         #expect(await harness.manager.throttle.failures(of: "127.0.0.1") == 1)
+        // The application's services were cancelled with the test's server: close the store here, or its
+        // SQLite connection may be deinitialized open (a debug assertion that stops the whole test process).
+        await harness.manager.store.database.close()
     }
 }
