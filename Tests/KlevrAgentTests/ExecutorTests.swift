@@ -93,7 +93,8 @@ struct ExecutorTests {
         let started = ContinuousClock.now
         let result = await fixture.executor.execute(envelope, control: RunControl())
         #expect(result.outcome == .timedOut)
-        #expect(ContinuousClock.now - started < .seconds(5))
+        // Ended by the 1 s timeout, not by the 61 s sleeps (the bound is loose: a loaded machine is slow).
+        #expect(ContinuousClock.now - started < .seconds(30))
         #expect(await Self.waitUntilGone(marker), "a sleep of the timed-out step survived")
     }
 
