@@ -19,12 +19,12 @@ import Testing
         let zone = try await store.createZone(name: "z", description: "", now: now, actor: .system)
         let agent = try await store.enrollAgent(
             zoneID: zone.id, publicKey: "pk", credentialHash: "c", hostname: "h", os: "l", version: "1", addresses: [], now: now)
-        // The stall watch does not run here: each sweep gets a stall clock started now, or a slow test (more
-        // than 3 s between two steps on a loaded machine) reads as a manager that just resumed from a stall,
-        // whose grace keeps every agent online.
+        // The stall watch does not run here: each sweep gets a stall clock whose last tick is ahead of it, or
+        // a slow step (more than 3 s between the clock's start and the sweep's reads, on a loaded machine)
+        // reads as a manager that just resumed from a stall, whose grace keeps every agent online.
         func sweeper() -> LivenessSweeper {
             var fresh = manager
-            fresh.stalls = StallClock()
+            fresh.stalls = StallClock(start: .now + .seconds(600))
             return LivenessSweeper(manager: fresh)
         }
         var known = try await sweeper().sweep([:], recordEvents: false)

@@ -90,7 +90,9 @@ import Glibc
             }
             // While 200 connections hold an unfinished request head, the server answers others.
             #expect(try await Self.get("/healthz", port: port) == 200)
-            #expect(manager.connections.open >= 200)
+            // Every one was accepted: open, or (on a loaded machine, where opening 200 takes a while) already
+            // closed by the 4 s header timeout.
+            #expect(manager.connections.open + manager.connections.timedOut >= 200)
             let open = try await Self.waitUntilClosed(sockets, dribble: true, seconds: 60)
             #expect(open.isEmpty, "\(open.count) slow connections were still open after 60 s")
             #expect(manager.connections.timedOut >= 200)
