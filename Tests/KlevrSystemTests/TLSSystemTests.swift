@@ -93,7 +93,7 @@ struct TLSSystemTests {
 
         // Restarted without --ca-pin, it keeps verifying with the pin saved in its state dir.
         cluster.agents["a"]?.stop()
-        try await cluster.startAgent("a", zone: "tls")
+        let restarted = try await cluster.startAgent("a", zone: "tls")
         // (Its log file starts anew with the process.)
         try await eventually(60, "the restarted agent checks the pinned certificate again") {
             cluster.agents["a"]?.log.contains("trust=the pinned key \(tls.pin)") == true
@@ -102,7 +102,9 @@ struct TLSSystemTests {
             let agents = try await cluster.agents(zone: "tls")
             return agents.contains { $0.status == .online }
         }
-        let again = try await cluster.runCLI(["task", "run", "--zone", "tls", "--any", "--", "echo still-pinned"])
+        // Named, not --any: on a loaded machine the agent may miss a heartbeat between the check above and
+        // the task, and --any needs an agent online at that instant.
+        let again = try await cluster.runCLI(["task", "run", "--zone", "tls", "--agent", restarted, "--", "echo still-pinned"])
         #expect(again.status == 0 && again.output.contains("still-pinned"), "\(again.output)")
 
         // A wrong pin: the agent stops with both pins named and never enrolls.
