@@ -3,6 +3,7 @@ import Crypto
 import Foundation
 import HTTPTypes
 import KlevrAPI
+import KlevrClient
 import KlevrCore
 import KlevrPeerAPI
 import NIOCore
@@ -92,7 +93,7 @@ struct PeerClient: Sendable {
         do {
             output = try await body(client)
         } catch {
-            let cause = Self.cause(of: error)
+            let cause = ManagerClient.cause(of: error)
             if cause is PeerStamping.UnauthenticatedAnswer { throw Failure.unauthenticatedAnswer(address) }
             throw cause
         }
@@ -109,7 +110,7 @@ struct PeerClient: Sendable {
         do {
             output = try await client(address, http: http, timeout: timeout).peerHello()
         } catch {
-            throw cause(of: error)
+            throw ManagerClient.cause(of: error)
         }
         switch output {
         case .ok(let ok): return try ok.body.json
@@ -124,7 +125,7 @@ struct PeerClient: Sendable {
         do {
             output = try await client(address, http: http, timeout: timeout).peerEnroll(body: .json(sealed))
         } catch {
-            throw cause(of: error)
+            throw ManagerClient.cause(of: error)
         }
         switch output {
         case .created(let created): return try created.body.json
@@ -145,12 +146,5 @@ struct PeerClient: Sendable {
     static func url(_ address: String) throws -> URL {
         guard Validation.isValidPeerAddress(address), let url = URL(string: "http://\(address)") else { throw Failure.badAddress(address) }
         return url
-    }
-
-    /// The error behind the generated client's wrapping.
-    static func cause(of error: any Error) -> any Error {
-        var current = error
-        while let wrapped = current as? ClientError { current = wrapped.underlyingError }
-        return current
     }
 }
