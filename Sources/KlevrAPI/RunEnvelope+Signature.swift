@@ -34,6 +34,8 @@ extension RunEnvelope {
         var agentId: String
         var zone: String
         var steps: [StepSpec]
+        /// Encoded only when set (tasks with recover steps).
+        var recover: [StepSpec]?
         var params: [String: String]
         var sealedParams: SealedBox?
         var timeoutSeconds: Int
@@ -51,7 +53,7 @@ extension RunEnvelope {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let part = SignedPart(
-            runId: runId, taskId: taskId, agentId: agentId, zone: zone, steps: steps, params: params.additionalProperties, sealedParams: sealedParams, timeoutSeconds: timeoutSeconds,
+            runId: runId, taskId: taskId, agentId: agentId, zone: zone, steps: steps, recover: recover, params: params.additionalProperties, sealedParams: sealedParams, timeoutSeconds: timeoutSeconds,
             issuedAt: issuedAt, expiresAt: expiresAt, deliverBy: deliverBy, credentials: credentials, sealedCredentials: sealedCredentials)
         return Data("klevr-run-v1\n".utf8) + (try encoder.encode(part))
     }

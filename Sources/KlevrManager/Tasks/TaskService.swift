@@ -72,7 +72,7 @@ struct TaskService: Sendable {
             stepsJSON: try Self.json(body.steps), paramsJSON: try Self.json(body.params ?? [:]),
             timeoutSeconds: body.timeoutSeconds ?? Self.defaultTimeoutSeconds, createdAt: now, createdBy: user.username, canceledAt: nil,
             runAt: body.runAt, deliverWithinSeconds: body.deliverWithinSeconds
-        ).with(recurrence: recurrence, credentials: body.credentials)
+        ).with(recurrence: recurrence, credentials: body.credentials, recoverJSON: try Self.json(body.recover))
         _ = try await store.createTask(record, agentIDs: recurrence == nil ? targets.map(\.id) : [], actor: actor)
         return (record, targets)
     }
@@ -255,6 +255,17 @@ struct TaskService: Sendable {
                 errors.append(.init(field: "steps[\(index)].timeoutSeconds", message: "1 to \(maxTimeoutSeconds)"))
             }
             if let name = step.name, name.unicodeScalars.count > 200 { errors.append(.init(field: "steps[\(index)].name", message: "at most 200 characters")) }
+        }
+        if body.recover.count > 10 { errors.append(.init(field: "recover", message: "at most 10 recover steps")) }
+        for (index, step) in body.recover.enumerated() {
+            scriptBytes += step.script.utf8.count
+            if Validation.isBlank(step.script) || step.script.unicodeScalars.contains("\0") {
+                errors.append(.init(field: "recover[\(index)].script", message: "must not be empty or contain NUL"))
+            }
+            if let timeout = step.timeoutSeconds, !(1...maxTimeoutSeconds).contains(timeout) {
+                errors.append(.init(field: "recover[\(index)].timeoutSeconds", message: "1 to \(maxTimeoutSeconds)"))
+            }
+            if let name = step.name, name.unicodeScalars.count > 200 { errors.append(.init(field: "recover[\(index)].name", message: "at most 200 characters")) }
         }
         if scriptBytes > 256 * 1024 { errors.append(.init(field: "steps", message: "scripts total at most 256 KiB")) }
         let params = body.params ?? [:]
