@@ -38,7 +38,13 @@ public struct ReportedBatch: Sendable {
     public var results: [ReportedResult]
     /// The agent's wall clock minus the manager's (ms), when it said.
     public var clockSkewMillis: Int64?
-    public init(agentID: String, started: [ReportedStart], logs: [ReportedLog], results: [ReportedResult], clockSkewMillis: Int64? = nil) {
+    /// The labels the agent reports (`--labels`), when its report carries its host facts.
+    public var labels: [String: String]?
+    public init(
+        agentID: String, started: [ReportedStart], logs: [ReportedLog], results: [ReportedResult], clockSkewMillis: Int64? = nil,
+        labels: [String: String]? = nil
+    ) {
+        self.labels = labels
         self.agentID = agentID
         self.started = started
         self.logs = logs
@@ -97,10 +103,15 @@ extension Store {
                     "UPDATE agents SET last_seen_at = \(bind: now) WHERE zone_id = \(bind: zoneID) AND id IN (\(binds: slice))"
                 ).run()
             }
+            // The rollout tasks of the reported results are locked before any of their runs changes (see
+            // ``lockRollouts(_:taskIDs:)``): their errors and free slots are counted after the results.
+            let resultIDs = batches.flatMap { $0.results.map(\.runID) }
+            let rollouts = resultIDs.isEmpty ? [:] : try await Self.lockRollouts(db, taskIDs: try await Self.taskIDs(ofRuns: resultIDs, db))
             var outcomes: [ReportOutcome] = []
             for batch in batches {
                 outcomes.append(try await Self.apply(batch, db: db, now: now, events: events))
             }
+            try await Self.runsEnded(db, rollouts: rollouts, now: now, events: events)
             return outcomes
         }
     }
@@ -122,8 +133,11 @@ extension Store {
         } else {
             agentRow = try await db.raw("UPDATE agents SET last_seen_at = \(bind: now) WHERE id = \(bind: agentID) RETURNING hostname").first()
         }
-        if batch.started.isEmpty && batch.logs.isEmpty && batch.results.isEmpty { return outcome }
         let actor = EventActor(kind: .agent, id: agentID, name: try agentRow?.decode(column: "hostname", as: String.self) ?? agentID)
+        if let labels = batch.labels, agentRow != nil {
+            try await reportLabels(db, agentID: agentID, labels: labels, actor: actor, now: now, events: events)
+        }
+        if batch.started.isEmpty && batch.logs.isEmpty && batch.results.isEmpty { return outcome }
         var owned: [String: OwnedRun] = [:]
         func run(_ runID: String) async throws -> OwnedRun? {
             if let known = owned[runID] { return known }
@@ -261,9 +275,16 @@ extension Store {
                     tasks[task.id] = task
                 }
             }
+            // A task with a concurrency limit is locked, and its runs in flight counted, before any of its runs
+            // is handed out: two syncs at once never hand out more than the limit between them.
+            var handable = rows.filter { tasks[$0.taskID] != nil }
+            let limited = Set(handable.filter { $0.status == .queued && tasks[$0.taskID]?.maxConcurrency != nil }.map(\.taskID))
+            if !limited.isEmpty {
+                let held = try await Self.heldByConcurrency(db, candidates: handable, rollouts: try await Self.lockRollouts(db, taskIDs: limited))
+                handable.removeAll { held.contains($0.id) }
+            }
             // Through the run door: queued runs are dispatched (their dispatch time is kept for good),
             // dispatched ones whose start was not reported in time are delivered again.
-            let handable = rows.filter { tasks[$0.taskID] != nil }
             let dispatched = try await Self.moveRuns(
                 db, handable.filter { $0.status == .queued }.map(RunRef.init), .dispatch,
                 set: "dispatched_at = \(bind: now), delivered_at = \(bind: now)", actor: .system, now: now, events: events)

@@ -194,7 +194,8 @@ extension Manager {
                 ReportedResult(
                     runID: $0.runId, outcome: $0.outcome, exitCode: $0.exitCode, reason: $0.reason, result: $0.result, finishedAt: $0.finishedAt)
             },
-            clockSkewMillis: report.clockSkewMillis.map { max(-10 * 365 * 86_400_000, min(10 * 365 * 86_400_000, $0)) })
+            clockSkewMillis: report.clockSkewMillis.map { max(-10 * 365 * 86_400_000, min(10 * 365 * 86_400_000, $0)) },
+            labels: report.facts?.labels?.additionalProperties)
     }
 
     /// The report with oversized texts cut to the limits (at a character boundary, marked), so that an
@@ -217,6 +218,8 @@ extension Manager {
     }
 
     static func validate(_ report: AgentReport) throws {
+        // A relayed member's facts (its labels) are checked as the agent's own are.
+        if let facts = report.facts { try validate(facts) }
         let count = report.started.count + report.logs.count + report.results.count
         guard count <= maxItemsPerReport else { throw Problem.invalid("reports", "at most \(maxItemsPerReport) items per sync") }
         for (index, chunk) in report.logs.enumerated() {
@@ -237,7 +240,7 @@ extension Manager {
 
     static func envelope(_ pending: PendingRun, issuedAt: Int64, lifetime: Int64) throws -> RunEnvelope {
         RunEnvelope(
-            runId: pending.run.id, taskId: pending.task.id, agentId: pending.run.agentID, zone: pending.task.zoneName,
+            runId: pending.run.id, taskId: pending.task.id, agentId: pending.run.agentID, zone: pending.run.zoneName,
             steps: try JSONDecoder().decode([StepSpec].self, from: Data(pending.task.stepsJSON.utf8)),
             params: .init(additionalProperties: try JSONDecoder().decode([String: String].self, from: Data(pending.task.paramsJSON.utf8))),
             timeoutSeconds: pending.task.timeoutSeconds, issuedAt: issuedAt,
