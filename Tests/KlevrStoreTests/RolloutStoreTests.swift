@@ -114,6 +114,25 @@ import Testing
     }
 
     @Test(arguments: Engine.available)
+    func twoFailuresReportedAtOnceStopTheRolloutOnce(engine: Engine) async throws {
+        try await withStore(engine) { store in
+            let (agents, task) = try await Self.fanOut(store, agents: 6, maxConcurrency: "2", maxErrors: "1")
+            let first = try await store.takeWork(agentIDs: agents, now: Self.now + 10, redeliverAfter: 60_000).runs.map(\.run)
+            #expect(first.count == 2)
+            // Both agents report their failure at the same moment, in two transactions: one of them sees both.
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for run in first { group.addTask { try await Self.finish(store, run, .failed, at: Self.now + 20) } }
+                try await group.waitForAll()
+            }
+            let runs = try await Self.runs(store, task)
+            #expect(runs.filter { $0.status == .canceled }.count == 4)
+            var filter = EventFilter()
+            filter.subject = task.id
+            #expect(try await store.events(filter, after: 0, limit: 100).filter { $0.kind == .taskRolloutStopped }.count == 1)
+        }
+    }
+
+    @Test(arguments: Engine.available)
     func aRunsEndWakesTheAgentsWaitingForTheTask(engine: Engine) async throws {
         try await withStore(engine) { store in
             let (agents, _) = try await Self.fanOut(store, agents: 3, maxConcurrency: "1", maxErrors: nil)
