@@ -16,6 +16,10 @@ a JSON schema cannot say: a string that fits the document is still refused with 
 field and the position (RecurringTaskTests checks those answers). The fuzzer is given a choice of valid
 expressions and zones instead, and the rule "runAt or schedule, not both" (said in the document's
 text) as a `not` clause, so that what it sends is what the service accepts.
+
+A label selector (`target.selector` of a task, `selector` of the agents list) is a grammar too: a string
+that fits the document may still be refused with a 422 naming the field and the position
+(TargetsAndRolloutTests checks those answers). The fuzzer is given a choice of valid selectors.
 """
 
 import schemathesis
@@ -35,6 +39,7 @@ def before_load_schema(context, raw_schema):
                 if isinstance(response, dict) and isinstance(response.get("content"), dict):
                     response["content"].pop("text/event-stream", None)
     _restrict_schedules(raw_schema)
+    _restrict_selectors(raw_schema)
 
 
 def _is_last_event_id(raw_schema, parameter):
@@ -62,3 +67,21 @@ def _restrict_schedules(raw_schema):
             "required": ["runAt", "schedule"],
             "properties": {"runAt": {"type": "integer"}, "schedule": {"type": "object"}},
         }
+
+
+_SELECTORS = ["env=prod", "env=prod,role!=db", "tier in (a,b)", "!canary", "role", "zone notin (x)"]
+
+
+def _restrict_selectors(raw_schema):
+    schemas = raw_schema.get("components", {}).get("schemas", {})
+    target = schemas.get("Target", {})
+    for holder in [target] + [branch for branch in target.get("oneOf", []) if isinstance(branch, dict)]:
+        properties = holder.get("properties", {})
+        selector = properties.get("selector")
+        if isinstance(selector, dict) and "const" not in selector:
+            nullable = isinstance(selector.get("type"), list) and "null" in selector["type"]
+            properties["selector"] = {"type": ["string", "null"] if nullable else "string", "enum": _SELECTORS + ([None] if nullable else [])}
+    agents = raw_schema.get("paths", {}).get("/api/v1/agents", {}).get("get", {})
+    for parameter in agents.get("parameters", []):
+        if isinstance(parameter, dict) and parameter.get("name") == "selector":
+            parameter["schema"] = {"type": "string", "enum": _SELECTORS}
