@@ -61,16 +61,21 @@ extension Store {
         return found
     }
 
-    /// The tasks of these runs.
-    static func taskIDs(ofRuns runIDs: [String], _ db: any SQLDatabase) async throws -> Set<String> {
+    /// Locks the rollout tasks of these runs (see ``lockRollouts(_:taskIDs:)``): one statement per 500
+    /// results finds them, and nothing is locked when none of their tasks has a rollout.
+    static func lockRollouts(_ db: any SQLDatabase, ofRuns runIDs: [String]) async throws -> [String: RolloutTask] {
         var ids = Set<String>()
         for start in stride(from: 0, to: runIDs.count, by: 500) {
             let slice = Array(runIDs[start..<min(start + 500, runIDs.count)])
-            for row in try await db.raw("SELECT DISTINCT task_id FROM runs WHERE id IN (\(binds: slice))").all() {
-                ids.insert(try row.decode(column: "task_id", as: String.self))
-            }
+            let rows = try await db.raw(
+                """
+                SELECT id FROM tasks WHERE (max_concurrency IS NOT NULL OR max_errors IS NOT NULL)
+                AND id IN (SELECT task_id FROM runs WHERE id IN (\(binds: slice)))
+                """
+            ).all()
+            for row in rows { ids.insert(try row.decode(column: "id", as: String.self)) }
         }
-        return ids
+        return try await lockRollouts(db, taskIDs: ids)
     }
 
     /// Where each fan-out of these tasks stands (one grouped count), and each task's runs in flight across

@@ -98,15 +98,15 @@ extension Store {
                     db, zoneID: fence.zoneID, agentID: fence.primaryID, epoch: fence.epoch, now: now, duration: fence.leaseDuration)
                 else { throw StoreError.staleEpoch("epoch \(fence.epoch) is not the zone's current lease; step down") }
             }
+            // The rollout tasks of the reported results are locked before any agent or run row is written
+            // (see ``lockRollouts(_:taskIDs:)``): their errors and free slots are counted after the results.
+            let resultIDs = batches.flatMap { $0.results.map(\.runID) }
+            let rollouts = resultIDs.isEmpty ? [:] : try await Self.lockRollouts(db, ofRuns: resultIDs)
             for slice in stride(from: 0, to: alsoSeen.count, by: 500).map({ Array(alsoSeen[$0..<min($0 + 500, alsoSeen.count)]) }) {
                 try await db.raw(
                     "UPDATE agents SET last_seen_at = \(bind: now) WHERE zone_id = \(bind: zoneID) AND id IN (\(binds: slice))"
                 ).run()
             }
-            // The rollout tasks of the reported results are locked before any of their runs changes (see
-            // ``lockRollouts(_:taskIDs:)``): their errors and free slots are counted after the results.
-            let resultIDs = batches.flatMap { $0.results.map(\.runID) }
-            let rollouts = resultIDs.isEmpty ? [:] : try await Self.lockRollouts(db, taskIDs: try await Self.taskIDs(ofRuns: resultIDs, db))
             var outcomes: [ReportOutcome] = []
             for batch in batches {
                 outcomes.append(try await Self.apply(batch, db: db, now: now, events: events))
