@@ -110,6 +110,29 @@ import Testing
         }
     }
 
+    @Test func anAgentRestartedWithOtherLabelsReportsThemInItsFirstSync() async throws {
+        let harness = try await TestManager.make()
+        try await harness.test { client in
+            let admin = try await client.token()
+            let key = try await client.zoneWithKey("zone-a", admin: admin).key
+            let agent = try await Self.enroll(client, zone: "zone-a", key: key, labels: ["env": "staging"])
+            var report = AgentReport(
+                agentId: agent.agentId,
+                facts: HostFacts(hostname: "h", os: "linux", version: "t", addresses: [], labels: .init(additionalProperties: ["env": "prod"])))
+            _ = try await client.decode(
+                SyncResponse.self, .post, "/api/v1/agent/sync", token: agent.credential, body: SyncRequest(wait: false, reports: [report]))
+            let api = try client.api(token: admin)
+            #expect(try await api.getAgent(path: .init(id: agent.agentId)).ok.body.json.labels.additionalProperties == ["env": "prod"])
+            // A bad label in a report is refused with the field named, and changes nothing.
+            report.facts?.labels = .init(additionalProperties: ["env": "-x"])
+            let refused = try await client.call(
+                .post, "/api/v1/agent/sync", token: agent.credential,
+                json: String(decoding: try JSONEncoder().encode(SyncRequest(wait: false, reports: [report])), as: UTF8.self))
+            #expect(refused.status == .unprocessableContent && refused.body.contains("facts.labels"), "\(refused.body)")
+            #expect(try await api.getAgent(path: .init(id: agent.agentId)).ok.body.json.labels.additionalProperties == ["env": "prod"])
+        }
+    }
+
     @Test func badSelectorsLabelsAndRolloutsAre422sNamingTheFieldAndStoreNothing() async throws {
         let harness = try await TestManager.make()
         try await harness.test { client in
