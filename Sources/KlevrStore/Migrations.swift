@@ -183,6 +183,17 @@ enum Migrations {
             // The rollout counts a task's runs by status at every dispatch.
             "CREATE INDEX runs_task_status ON runs(task_id, status)",
         ]),
+        (11, [
+            // Credentials: a value sealed under the master key (base64 of SecretBox's format, bound to the
+            // credential's id), global (scope '') or of one zone (scope = the zone's id); a name is unique
+            // in its scope. Tasks name the credentials their runs may use (a JSON array of names).
+            """
+            CREATE TABLE credentials (
+                id TEXT PRIMARY KEY, name TEXT NOT NULL, scope TEXT NOT NULL, description TEXT NOT NULL, sealed TEXT NOT NULL,
+                created_at BIGINT NOT NULL, created_by TEXT NOT NULL, updated_at BIGINT NOT NULL, UNIQUE (scope, name))
+            """,
+            "ALTER TABLE tasks ADD COLUMN credentials TEXT NOT NULL DEFAULT '[]'",
+        ]),
     ]
 
     /// Applies the migrations this database has not seen yet, each in its own transaction.

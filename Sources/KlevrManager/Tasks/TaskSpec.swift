@@ -19,6 +19,8 @@ struct TaskSpec: Sendable, Equatable {
     /// The fan-out's limits as written (`"2"`, `"10%"`); nil for none.
     var maxConcurrency: String? = nil
     var maxErrors: String? = nil
+    /// The credentials its runs receive, by name.
+    var credentials: [String] = []
 }
 
 /// A recurring task's schedule as asked for.
