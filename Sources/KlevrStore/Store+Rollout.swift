@@ -33,7 +33,11 @@ extension Store {
     /// the stop) are one step for concurrent syncs. Every path that locks a rollout task does so before it
     /// changes any run of it (tasks first, then runs, in id order), so two of them cannot deadlock. SQLite
     /// transactions are serialized by the store already.
-    static func lockRollouts(_ db: any SQLDatabase, taskIDs: some Collection<String>) async throws -> [String: RolloutTask] {
+    ///
+    /// With `concurrencyOnly`, only the tasks with a `maxConcurrency` (what a dispatch needs).
+    static func lockRollouts(
+        _ db: any SQLDatabase, taskIDs: some Collection<String>, concurrencyOnly: Bool = false
+    ) async throws -> [String: RolloutTask] {
         guard !taskIDs.isEmpty else { return [:] }
         let postgres = db.dialect.name == "postgresql"
         let sorted = Set(taskIDs).sorted()
@@ -42,8 +46,9 @@ extension Store {
             let slice = Array(sorted[start..<min(start + 500, sorted.count)])
             var query: SQLQueryString = """
                 SELECT id, zone_id, max_concurrency, max_errors FROM tasks
-                WHERE id IN (\(binds: slice)) AND (max_concurrency IS NOT NULL OR max_errors IS NOT NULL) ORDER BY id
+                WHERE id IN (\(binds: slice)) AND (max_concurrency IS NOT NULL
                 """
+            query = query + (concurrencyOnly ? ") ORDER BY id" : " OR max_errors IS NOT NULL) ORDER BY id")
             if postgres { query = query + " FOR UPDATE" }
             for row in try await db.raw(query).all() {
                 let id = try row.decode(column: "id", as: String.self)

@@ -254,7 +254,6 @@ extension Store {
                         ORDER BY r.created_at, r.id
                         """
                 ).all().map(Self.run(from:)).filter { wanted.contains($0.agentID) }
-                if rows.count > limit { rows = Array(rows.prefix(limit)) }
             }
             for slice in slices where rows.count < limit {
                 rows += try await db.raw(
@@ -268,6 +267,17 @@ extension Store {
                         """
                 ).all().map(Self.run(from:))
             }
+            // A task with a concurrency limit is locked, and its runs in flight counted, before any of its runs
+            // is handed out: two syncs at once never hand out more than the limit between them. The runs it
+            // holds back are left out before the batch is cut to `limit`, so that a large rollout waiting in
+            // a zone does not hide the zone's other work from its primary.
+            let queuedTasks = Set(rows.lazy.filter { $0.status == .queued }.map(\.taskID))
+            let limited = try await Self.lockRollouts(db, taskIDs: queuedTasks, concurrencyOnly: true)
+            if !limited.isEmpty {
+                let held = try await Self.heldByConcurrency(db, candidates: rows, rollouts: limited)
+                rows.removeAll { held.contains($0.id) }
+            }
+            if rows.count > limit { rows = Array(rows.prefix(limit)) }
             var tasks: [String: TaskRecord] = [:]
             let taskIDs = Array(Set(rows.map(\.taskID)))
             for slice in stride(from: 0, to: taskIDs.count, by: 500).map({ Array(taskIDs[$0..<min($0 + 500, taskIDs.count)]) }) {
@@ -275,14 +285,7 @@ extension Store {
                     tasks[task.id] = task
                 }
             }
-            // A task with a concurrency limit is locked, and its runs in flight counted, before any of its runs
-            // is handed out: two syncs at once never hand out more than the limit between them.
-            var handable = rows.filter { tasks[$0.taskID] != nil }
-            let limited = Set(handable.filter { $0.status == .queued && tasks[$0.taskID]?.maxConcurrency != nil }.map(\.taskID))
-            if !limited.isEmpty {
-                let held = try await Self.heldByConcurrency(db, candidates: handable, rollouts: try await Self.lockRollouts(db, taskIDs: limited))
-                handable.removeAll { held.contains($0.id) }
-            }
+            let handable = rows.filter { tasks[$0.taskID] != nil }
             // Through the run door: queued runs are dispatched (their dispatch time is kept for good),
             // dispatched ones whose start was not reported in time are delivered again.
             let dispatched = try await Self.moveRuns(

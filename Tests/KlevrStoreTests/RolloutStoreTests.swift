@@ -79,6 +79,23 @@ import Testing
     }
 
     @Test(arguments: Engine.available)
+    func aWaitingRolloutDoesNotHideTheZonesOtherWorkFromItsPrimary(engine: Engine) async throws {
+        try await withStore(engine) { store in
+            let (agents, task) = try await Self.fanOut(store, agents: 6, maxConcurrency: "1", maxErrors: nil)
+            let other = TaskRecord(
+                id: Secrets.newID(), name: "other", zoneID: task.zoneID, zoneName: task.zoneName, targetJSON: #"{"kind":"all"}"#,
+                stepsJSON: #"[{"script":"true"}]"#, paramsJSON: "{}", timeoutSeconds: 60, createdAt: Self.now + 1, createdBy: "admin",
+                canceledAt: nil)
+            _ = try await store.createTask(other, agentIDs: [agents[5]], actor: .system)
+            // The primary's poll takes at most 2 runs: the rollout's five waiting ones come first in age, but only
+            // one of them may go; the other task's run goes too.
+            let work = try await store.takeWork(agentIDs: agents, zoneID: task.zoneID, now: Self.now + 10, redeliverAfter: 60_000, limit: 2)
+            #expect(work.runs.count == 2)
+            #expect(Set(work.runs.map(\.task.id)) == [task.id, other.id])
+        }
+    }
+
+    @Test(arguments: Engine.available)
     func errorsBeyondTheLimitCancelTheRunsNotStarted(engine: Engine) async throws {
         try await withStore(engine) { store in
             let (agents, task) = try await Self.fanOut(store, agents: 6, maxConcurrency: "2", maxErrors: "1")
