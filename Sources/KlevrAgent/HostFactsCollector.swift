@@ -5,7 +5,7 @@ import KlevrAPI
 public enum HostFactsCollector {
     public static let agentVersion = "0.1.0"
 
-    public static func collect() -> HostFacts {
+    public static func collect(labels: [String: String] = [:]) -> HostFacts {
         let info = ProcessInfo.processInfo
         var os = info.operatingSystemVersionString
         if let release = try? String(contentsOfFile: "/etc/os-release", encoding: .utf8),
@@ -13,6 +13,6 @@ public enum HostFactsCollector {
         {
             os = line.dropFirst("PRETTY_NAME=".count).trimmingCharacters(in: CharacterSet(charactersIn: "\""))
         }
-        return HostFacts(hostname: String(info.hostName.prefix(255)), os: String(os.prefix(255)), version: agentVersion, addresses: [])
+        return HostFacts(hostname: String(info.hostName.prefix(255)), os: String(os.prefix(255)), version: agentVersion, addresses: [], labels: .init(additionalProperties: labels))
     }
 }

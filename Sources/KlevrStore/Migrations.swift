@@ -170,6 +170,19 @@ enum Migrations {
             "CREATE INDEX tasks_next_fire ON tasks(next_fire_at)",
             "ALTER TABLE runs ADD COLUMN occurrence BIGINT",
         ]),
+        (10, [
+            // Labels and rollout: an agent's labels as they count (`labels`), the ones it reported
+            // (`--labels`) and who set them through the API (NULL while the reported ones count); a task's
+            // rollout limits as written (`2`, `10%`). A selector task keeps its selector in its target JSON;
+            // its runs carry each agent's zone (runs.zone_id), the task its owning zone.
+            "ALTER TABLE agents ADD COLUMN labels TEXT NOT NULL DEFAULT '{}'",
+            "ALTER TABLE agents ADD COLUMN reported_labels TEXT NOT NULL DEFAULT '{}'",
+            "ALTER TABLE agents ADD COLUMN labels_set_by TEXT",
+            "ALTER TABLE tasks ADD COLUMN max_concurrency TEXT",
+            "ALTER TABLE tasks ADD COLUMN max_errors TEXT",
+            // The rollout counts a task's runs by status at every dispatch.
+            "CREATE INDEX runs_task_status ON runs(task_id, status)",
+        ]),
         (11, [
             // Credentials: a value sealed under the master key (base64 of SecretBox's format, bound to the
             // credential's id), global (scope '') or of one zone (scope = the zone's id); a name is unique

@@ -161,9 +161,9 @@ public struct Manager: Sendable {
         return value
     }
 
-    static func agentKey(_ id: String) -> String { "agent:" + id }
+    static func agentKey(_ id: String) -> String { Store.agentKey(id) }
     static func runKey(_ id: String) -> String { "run:" + id }
-    static func zoneKey(_ id: String) -> String { "zone:" + id }
+    static func zoneKey(_ id: String) -> String { Store.zoneKey(id) }
 }
 
 extension Manager: CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
