@@ -16,6 +16,11 @@ a JSON schema cannot say: a string that fits the document is still refused with 
 field and the position (RecurringTaskTests checks those answers). The fuzzer is given a choice of valid
 expressions and zones instead, and the rule "runAt or schedule, not both" (said in the document's
 text) as a `not` clause, so that what it sends is what the service accepts.
+
+A webhook's URL (and a task's `callbackUrl`) is called by the manager: the fuzzer may only name a loopback port where nothing
+listens (the deliveries fail and are retried, which is what they do for any receiver that is down), never
+a host on the network. A given `secret` must be canonical base64 of 24 to 64 bytes, which a pattern can
+only approximate: the fuzzer is given valid secrets (WebhookTests checks the refusals).
 """
 
 import schemathesis
@@ -35,6 +40,7 @@ def before_load_schema(context, raw_schema):
                 if isinstance(response, dict) and isinstance(response.get("content"), dict):
                     response["content"].pop("text/event-stream", None)
     _restrict_schedules(raw_schema)
+    _restrict_webhooks(raw_schema)
 
 
 def _is_last_event_id(raw_schema, parameter):
@@ -62,3 +68,19 @@ def _restrict_schedules(raw_schema):
             "required": ["runAt", "schedule"],
             "properties": {"runAt": {"type": "integer"}, "schedule": {"type": "object"}},
         }
+
+
+_WEBHOOK_URLS = ["http://127.0.0.1:9/hook", "https://127.0.0.1:9/a?b=c"]
+_WEBHOOK_SECRETS = ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_" + "A" * 43 + "="]
+
+
+def _restrict_webhooks(raw_schema):
+    schemas = raw_schema.get("components", {}).get("schemas", {})
+    if "WebhookURL" in schemas:
+        schemas["WebhookURL"] = {"type": "string", "enum": _WEBHOOK_URLS}
+    request = schemas.get("WebhookCreateRequest", {}).get("properties", {})
+    if "secret" in request:
+        request["secret"] = {"type": ["string", "null"], "enum": _WEBHOOK_SECRETS + [None]}
+    task = schemas.get("TaskCreateRequest", {}).get("properties", {})
+    if "callbackUrl" in task:
+        task["callbackUrl"] = {"type": ["string", "null"], "enum": _WEBHOOK_URLS + [None]}

@@ -68,7 +68,7 @@ struct TaskService: Sendable {
             timeoutSeconds: body.timeoutSeconds ?? Self.defaultTimeoutSeconds, createdAt: now, createdBy: user.username, canceledAt: nil,
             runAt: body.runAt, deliverWithinSeconds: body.deliverWithinSeconds
         ).with(recurrence: recurrence)
-        _ = try await store.createTask(record, agentIDs: recurrence == nil ? targets.map(\.id) : [], actor: actor)
+        _ = try await store.createTask(record, agentIDs: recurrence == nil ? targets.map(\.id) : [], actor: actor, callback: body.callback)
         return (record, targets)
     }
 
