@@ -63,6 +63,13 @@ final class WebhookReceiver: Sendable {
         return request.signature.split(separator: " ").contains { $0 == expected }
     }
 
+    /// The receiver is stopped by cancellation, which its server logs as errors: only criticals are kept.
+    static var quietLogger: Logger {
+        var logger = Logger(label: "test.receiver")
+        logger.logLevel = .critical
+        return logger
+    }
+
     /// Runs `body` with a receiver listening on 127.0.0.1 (its port given), stopped afterwards.
     static func run(
         answers: [HTTPResponse.Status] = [], _ body: @Sendable (WebhookReceiver, Int) async throws -> Void
@@ -73,7 +80,7 @@ final class WebhookReceiver: Sendable {
         let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
         let app = Application(
             router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-            onServerRunning: { channel in continuation.yield(channel.localAddress?.port ?? 0) }, logger: Logger(label: "test.receiver"))
+            onServerRunning: { channel in continuation.yield(channel.localAddress?.port ?? 0) }, logger: Self.quietLogger)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await app.runService(gracefulShutdownSignals: []) }
             var iterator = ports.makeAsyncIterator()
