@@ -81,6 +81,9 @@ def _restrict_webhooks(raw_schema):
     request = schemas.get("WebhookCreateRequest", {}).get("properties", {})
     if "secret" in request:
         request["secret"] = {"type": ["string", "null"], "enum": _WEBHOOK_SECRETS + [None]}
+    update = schemas.get("WebhookUpdateRequest", {}).get("properties", {})
+    if "url" in update:
+        update["url"] = {"type": ["string", "null"], "enum": _WEBHOOK_URLS + [None]}
     task = schemas.get("TaskCreateRequest", {}).get("properties", {})
     if "callbackUrl" in task:
         task["callbackUrl"] = {"type": ["string", "null"], "enum": _WEBHOOK_URLS + [None]}
