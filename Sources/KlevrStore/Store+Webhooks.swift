@@ -340,6 +340,26 @@ extension Store {
         try await db.raw("DELETE FROM webhooks WHERE id = \(bind: id)").run()
     }
 
+    /// The context a webhook's secret is sealed for, so that a sealed value copied to another row does not open.
+    public static func webhookSecretContext(_ webhookID: String) -> String { "webhook-secret:" + webhookID }
+
+    /// Re-seals every webhook secret (task callbacks too) that is not under the box's current key, inside the
+    /// master key rotation's transaction. Returns how many were re-sealed.
+    static func resealWebhookSecrets(_ db: any SQLDatabase, with box: SecretBox) async throws -> Int {
+        var count = 0
+        for row in try await db.raw("SELECT id, secret_sealed FROM webhooks").all() {
+            let id = try row.decode(column: "id", as: String.self)
+            guard let sealed = Data(base64Encoded: try row.decode(column: "secret_sealed", as: String.self)) else {
+                throw StoreError.corrupt("webhook \(id) holds a secret that is not base64")
+            }
+            guard try box.needsReseal(sealed) else { continue }
+            let resealed = try box.reseal(sealed, context: webhookSecretContext(id))
+            try await db.raw("UPDATE webhooks SET secret_sealed = \(bind: resealed.base64EncodedString()) WHERE id = \(bind: id)").run()
+            count += 1
+        }
+        return count
+    }
+
     // MARK: - Following the event log
 
     /// The id of the last event the deliveries were queued for.

@@ -35,6 +35,8 @@ struct TaskCommand: AsyncParsableCommand {
         @Option(help: "While a run of the task has not ended, an occurrence is skipped (skip, default) or fires anyway (queue).")
         var overlap: String?
         @Option(help: "After manager downtime: none (default), latest, or all missed occurrences.") var catchUp: String?
+        @Option(name: .customLong("credential"), help: "A credential the runs receive (repeatable); the script reads $KLEVR_CRED_<NAME>.")
+        var credentials: [String] = []
         @OptionGroup var options: ClientOptions
         @Argument(help: "The script, after --.") var script: [String]
 
@@ -68,7 +70,8 @@ struct TaskCommand: AsyncParsableCommand {
             let request = Components.Schemas.TaskCreateRequest(
                 name: name, zone: zone, target: target, steps: [.init(script: script.joined(separator: " "))],
                 params: parameters.isEmpty ? nil : .init(additionalProperties: parameters), timeoutSeconds: timeout,
-                runAt: try at.map { try TimeArgument.millis($0, option: "--at") }, deliverWithinSeconds: deliverWithin, schedule: try schedule())
+                runAt: try at.map { try TimeArgument.millis($0, option: "--at") }, deliverWithinSeconds: deliverWithin, schedule: try schedule(),
+                credentials: credentials.isEmpty ? nil : credentials)
             let runs = try await options.withClient { client -> [Components.Schemas.Run]? in
                 let task = try await api { try await client.createTask(body: .json(request)).created.body.json }
                 // A recurring task has no run yet: it is shown with its next fire times.

@@ -17,6 +17,8 @@ struct TaskSpec: Sendable, Equatable {
     var deliverWithinSeconds: Int? = nil
     /// A recurring task's schedule; nil for a one-off task.
     var recurrence: RecurrenceSpec? = nil
+    /// The credentials its runs receive, by name.
+    var credentials: [String] = []
     /// Where the task's run events are delivered, with its sealed secret; nil for none.
     var callback: TaskCallback? = nil
 }
