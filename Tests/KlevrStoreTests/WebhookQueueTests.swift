@@ -1,6 +1,7 @@
 import Foundation
 import KlevrCore
 import KlevrStore
+import SQLKit
 import Testing
 
 /// The webhook delivery queue: the event-log cursor moves once with the deliveries it queued (compare-and-set),
@@ -82,6 +83,28 @@ import Testing
             try await store.deleteWebhook(id: hook.id, now: Self.now, actor: .system)
             #expect(try await store.webhookDeliveries(webhookID: hook.id, before: nil, limit: 10).isEmpty)
             #expect(try await store.webhook(id: hook.id) == nil)
+        }
+    }
+
+    @Test(arguments: Engine.available)
+    func aMasterKeyRotationResealsWebhookSecrets(engine: Engine) async throws {
+        try await withStore(engine) { store in
+            let old = MasterKey.generate()
+            let hook = try Self.webhook()
+            let secret = Data(WebhookSecret.generate().text.utf8)
+            let sealed = try SecretBox(current: old).seal(secret, context: Store.webhookSecretContext(hook.id))
+            _ = try await store.createWebhook(hook, sealedSecret: sealed.base64EncodedString(), actor: .system)
+            let new = MasterKey.generate()
+            let rotated = SecretBox(current: new, previous: [old])
+            #expect(try await store.resealSecrets(with: rotated) == 1)
+            #expect(try await store.resealSecrets(with: rotated) == 0, "a value under the current key is left as it is")
+            let stored = try await store.database.read { db in
+                try await db.raw("SELECT secret_sealed FROM webhooks WHERE id = \(bind: hook.id)").first()?.decode(column: "secret_sealed", as: String.self)
+            }
+            let text = try #require(stored)
+            let resealed = try #require(Data(base64Encoded: text))
+            #expect(try SecretBox(current: new).open(resealed, context: Store.webhookSecretContext(hook.id)) == secret)
+            #expect(throws: SecretBoxError.self) { try SecretBox(current: old).open(resealed, context: Store.webhookSecretContext(hook.id)) }
         }
     }
 }
