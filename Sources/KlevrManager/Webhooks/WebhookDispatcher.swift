@@ -25,6 +25,8 @@ struct WebhookDispatcher: Service {
     let manager: Manager
     /// Events read per pass of the follower.
     static let batch = 500
+    /// The shortest time between two passes of the follower.
+    static let followerSpacing = Duration.milliseconds(100)
     /// The most of a receiver's answer that is read (and kept, shortened, in a failed attempt's error).
     static let responseReadLimit = 4096
     /// The longest error text stored with an attempt.
@@ -64,6 +66,9 @@ struct WebhookDispatcher: Service {
             }
             if !more {
                 await cancelWhenGracefulShutdown {
+                    // At most ten passes a second, however fast events come (each pass takes what came meanwhile,
+                    // up to a batch): the follower costs the database little under a burst of runs.
+                    try? await Task.sleep(for: Self.followerSpacing)
                     _ = await manager.hub.wait(Store.eventsKey, since: version, seconds: config.webhookPollSeconds)
                 }
             }
