@@ -439,6 +439,18 @@ extension Store {
         }
     }
 
+    /// When the next pending delivery of an enabled webhook falls due (a retry's time, or a claim's lease end).
+    public func nextWebhookAttemptAt() async throws -> Int64? {
+        try await database.read { db in
+            try await db.raw(
+                """
+                SELECT MIN(d.next_attempt_at) AS due FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
+                WHERE d.status = 'pending' AND w.enabled = 1
+                """
+            ).first()?.decode(column: "due", as: Int64?.self)
+        }
+    }
+
     /// Records an attempt of a claimed delivery and what follows: `succeeded`, another attempt at
     /// `nextAttemptAt`, or `failed` when it is nil. Only the claim's holder records it (the attempt count is the
     /// compare-and-set); returns false when the delivery had moved on (deleted, or claimed again after the lease).

@@ -52,6 +52,7 @@ import Testing
             #expect(stored.status == .pending)
             #expect(stored.nextAttemptAt == Self.now + 40_000)
             #expect(stored.attempts == [attempt])
+            #expect(try await store.nextWebhookAttemptAt() == Self.now + 40_000, "the deliverer sleeps until then")
 
             // Not due before its next attempt time; a 2xx ends it.
             #expect(try await store.webhookJobs(now: Self.now + 39_999, limit: 10, leaseMillis: 30_000).isEmpty)
@@ -65,6 +66,7 @@ import Testing
             #expect(stored.nextAttemptAt == nil)
             #expect(stored.attempts.map(\.statusCode) == [500, 204])
             #expect(try await store.webhookJobs(now: Self.now + 100_000_000, limit: 10, leaseMillis: 30_000).isEmpty)
+            #expect(try await store.nextWebhookAttemptAt() == nil)
         }
     }
 

@@ -51,8 +51,9 @@ public struct ManagerConfig: Sendable {
     public var maxConnections: Int = 512
     /// When a failed webhook delivery is tried again (tests shorten it).
     public var webhookRetry = WebhookRetryPolicy()
-    /// How often the webhook deliverer looks for due deliveries when nothing wakes it.
-    public var webhookPollSeconds: Double = 1
+    /// How often the webhook dispatcher looks for new events and due deliveries when nothing wakes it (events
+    /// and deliveries of this manager wake it at once, and it sleeps only until the next retry is due).
+    public var webhookPollSeconds: Double = 5
     /// The longest a webhook delivery attempt may take (connect, send, answer).
     public var webhookTimeoutSeconds: Double = 10
     /// At most this many webhook deliveries are in flight at once.

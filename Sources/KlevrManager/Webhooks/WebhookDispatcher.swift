@@ -126,8 +126,14 @@ struct WebhookDispatcher: Service {
                     }
                 }
                 if free > 0 && jobs.count == free { continue }
-                await cancelWhenGracefulShutdown {
-                    _ = await manager.hub.wait(Store.webhookDeliveriesKey, since: version, seconds: config.webhookPollSeconds)
+                // Sleep until the next retry is due, a new delivery is queued (signalled), or the poll interval
+                // passes (another manager on the same database may have queued one).
+                var seconds = config.webhookPollSeconds
+                if free > 0, jobs.isEmpty, let due = try? await store.nextWebhookAttemptAt() {
+                    seconds = min(seconds, max(0.01, Double(due - Clock.nowMillis()) / 1000))
+                }
+                await cancelWhenGracefulShutdown { [seconds] in
+                    _ = await manager.hub.wait(Store.webhookDeliveriesKey, since: version, seconds: seconds)
                 }
             }
         }
