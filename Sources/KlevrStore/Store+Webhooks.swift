@@ -360,6 +360,14 @@ extension Store {
         return count
     }
 
+    /// Deletes the callbacks of a zone's tasks with their deliveries (the zone and its tasks are being deleted).
+    static func deleteTaskCallbacks(_ db: any SQLDatabase, zoneID: String) async throws {
+        let rows = try await db.raw(
+            "SELECT w.id FROM webhooks w JOIN tasks t ON t.id = w.task_id WHERE t.zone_id = \(bind: zoneID)"
+        ).all()
+        for row in rows { try await deleteWebhookRows(db, id: try row.decode(column: "id", as: String.self)) }
+    }
+
     // MARK: - Following the event log
 
     /// The id of the last event the deliveries were queued for.

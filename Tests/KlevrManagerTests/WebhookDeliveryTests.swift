@@ -378,6 +378,10 @@ final class Shared<Value: Sendable>: Sendable {
                 #expect(shown.callbackUrl == task.callbackUrl)
                 let raw = try await client.call(.get, "/api/v1/tasks/\(task.id)", token: admin)
                 #expect(!raw.body.contains(String(secret.dropFirst(6))))
+
+                // Deleting the zone deletes its tasks' callbacks.
+                _ = try await api.deleteZone(path: .init(zone: "zone-cb"), query: .init(force: true)).noContent
+                #expect(try await harness.manager.store.taskCallback(taskID: task.id) == nil)
             }
         }
     }
