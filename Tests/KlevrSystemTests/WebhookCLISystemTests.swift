@@ -63,6 +63,19 @@ struct WebhookCLISystemTests {
         #expect(show.output.contains("zone.created"), "\(show.output)")
         #expect(!show.output.contains(created.secret))
 
+        // A task file's callbackUrl: its own secret, printed once.
+        let file = cluster.directory + "/callback-task.yaml"
+        try """
+            zone: zone-w
+            target: { kind: all }
+            steps: [{ script: "true" }]
+            schedule: { cron: "0 0 1 1 *" }
+            callbackUrl: http://127.0.0.1:9/callback
+            """.write(toFile: file, atomically: true, encoding: .utf8)
+        let task = try await cli(["task", "create", "-f", file])
+        #expect(task.status == 0, "\(task.output)")
+        #expect(task.output.contains("callback http://127.0.0.1:9/callback signing secret (shown once): whsec_"), "\(task.output)")
+
         #expect(try await cli(["webhook", "delete", created.webhook.id]).status == 0)
         #expect(try UserCLISystemTests.json([Components.Schemas.Webhook].self, try await cli(["webhook", "list", "--output", "json"]).output).isEmpty)
         let managerLog = cluster.manager?.log ?? ""
