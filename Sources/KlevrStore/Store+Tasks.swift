@@ -7,15 +7,20 @@ extension Store {
     /// Stores a task and one run per target agent, atomically, with a `task.created` event and one
     /// `run.created` event per run: `queued`, or `scheduled` until the task's `runAt` when that is later
     /// than its creation; with `deliverWithinSeconds`, each run must start by then (`deliver_by`).
+    /// With a `callback`, the task's run events are delivered to its URL (see Store+Webhooks), from the first.
     /// Returns the run ids.
-    public func createTask(_ task: TaskRecord, agentIDs: [String], actor: EventActor) async throws -> [String] {
-        try await createTask(task, targets: agentIDs.map { RunTarget(agentID: $0, zoneID: task.zoneID) }, actor: actor)
+    public func createTask(_ task: TaskRecord, agentIDs: [String], actor: EventActor, callback: TaskCallback? = nil) async throws -> [String] {
+        try await createTask(task, targets: agentIDs.map { RunTarget(agentID: $0, zoneID: task.zoneID) }, actor: actor, callback: callback)
     }
 
-    /// Stores a task with one run per target (see ``createTask(_:agentIDs:actor:)``); each run is of its
+    /// Stores a task with one run per target (see ``createTask(_:agentIDs:actor:callback:)``); each run is of its
     /// agent's zone, and its events go to that zone.
-    public func createTask(_ task: TaskRecord, targets: [RunTarget], actor: EventActor) async throws -> [String] {
+    public func createTask(_ task: TaskRecord, targets: [RunTarget], actor: EventActor, callback: TaskCallback? = nil) async throws -> [String] {
         try await change { db, events in
+            if let callback {
+                _ = try await Self.insertWebhook(
+                    db, try callback.webhook(taskID: task.id, createdAt: task.createdAt, createdBy: task.createdBy), sealedSecret: callback.sealedSecret)
+            }
             try await db.raw(
                 """
                 INSERT INTO tasks (id, name, zone_id, target, steps, params, timeout_seconds, created_at, created_by, run_at, deliver_within_seconds,

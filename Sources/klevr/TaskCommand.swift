@@ -134,6 +134,15 @@ struct TaskCommand: AsyncParsableCommand {
             let request = try TaskFile.load(file)
             let runs = try await options.withClient { client -> [Components.Schemas.Run]? in
                 let task = try await api { try await client.createTask(body: .json(request)).created.body.json }
+                // A callbackUrl's signing secret is in this answer only (docs/webhooks.md).
+                if let secret = task.callbackSecret {
+                    let line = "callback \(task.callbackUrl ?? "") signing secret (shown once): \(secret)\n"
+                    if options.output == .table {
+                        print(line, terminator: "")
+                    } else if wait && task.schedule == nil {
+                        FileHandle.standardError.write(Data(line.utf8))
+                    }
+                }
                 if !wait || task.schedule != nil {
                     if options.output == .json {
                         try Printer.json(task)

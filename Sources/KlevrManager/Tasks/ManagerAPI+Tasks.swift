@@ -17,10 +17,15 @@ extension ManagerAPI {
     func createTask(_ input: Operations.CreateTask.Input) async throws -> Operations.CreateTask.Output {
         guard case .json(let body) = input.body else { throw Problem.badRequest("the body must be JSON") }
         let context = try context
-        let request = try Self.taskRequest(body)
+        var request = try Self.taskRequest(body)
+        // A callback URL gets its own secret, answered here only (see ManagerAPI+Webhooks).
+        let callbackSecret = try body.callbackUrl.map { url in try taskCallback(url: url) }
+        request.callback = callbackSecret?.callback
         let created = try await tasks.create(request, by: try context.requireUser(), actor: context.actor, now: Clock.nowMillis())
         await manager.hub.signal(created.targets.map { Manager.agentKey($0.id) } + [Manager.zoneKey(created.task.zoneID)])
-        return .created(.init(body: .json(try await task(id: created.task.id))))
+        var answer = try await task(id: created.task.id)
+        answer.callbackSecret = callbackSecret?.secret.text
+        return .created(.init(body: .json(answer)))
     }
 
     func pauseTask(_ input: Operations.PauseTask.Input) async throws -> Operations.PauseTask.Output {
@@ -71,7 +76,9 @@ extension ManagerAPI {
     func task(id: String) async throws -> Components.Schemas.Task {
         guard let task = try await store.task(id: id) else { throw Problem.notFound("no task \(id)") }
         let runs = try await store.runs(RunFilter(taskID: id), after: nil, limit: 100_000)
-        return try Self.view(task, runs: runs)
+        var view = try Self.view(task, runs: runs)
+        view.callbackUrl = try await store.taskCallback(taskID: id)?.url
+        return view
     }
 
     // MARK: - The request

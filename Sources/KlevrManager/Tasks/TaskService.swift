@@ -83,7 +83,8 @@ struct TaskService: Sendable {
         ).with(recurrence: recurrence, credentials: body.credentials, recoverJSON: try Self.json(body.recover))
             .with(maxConcurrency: body.maxConcurrency, maxErrors: body.maxErrors)
         _ = try await store.createTask(
-            record, targets: recurrence == nil ? targets.map { RunTarget(agentID: $0.id, zoneID: $0.zoneID) } : [], actor: actor)
+            record, targets: recurrence == nil ? targets.map { RunTarget(agentID: $0.id, zoneID: $0.zoneID) } : [], actor: actor,
+            callback: body.callback)
         return (record, targets)
     }
 

@@ -1,5 +1,6 @@
 import KlevrAPI
 import KlevrCore
+import KlevrStore
 
 /// A task as the service creates it: what the API's `TaskCreateRequest` asks for, in the service's
 /// terms (the API part checks the request's shapes; ``TaskService`` checks its rules).
@@ -23,6 +24,8 @@ struct TaskSpec: Sendable, Equatable {
     var credentials: [String] = []
     /// The steps run when a step fails.
     var recover: [StepSpec] = []
+    /// Where the task's run events are delivered, with its sealed secret; nil for none.
+    var callback: TaskCallback? = nil
 }
 
 /// A recurring task's schedule as asked for.
