@@ -185,9 +185,11 @@ enum BenchManager {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let logger = Logger(label: "klevr.bench")
-        let config = ManagerConfig(
+        var config = ManagerConfig(
             host: "127.0.0.1", port: 0, database: .sqlite(path: directory + "/bench.db"), adminPassword: Secrets.randomToken(bytes: 16),
             bcryptCost: 4, leaseMillis: leaseMillis)
+        // Every simulated agent holds a connection (a real zone's members go through its primary).
+        config.maxConnections = max(config.maxConnections, poolSize + 64)
         let (manager, _) = try await Manager.bootstrap(config: config, logger: logger)
         let portBox = PortBox()
         let app = manager.application(onServerRunning: { port in portBox.set(port) })

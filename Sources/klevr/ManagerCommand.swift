@@ -38,11 +38,14 @@ extension ManagerCommand {
         @Option(help: "The PEM private key of --tls-cert.") var tlsKey: String?
         @Flag(help: "Serve plain HTTP beyond loopback: only when a TLS proxy in front of the manager terminates HTTPS.")
         var insecureHTTP = false
+        @Option(help: "At most this many connections at once (agents outside zones hold one each); more wait in the listen backlog.")
+        var maxConnections = 512
 
         func run() async throws {
             LogSetup.bootstrap(level: logLevel)
             let (host, port) = try parseListen(listen)
             guard (1...300).contains(heartbeat) else { throw ValidationError("--heartbeat must be 1 to 300 seconds") }
+        guard (16...100_000).contains(maxConnections) else { throw ValidationError("--max-connections must be 16 to 100000") }
             // Checked before anything is created, so that a refused start leaves nothing behind.
             let tls: ManagerTLS?
             switch (tlsCert, tlsKey) {
@@ -67,10 +70,11 @@ extension ManagerCommand {
             let databaseURL = try DatabaseURL.parse(database ?? "sqlite:\(dataDir)/klevr.db")
             let password = adminPassword ?? ProcessInfo.processInfo.environment["KLEVR_ADMIN_PASSWORD"]
             let logger = Logger(label: "klevr.manager")
-            let config = ManagerConfig(
+            var config = ManagerConfig(
                 host: host, port: port, database: databaseURL, adminPassword: password, heartbeatSeconds: heartbeat,
                 signingKey: try SigningKeyFile.loadOrCreate(dataDir: dataDir), secretBox: try MasterKeyFiles.load(dataDir: dataDir), tls: tls,
                 behindTLSProxy: insecureHTTP)
+            config.maxConnections = maxConnections
             let (manager, generated) = try await Manager.bootstrap(config: config, logger: logger)
             if let generated { printAdminPassword(generated) }
             let app = manager.application(
