@@ -16,6 +16,10 @@ a JSON schema cannot say: a string that fits the document is still refused with 
 field and the position (RecurringTaskTests checks those answers). The fuzzer is given a choice of valid
 expressions and zones instead, and the rule "runAt or schedule, not both" (said in the document's
 text) as a `not` clause, so that what it sends is what the service accepts.
+
+A step is a `script` or a built-in `command` with `args` checked against that command's parameter
+schema (served at GET /api/v1/commands; CommandStepTests checks the 422 answers). The fuzzer is given
+the two kinds as a `oneOf`: scripts without command fields, and commands that take no parameters.
 """
 
 import schemathesis
@@ -35,6 +39,7 @@ def before_load_schema(context, raw_schema):
                 if isinstance(response, dict) and isinstance(response.get("content"), dict):
                     response["content"].pop("text/event-stream", None)
     _restrict_schedules(raw_schema)
+    _restrict_steps(raw_schema)
 
 
 def _is_last_event_id(raw_schema, parameter):
@@ -62,3 +67,32 @@ def _restrict_schedules(raw_schema):
             "required": ["runAt", "schedule"],
             "properties": {"runAt": {"type": "integer"}, "schedule": {"type": "object"}},
         }
+
+
+_COMMANDS_WITHOUT_PARAMETERS = ["agent.info", "agent.running-runs", "host.facts"]
+
+
+def _restrict_steps(raw_schema):
+    schemas = raw_schema.get("components", {}).get("schemas", {})
+    step = schemas.get("Step")
+    if not isinstance(step, dict) or "command" not in step.get("properties", {}):
+        return
+    properties = step["properties"]
+    common = {name: value for name, value in properties.items() if name in ("name", "timeoutSeconds")}
+    script_step = {
+        "type": "object",
+        "required": ["script"],
+        "additionalProperties": False,
+        "properties": dict(common, script=properties["script"]),
+    }
+    command_step = {
+        "type": "object",
+        "required": ["command"],
+        "additionalProperties": False,
+        "properties": dict(
+            common,
+            command={"type": "string", "enum": _COMMANDS_WITHOUT_PARAMETERS},
+            args={"type": "object", "maxProperties": 0},
+        ),
+    }
+    schemas["Step"] = {"oneOf": [script_step, command_step]}

@@ -33,7 +33,7 @@ extension RunEnvelope {
         var taskId: String
         var agentId: String
         var zone: String
-        var steps: [StepSpec]
+        var steps: [LegacyStep]
         var params: [String: String]
         var sealedParams: SealedBox?
         var timeoutSeconds: Int
@@ -43,20 +43,50 @@ extension RunEnvelope {
         var deliverBy: Int64?
     }
 
+    /// A step as every agent version knows it: what `signature` covers of it (agents that predate
+    /// built-in commands re-encode the steps they decoded, which have only these fields).
+    private struct LegacyStep: Encodable {
+        var name: String?
+        var script: String?
+        var timeoutSeconds: Int?
+
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encodeIfPresent(name, forKey: .name)
+            try container.encodeIfPresent(script, forKey: .script)
+            try container.encodeIfPresent(timeoutSeconds, forKey: .timeoutSeconds)
+        }
+
+        enum CodingKeys: String, CodingKey { case name, script, timeoutSeconds }
+    }
+
+    /// Whether a step carries more than every agent version knows (a command, arguments): then the
+    /// envelope needs `stepsSignature`.
+    public var hasExtendedSteps: Bool { steps.contains { $0.command != nil || $0.args != nil } }
+
     /// The bytes the signature covers.
     public func signedPayload() throws -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let part = SignedPart(
-            runId: runId, taskId: taskId, agentId: agentId, zone: zone, steps: steps, params: params.additionalProperties, sealedParams: sealedParams, timeoutSeconds: timeoutSeconds,
-            issuedAt: issuedAt, expiresAt: expiresAt, deliverBy: deliverBy)
+            runId: runId, taskId: taskId, agentId: agentId, zone: zone,
+            steps: steps.map { LegacyStep(name: $0.name, script: $0.script, timeoutSeconds: $0.timeoutSeconds) }, params: params.additionalProperties,
+            sealedParams: sealedParams, timeoutSeconds: timeoutSeconds, issuedAt: issuedAt, expiresAt: expiresAt, deliverBy: deliverBy)
         return Data("klevr-run-v1\n".utf8) + (try encoder.encode(part))
     }
 
-    /// This envelope, signed with the manager's key.
+    /// The bytes `stepsSignature` covers: the full steps, bound to the run.
+    public func signedStepsPayload() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return Data("klevr-run-steps-v1\n\(runId)\n".utf8) + (try encoder.encode(steps))
+    }
+
+    /// This envelope, signed with the manager's key (and its steps too when they need it).
     public func signed(with key: Curve25519.Signing.PrivateKey) throws -> RunEnvelope {
         var copy = self
         copy.signature = try key.signature(for: signedPayload()).base64EncodedString()
+        copy.stepsSignature = hasExtendedSteps ? try key.signature(for: signedStepsPayload()).base64EncodedString() : nil
         return copy
     }
 
@@ -67,6 +97,11 @@ extension RunEnvelope {
             let payload = try? signedPayload(),
             managerKey.isValidSignature(signatureData, for: payload)
         else { throw .badSignature }
+        if hasExtendedSteps {
+            guard let stepsSignature, let stepsData = Data(base64Encoded: stepsSignature), let stepsPayload = try? signedStepsPayload(),
+                managerKey.isValidSignature(stepsData, for: stepsPayload)
+            else { throw .badSignature }
+        }
         guard agentId == agentID else { throw .wrongAgent(agentId) }
         if let deliverBy, now > deliverBy { throw .pastDeadline(deliverBy) }
         guard now <= expiresAt else { throw .expired(expiresAt) }

@@ -31,10 +31,12 @@ struct AgentCommand: AsyncParsableCommand {
         @Option(help: "Trust only the CAs of this PEM file for an https:// manager (default: the system trust store).") var ca: String?
         @Option(help: "Trust only an https:// manager whose certificate's public key has this pin (sha256:<hex>, printed by the manager).")
         var caPin: String?
-        @Option(help: "Log level.") var logLevel = "info"
+        @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (the built-in command agent.set-log-level changes it until a restart).")
+        var logLevel = "info"
 
         func run() async throws {
-            LogSetup.bootstrap(level: logLevel)
+            let agentLog = AgentLog(level: Logger.Level(rawValue: logLevel) ?? .info)
+            LogSetup.bootstrap(agentLog: agentLog)
             if let manager, !(manager.hasPrefix("http://") || manager.hasPrefix("https://")) {
                 throw ValidationError("--manager must be an http:// or https:// URL")
             }
@@ -69,10 +71,14 @@ struct AgentCommand: AsyncParsableCommand {
                 peers: peers, priority: priority, workDir: work, runAs: runAs, maxRuns: maxRuns, managerTrust: trust)
             let logger = Logger(label: "klevr.agent")
             let group = ServiceGroup(
-                configuration: .init(services: [.init(service: AgentService(config: config, logger: logger))],
+                configuration: .init(services: [.init(service: AgentService(config: config, logger: logger, log: agentLog))],
                     gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             do {
                 try await group.run()
+            } catch let stop as AgentExit {
+                // agent.restart exits with a status of its own, for the supervisor (systemd, klevr up) to start it again.
+                logger.notice("agent stopped by a built-in command", metadata: ["reason": "\(stop.reason)", "exit.status": "\(stop.status)"])
+                throw ExitCode(stop.status)
             } catch let refused as AgentService.EnrollmentRefused {
                 throw CLIError(refused.description)
             } catch let mismatch as ServerTrust.PinMismatch {

@@ -1,0 +1,188 @@
+import Foundation
+import KlevrAPI
+import KlevrClient
+import KlevrCore
+import KlevrTestSupport
+import OpenAPIRuntime
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Every built-in command through real agent processes: one with a manager route, one behind the
+/// zone's primary (relay), and the agent's own stop (restart, graceful and forced shutdown).
+@Suite(.serialized, .timeLimit(.minutes(5)))
+struct CommandSystemTests {
+    static func args(_ json: String) throws -> OpenAPIObjectContainer {
+        try JSONDecoder().decode(OpenAPIObjectContainer.self, from: Data(json.utf8))
+    }
+
+    static func json(_ text: String?) throws -> JSONValue {
+        try JSONDecoder().decode(JSONValue.self, from: Data(try #require(text, "no result").utf8))
+    }
+
+    /// Runs the steps on the agent and returns the ended run.
+    static func run(_ cluster: Cluster, on agent: String, _ steps: [StepSpec], seconds: Double = 60) async throws -> Components.Schemas.Run {
+        let task = try await cluster.createTask(.init(zone: "z", target: .agent(agent), steps: steps))
+        let runID = try #require(task.runs.first?.id)
+        try await eventually(seconds, "run \(runID) ends") { try await cluster.run(runID).status.isTerminal }
+        return try await cluster.run(runID)
+    }
+
+    static func started(_ cluster: Cluster, on agent: String, _ script: String) async throws -> String {
+        let task = try await cluster.createTask(.init(zone: "z", target: .agent(agent), steps: [.init(script: script)]))
+        let runID = try #require(task.runs.first?.id)
+        try await eventually(60, "run \(runID) is running") { try await cluster.run(runID).status == .running }
+        return runID
+    }
+
+    /// Waits until the agent's process has exited; its exit status.
+    static func exitStatus(_ process: KlevrProcess?, within seconds: Double) async throws -> Int32 {
+        let process = try #require(process)
+        try await eventually(seconds, "the agent process exits") { !process.process.isRunning }
+        return process.process.terminationStatus
+    }
+
+    @Test func everyQueryAndFileCommandRunsOnARealAgent() async throws {
+        let cluster = try Cluster()
+        defer { cluster.shutdown() }
+        try await cluster.startManager()
+        try await cluster.bootstrap(zone: "z")
+        let id = try await cluster.startAgent("a", zone: "z")
+
+        let info = try await Self.run(cluster, on: id, [.init(command: "agent.info")])
+        #expect(info.status == .succeeded, "\(info.reason ?? "")")
+        let infoResult = try Self.json(info.result)
+        #expect(infoResult["agentId"]?.stringValue == id)
+        #expect(infoResult["zone"] == "z")
+        #expect(infoResult["hasManagerRoute"] == true)
+        #expect(infoResult["logLevel"] == "debug")
+
+        let facts = try await Self.run(cluster, on: id, [.init(command: "host.facts")])
+        let factsResult = try Self.json(facts.result)
+        #expect((factsResult["cpuCount"]?.integerValue ?? 0) >= 1)
+        #expect(factsResult["hostname"]?.stringValue?.isEmpty == false)
+
+        let level = try await Self.run(cluster, on: id, [.init(command: "agent.set-log-level", args: try Self.args(#"{"level": "notice"}"#))])
+        #expect(try Self.json(level.result) == ["before": "debug", "current": "notice"])
+        // At notice, the agent's info lines are no longer written; what was written before is collected.
+        let logs = try await Self.run(cluster, on: id, [.init(command: "agent.collect-logs", args: try Self.args(#"{"lines": 50}"#))])
+        let lines = try Self.json(logs.result)["lines"]
+        guard case .array(let items)? = lines else { throw TestFailure("no lines in \(logs.result ?? "")") }
+        #expect(!items.isEmpty)
+        #expect(items.contains { $0.stringValue?.contains("log level changed by a built-in command") == true }, "\(items.suffix(5))")
+        #expect(!items.contains { $0.stringValue?.contains("running a built-in command") == true && $0.stringValue?.contains(logs.id) == true })
+
+        // file.put, a script reading its result, file.get: chained in one run.
+        let path = cluster.directory + "/put-by-command.txt"
+        let content = Data("written by file.put\n".utf8).base64EncodedString()
+        let files = try await Self.run(
+            cluster, on: id,
+            [
+                .init(command: "file.put", args: try Self.args(#"{"path": "\#(path)", "content": "\#(content)", "mode": "0640"}"#)),
+                .init(script: #"grep -o '"size":[0-9]*' "$KLEVR_PREVIOUS_RESULT_FILE""#),
+                .init(command: "file.get", args: try Self.args(#"{"path": "\#(path)"}"#)),
+            ])
+        #expect(files.status == .succeeded, "\(files.reason ?? "")")
+        #expect(try await cluster.output(files.id) == "\"size\":20\n")
+        #expect(try Self.json(files.result)["content"]?.stringValue == content)
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == "written by file.put\n")
+
+        // agent.running-runs and run.stop on a run that sleeps.
+        let long = try await Self.started(cluster, on: id, "sleep 300")
+        let running = try await Self.run(cluster, on: id, [.init(command: "agent.running-runs")])
+        guard case .array(let runs)? = try Self.json(running.result)["runs"] else { throw TestFailure("no runs in \(running.result ?? "")") }
+        #expect(runs.contains { $0["runId"]?.stringValue == long && $0["state"] == "running" }, "\(runs)")
+        let stop = try await Self.run(cluster, on: id, [.init(command: "run.stop", args: try Self.args(#"{"runId": "\#(long)"}"#))])
+        #expect(try Self.json(stop.result) == ["runId": .string(long), "outcome": "stopped"])
+        try await eventually(60, "the stopped run ends canceled") { try await cluster.run(long).status == .canceled }
+
+        // The CLI lists the registry.
+        let table = try await cluster.runCLI(["command", "list"])
+        #expect(table.status == 0, "\(table.output)")
+        for command in BuiltinCommands.all { #expect(table.output.contains(command.name.rawValue)) }
+        #expect(table.output.contains("path* content* mode"))
+        let listed = try await cluster.runCLI(["command", "list", "--output", "json"])
+        #expect(listed.status == 0)
+        #expect(listed.output.contains("\"contentEncoding\""), "\(listed.output.prefix(300))")
+    }
+
+    @Test func commandsReachASecondaryBehindTheRelayAndARestartRunsOnce() async throws {
+        let cluster = try Cluster()
+        defer { cluster.shutdown() }
+        try await cluster.startManager()
+        try await cluster.bootstrap(zone: "z")
+        try await cluster.startAgent("a", zone: "z")
+        try await cluster.startAgent("b", zone: "z")
+        let member = try await cluster.startAgent("c", zone: "z", viaPeers: ["a", "b"])
+        try await eventually(60, "a primary is elected") { try await cluster.zone("z").primary != nil }
+
+        let info = try await Self.run(cluster, on: member, [.init(command: "agent.info")])
+        #expect(info.status == .succeeded, "\(info.reason ?? "")")
+        #expect(try Self.json(info.result)["hasManagerRoute"] == false)
+        #expect(try Self.json(info.result)["agentId"]?.stringValue == member)
+
+        let oldProcess = cluster.agents["c"]
+        let restart = try await Self.run(cluster, on: member, [.init(command: "agent.restart"), .init(script: "echo must-not-run")])
+        #expect(restart.status == .succeeded, "\(restart.reason ?? "")")
+        #expect(try Self.json(restart.result)["exitStatus"] == .integer(Int64(BuiltinCommands.restartExitStatus)))
+        #expect(try await Self.exitStatus(oldProcess, within: 60) == BuiltinCommands.restartExitStatus)
+        let firstLog = oldProcess?.log ?? ""
+        #expect(firstLog.components(separatedBy: "running a built-in command").count - 1 == 2, "agent.info and agent.restart once each")
+        #expect(try await cluster.output(restart.id).isEmpty)
+
+        // The supervisor's part: started again, it takes new runs and never runs the restart again.
+        try await cluster.startAgent("c", zone: "z", viaPeers: ["a", "b"])
+        let after = try await Self.run(cluster, on: member, [.init(command: "agent.info")], seconds: 90)
+        #expect(after.status == .succeeded, "\(after.reason ?? "")")
+        let secondLog = cluster.agents["c"]?.log ?? ""
+        #expect(!secondLog.contains(restart.id), "the restart run came back: \(secondLog.suffix(2000))")
+        #expect(cluster.agents["c"]?.process.isRunning == true)
+        #expect(try await cluster.run(restart.id).status == .succeeded)
+    }
+
+    @Test func aGracefulShutdownWaitsForTheRunningRun() async throws {
+        let cluster = try Cluster()
+        defer { cluster.shutdown() }
+        try await cluster.startManager()
+        try await cluster.bootstrap(zone: "z")
+        let id = try await cluster.startAgent("a", zone: "z")
+        let process = cluster.agents["a"]
+        let long = try await Self.started(cluster, on: id, "sleep 4; echo finished")
+        let shutdown = try await Self.run(
+            cluster, on: id, [.init(command: "agent.shutdown", args: try Self.args(#"{"mode": "graceful", "timeoutSeconds": 600}"#))], seconds: 120)
+        #expect(shutdown.status == .succeeded, "\(shutdown.reason ?? "")")
+        #expect(try Self.json(shutdown.result) == ["mode": "graceful", "finishedRuns": [.string(long)], "stoppedRuns": []])
+        let longRun = try await cluster.run(long)
+        #expect(longRun.status == .succeeded, "\(longRun.reason ?? "")")
+        #expect(try await cluster.output(long) == "finished\n")
+        #expect((longRun.finishedAt ?? .max) <= (shutdown.finishedAt ?? 0))
+        #expect(try await Self.exitStatus(process, within: 60) == 0)
+    }
+
+    @Test func aForcedShutdownStopsTheRunningRunAndExitsPromptly() async throws {
+        let cluster = try Cluster()
+        defer { cluster.shutdown() }
+        try await cluster.startManager()
+        try await cluster.bootstrap(zone: "z")
+        let id = try await cluster.startAgent("a", zone: "z")
+        let process = cluster.agents["a"]
+        let long = try await Self.started(cluster, on: id, "sleep 600")
+        let shutdown = try await Self.run(cluster, on: id, [.init(command: "agent.shutdown", args: try Self.args(#"{"mode": "forced"}"#))])
+        #expect(shutdown.status == .succeeded, "\(shutdown.reason ?? "")")
+        #expect(try Self.json(shutdown.result) == ["mode": "forced", "finishedRuns": [], "stoppedRuns": [.string(long)]])
+        // Well before the sleep would end.
+        #expect(try await Self.exitStatus(process, within: 90) == 0)
+        try await eventually(60, "the stopped run is reported") { try await cluster.run(long).status.isTerminal }
+        let longRun = try await cluster.run(long)
+        #expect(longRun.status == .failed)
+        #expect(longRun.reason?.contains("shut down") == true, "\(longRun.reason ?? "")")
+    }
+}
+
+/// A failure with a message, for guards in tests.
+struct TestFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
