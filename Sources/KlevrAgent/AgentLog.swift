@@ -90,9 +90,9 @@ public struct AgentLogHandler: LogHandler {
         set {}
     }
 
-    public var metadata: Logger.Metadata {
-        get { inner.metadata }
-        set { inner.metadata = newValue }
+    /// Kept here too: the line kept in the ring carries it whatever the inner handler does with it.
+    public var metadata: Logger.Metadata = [:] {
+        didSet { inner.metadata = metadata }
     }
 
     public var metadataProvider: Logger.MetadataProvider? {
@@ -101,13 +101,13 @@ public struct AgentLogHandler: LogHandler {
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { inner[metadataKey: key] }
-        set { inner[metadataKey: key] = newValue }
+        get { metadata[key] }
+        set { metadata[key] = newValue }
     }
 
     public func log(event: LogEvent) {
         guard event.level >= log.level else { return }
-        var merged = inner.metadata
+        var merged = metadata
         if let extra = event.metadata { merged.merge(extra) { _, new in new } }
         let metadataText = merged.isEmpty ? "" : " " + merged.sorted { $0.key < $1.key }.map { "\($0.key)=\(LogValue.escape($0.value))" }.joined(separator: " ")
         let time = Date().formatted(.iso8601)

@@ -102,7 +102,7 @@ struct CommandSystemTests {
         let table = try await cluster.runCLI(["command", "list"])
         #expect(table.status == 0, "\(table.output)")
         for command in BuiltinCommands.all { #expect(table.output.contains(command.name.rawValue)) }
-        #expect(table.output.contains("path* content* mode"))
+        #expect(table.output.contains("content* mode path*"), "\(table.output)")
         let listed = try await cluster.runCLI(["command", "list", "--output", "json"])
         #expect(listed.status == 0)
         #expect(listed.output.contains("\"contentEncoding\""), "\(listed.output.prefix(300))")
