@@ -31,6 +31,8 @@ public enum EventKind: String, Codable, Sendable, CaseIterable {
     case taskSkipped = "task.skipped"
     case taskPaused = "task.paused"
     case taskResumed = "task.resumed"
+    /// A fan-out stopped because its errors exceeded `maxErrors`; its runs not started end canceled.
+    case taskRolloutStopped = "task.rollout_stopped"
 
     case agentEnrolled = "agent.enrolled"
     case agentReenrolled = "agent.reenrolled"
@@ -40,6 +42,8 @@ public enum EventKind: String, Codable, Sendable, CaseIterable {
     case agentRetired = "agent.retired"
     /// A primary relayed a report its member did not sign.
     case agentRelayForgery = "agent.relay_forgery"
+    /// An agent's labels were set (through the API or by the agent's `--labels` at enrollment).
+    case agentLabelsChanged = "agent.labels_changed"
 
     case zoneCreated = "zone.created"
     case zoneDeleted = "zone.deleted"
@@ -62,6 +66,14 @@ public enum EventKind: String, Codable, Sendable, CaseIterable {
 
     case tokenCreated = "token.created"
     case tokenRevoked = "token.revoked"
+
+    case credentialCreated = "credential.created"
+    case credentialUpdated = "credential.updated"
+    case credentialDeleted = "credential.deleted"
+
+    case webhookCreated = "webhook.created"
+    case webhookUpdated = "webhook.updated"
+    case webhookDeleted = "webhook.deleted"
 }
 
 /// Who made a change.
