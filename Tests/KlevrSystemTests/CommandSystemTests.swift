@@ -179,6 +179,46 @@ struct CommandSystemTests {
         #expect(longRun.status == .failed)
         #expect(longRun.reason?.contains("shut down") == true, "\(longRun.reason ?? "")")
     }
+
+    @Test func klevrUpStartsAnAgentAgainAfterAgentRestart() async throws {
+        let cluster = try Cluster()
+        defer { cluster.shutdown() }
+        let data = cluster.directory + "/up"
+        cluster.manager = try KlevrProcess(
+            ["up", "--data-dir", data, "--listen", "127.0.0.1:\(cluster.port)", "--agents", "1", "--log-level", "info"],
+            logPath: cluster.directory + "/up.log")
+        let probe = try cluster.client(credential: nil, timeout: .seconds(2))
+        try await eventually(60, "klevr up answers /readyz") { (try? await probe.ready().ok) != nil }
+        var password = ""
+        try await eventually(30, "the admin password is written") {
+            password = (try? String(contentsOfFile: data + "/admin-password", encoding: .utf8)) ?? ""
+            return !password.isEmpty
+        }
+        let login = try await cluster.runCLI(["login", "--server", cluster.url, "--username", "admin", "--password", password])
+        #expect(login.status == 0, "\(login.output)")
+        struct SavedLogin: Decodable { var token: String }
+        cluster.token = try JSONDecoder().decode(SavedLogin.self, from: Data(contentsOf: URL(fileURLWithPath: cluster.directory + "/cli.json"))).token
+        var agentID = ""
+        try await eventually(60, "the local agent is online") {
+            guard let agent = try await cluster.agents(zone: "local").first, agent.status == .online else { return false }
+            agentID = agent.id
+            return true
+        }
+        func pid() async throws -> Int64? {
+            let task = try await cluster.createTask(.init(zone: "local", target: .agent(agentID), steps: [.init(command: "agent.info")]))
+            let runID = try #require(task.runs.first?.id)
+            try await eventually(120, "agent.info ends") { try await cluster.run(runID).status.isTerminal }
+            return try Self.json(try await cluster.run(runID).result)["pid"]?.integerValue
+        }
+        let before = try #require(try await pid())
+        let restart = try await cluster.createTask(.init(zone: "local", target: .agent(agentID), steps: [.init(command: "agent.restart")]))
+        let restartRun = try #require(restart.runs.first?.id)
+        try await eventually(60, "the restart run ends") { try await cluster.run(restartRun).status.isTerminal }
+        #expect(try await cluster.run(restartRun).status == .succeeded)
+        // Started again by klevr up: the same agent answers from another process.
+        let after = try #require(try await pid())
+        #expect(after != before)
+    }
 }
 
 /// A failure with a message, for guards in tests.
