@@ -14,8 +14,9 @@ import Musl
 import Darwin
 #endif
 
-/// Executes a run's script steps with `/bin/sh`, each step in its own process group, and streams the
-/// output into the outbox.
+/// Executes a run's steps: scripts with `/bin/sh`, each in its own process group, their output
+/// streamed into the outbox; built-in commands through ``BuiltinCommandRunner``, their JSON result
+/// chained to the next step like a script's result file.
 ///
 /// The script contract (`docs/tasks.md`): parameters reach the script only through the environment
 /// (`KLEVR_PARAM_<NAME>`) and the JSON file `$KLEVR_PARAMS_FILE`, never through the script text; a
