@@ -146,8 +146,8 @@ public struct AgentService: Service {
                         }
                         // Reported as started only now that it has a slot (--max-runs): until then it is queued here.
                         if await control.stopReason == nil {
-                            try? await outbox.reportStart(envelope.runId, at: clock.now())
                             await registry.markStarted(envelope.runId, at: clock.now())
+                            try? await outbox.reportStart(envelope.runId, at: clock.now())
                             logger.info("run started", metadata: ["run.id": "\(envelope.runId)"])
                         }
                         return await runner.execute(envelope, control: control)

@@ -127,6 +127,22 @@ struct CommandStepExecutionTests {
         #expect(!items.contains { $0.stringValue?.contains("hidden") == true })
     }
 
+    @Test func theLogRingIsBounded() {
+        let log = AgentLog(level: .info, capacity: 3)
+        for index in 1...5 { log.record("line \(index)") }
+        let all = log.recent(10)
+        #expect(all.lines == ["line 3", "line 4", "line 5"])
+        #expect(all.dropped)
+        #expect(!all.truncated)
+        let two = log.recent(2)
+        #expect(two.lines == ["line 4", "line 5"])
+        #expect(two.truncated)
+        // The byte bound keeps the newest lines that fit.
+        #expect(log.recent(10, maxBytes: 14).lines == ["line 4", "line 5"])
+        log.record(String(repeating: "x", count: 10_000))
+        #expect((log.recent(1).lines.first?.utf8.count ?? 0) <= AgentLog.maxLineBytes + 3)
+    }
+
     @Test func runStopCancelsAnotherRunAndRunningRunsListsIt() async throws {
         let fixture = try Fixture()
         let long = fixture.envelope([.init(script: "sleep 60")])

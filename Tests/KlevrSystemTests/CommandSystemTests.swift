@@ -149,9 +149,21 @@ struct CommandSystemTests {
         try await cluster.bootstrap(zone: "z")
         let id = try await cluster.startAgent("a", zone: "z")
         let process = cluster.agents["a"]
-        let long = try await Self.started(cluster, on: id, "sleep 4; echo finished")
-        let shutdown = try await Self.run(
-            cluster, on: id, [.init(command: "agent.shutdown", args: try Self.args(#"{"mode": "graceful", "timeoutSeconds": 600}"#))], seconds: 120)
+        // The long run ends when the test says so, after the shutdown has started waiting.
+        let go = cluster.directory + "/go"
+        let long = try await Self.started(cluster, on: id, "while [ ! -e '\(go)' ]; do sleep 0.2; done; echo finished")
+        let task = try await cluster.createTask(
+            .init(zone: "z", target: .agent(id), steps: [.init(command: "agent.shutdown", args: try Self.args(#"{"mode": "graceful", "timeoutSeconds": 600}"#))]))
+        let shutdownID = try #require(task.runs.first?.id)
+        try await eventually(60, "the shutdown run is waiting") { try await cluster.run(shutdownID).status == .running }
+        // It waits: the long run goes on, the agent stays up.
+        try await Task.sleep(for: .seconds(1))
+        #expect(try await cluster.run(shutdownID).status == .running)
+        #expect(try await cluster.run(long).status == .running)
+        #expect(process?.process.isRunning == true)
+        FileManager.default.createFile(atPath: go, contents: nil)
+        try await eventually(120, "the shutdown run ends") { try await cluster.run(shutdownID).status.isTerminal }
+        let shutdown = try await cluster.run(shutdownID)
         #expect(shutdown.status == .succeeded, "\(shutdown.reason ?? "")")
         #expect(try Self.json(shutdown.result) == ["mode": "graceful", "finishedRuns": [.string(long)], "stoppedRuns": []])
         let longRun = try await cluster.run(long)
