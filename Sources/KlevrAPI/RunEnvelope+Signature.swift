@@ -41,6 +41,9 @@ extension RunEnvelope {
         var expiresAt: Int64
         /// Encoded only when set, so that the signed bytes of envelopes without a deadline are unchanged.
         var deliverBy: Int64?
+        /// Encoded only when set (runs that name credentials).
+        var credentials: [String]?
+        var sealedCredentials: SealedBox?
     }
 
     /// A step as every agent version knows it: what `signature` covers of it (agents that predate
@@ -71,7 +74,8 @@ extension RunEnvelope {
         let part = SignedPart(
             runId: runId, taskId: taskId, agentId: agentId, zone: zone,
             steps: steps.map { LegacyStep(name: $0.name, script: $0.script, timeoutSeconds: $0.timeoutSeconds) }, params: params.additionalProperties,
-            sealedParams: sealedParams, timeoutSeconds: timeoutSeconds, issuedAt: issuedAt, expiresAt: expiresAt, deliverBy: deliverBy)
+            sealedParams: sealedParams, timeoutSeconds: timeoutSeconds, issuedAt: issuedAt, expiresAt: expiresAt, deliverBy: deliverBy,
+            credentials: credentials, sealedCredentials: sealedCredentials)
         return Data("klevr-run-v1\n".utf8) + (try encoder.encode(part))
     }
 
@@ -130,6 +134,50 @@ extension RunEnvelope {
             additionalProperties: try JSONDecoder().decode([String: String].self, from: try Sealing.open(sealedParams, with: key, context: paramsContext)))
         copy.sealedParams = nil
         return copy
+    }
+}
+
+extension RunEnvelope {
+    /// The context credentials are sealed for: bound to the run, so a box cannot be moved to another.
+    public var credentialsContext: String { "run-credentials:\(runId)" }
+
+    /// Why the credentials of a run cannot be used.
+    public struct CredentialProblem: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// This envelope with `values` (by name) sealed to the agent's X25519 key, and their names listed.
+    public func sealingCredentials(_ values: [String: String], names: [String], to key: Curve25519.KeyAgreement.PublicKey?) throws -> RunEnvelope {
+        var copy = self
+        copy.credentials = names
+        // Without a seal key the values are not sent at all: the agent fails the run, naming them.
+        if let key {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            copy.sealedCredentials = try Sealing.seal(try encoder.encode(values), to: key, context: credentialsContext)
+        }
+        return copy
+    }
+
+    /// The run's credentials by name, opened with the agent's seal key (empty for a run that names none).
+    /// - Throws: ``CredentialProblem`` when they do not open or one that the run names is missing.
+    public func openedCredentials(with key: Curve25519.KeyAgreement.PrivateKey?) throws(CredentialProblem) -> [String: String] {
+        let names = credentials ?? []
+        guard !names.isEmpty || sealedCredentials != nil else { return [:] }
+        var values: [String: String] = [:]
+        if let sealedCredentials {
+            guard let key else { throw CredentialProblem(description: "the run's credentials are sealed, and this agent has no seal key") }
+            do {
+                values = try JSONDecoder().decode([String: String].self, from: try Sealing.open(sealedCredentials, with: key, context: credentialsContext))
+            } catch {
+                throw CredentialProblem(description: "the run's credentials do not open with this agent's seal key")
+            }
+        }
+        let missing = names.filter { values[$0] == nil }
+        if !missing.isEmpty {
+            throw CredentialProblem(description: "credentials \(missing.joined(separator: ", ")) did not reach this agent (deleted, or the agent cannot receive sealed values)")
+        }
+        return values
     }
 }
 

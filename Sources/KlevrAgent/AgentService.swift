@@ -79,7 +79,9 @@ public struct AgentService: Service {
                     result: nil, finishedAt: Clock.nowMillis()))
         }
         var executor = try Executor(
-            workDir: config.workDir, runAs: config.runAs, maskedSecrets: identity.secrets + (config.enrollKey.map { [$0] } ?? []), outbox: outbox,
+            workDir: config.workDir, runAs: config.runAs, maskedSecrets: identity.secrets + (config.enrollKey.map { [$0] } ?? []),
+            sealKey: identity.sealPrivateKey.flatMap { Data(base64Encoded: $0) }.flatMap { try? Curve25519.KeyAgreement.PrivateKey(rawRepresentation: $0) },
+            outbox: outbox,
             killGraceSeconds: config.killGraceSeconds, logger: logger, clock: clock)
         let slots = RunSlots(limit: config.maxRuns)
         let registry = RunRegistry()

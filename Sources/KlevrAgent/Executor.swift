@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import KlevrAPI
 import KlevrCore
@@ -31,6 +32,8 @@ public struct Executor: Sendable {
     let workDirectory: WorkDirectory
     let user: ScriptUser?
     let maskedSecrets: [String]
+    /// Opens the credentials sealed to this agent (its X25519 seal key); nil for an agent without one.
+    let sealKey: Curve25519.KeyAgreement.PrivateKey?
     let outbox: Outbox
     let killGrace: Duration
     let logger: Logger
@@ -49,10 +52,11 @@ public struct Executor: Sendable {
     /// - Throws: ``ScriptUser/LookupError`` for an unusable `runAs`, ``WorkDirectory/Failure`` for an
     ///   unusable work directory; both describe themselves for the operator.
     public init(
-        workDir: String, runAs: String? = nil, maskedSecrets: [String] = [], outbox: Outbox, killGraceSeconds: Double, logger: Logger,
-        clock: ManagerClock? = nil
+        workDir: String, runAs: String? = nil, maskedSecrets: [String] = [], sealKey: Curve25519.KeyAgreement.PrivateKey? = nil, outbox: Outbox,
+        killGraceSeconds: Double, logger: Logger, clock: ManagerClock? = nil
     ) throws {
         self.clock = clock
+        self.sealKey = sealKey
         let user = try runAs.map { name throws(ScriptUser.LookupError) in try ScriptUser.lookup(name) }
         self.user = user
         self.workDirectory = try WorkDirectory.prepare(path: workDir, owner: (user?.isOtherThanAgent ?? false) ? user : nil)
@@ -86,6 +90,14 @@ public struct Executor: Sendable {
             // Stopped while it waited for a slot: nothing was started.
             return stoppedBeforeStart(runID: runID, stop)
         }
+        // Credentials reach the steps only as environment variables, and are masked in their output.
+        let credentials: [String: String]
+        do {
+            credentials = try envelope.openedCredentials(with: sealKey)
+        } catch {
+            return RunResult(runId: runID, outcome: .failed, exitCode: nil, reason: "not started: \(error)", result: nil, finishedAt: now())
+        }
+        let secrets = Self.secretsToMask(agent: maskedSecrets, credentials: Array(credentials.values))
         let directory: String
         let paramsJSON: Data
         do {
@@ -96,17 +108,37 @@ public struct Executor: Sendable {
         } catch {
             return couldNotExecute(runID: runID, error)
         }
-        var result = await executeSteps(envelope, directory: directory, paramsJSON: paramsJSON, control: control)
+        var result = await executeSteps(
+            envelope, directory: directory, paramsJSON: paramsJSON, credentials: credentials, secrets: secrets, control: control)
         do {
             try workDirectory.removeRunDirectory(directory)
         } catch {
             logger.error("could not remove a run directory", metadata: ["run.id": "\(runID)", "error": "\(error)"])
         }
-        result.result = result.result.map { masked($0) }
+        result.result = result.result.map { Self.masked($0, secrets: secrets) }
+        result.reason = result.reason.map { Self.masked($0, secrets: secrets) }
         return result
     }
 
-    private func executeSteps(_ envelope: RunEnvelope, directory: String, paramsJSON: Data, control: RunControl) async -> RunResult {
+    /// What a run's output is masked for: the agent's own secrets (8 characters or more) and the run's
+    /// credential values (4 or more), each also as it appears inside a JSON string (quotes, backslashes
+    /// and control characters escaped) when that differs.
+    static func secretsToMask(agent: [String], credentials: [String]) -> [String] {
+        let usable = credentials.filter { $0.unicodeScalars.count >= credentialMinimumLength }
+        let escaped = usable.compactMap { value -> String? in
+            guard let data = try? JSONEncoder().encode(value), data.count > 2 else { return nil }
+            let inner = String(decoding: data.dropFirst().dropLast(), as: UTF8.self)
+            return inner == value ? nil : inner
+        }
+        return agent.filter { $0.utf8.count >= SecretMasker.minimumLength } + usable + escaped
+    }
+
+    /// Credential values shorter than this are not masked: they would mask ordinary output.
+    static let credentialMinimumLength = 4
+
+    private func executeSteps(
+        _ envelope: RunEnvelope, directory: String, paramsJSON: Data, credentials: [String: String], secrets: [String], control: RunControl
+    ) async -> RunResult {
         let runID = envelope.runId
         do {
             let paramsFile = directory + "/" + WorkDirectory.parametersFileName
@@ -160,8 +192,10 @@ public struct Executor: Sendable {
                 env["TASK_ORIGIN_PARAM"] = String(decoding: paramsJSON, as: UTF8.self)
                 env["TASK_RESULT"] = previousResultText ?? ""
                 for (name, value) in envelope.params.additionalProperties { env["KLEVR_PARAM_" + name] = value }
+                for (name, value) in credentials { env["KLEVR_CRED_" + name] = value }
                 let end = try await runStep(
-                    runID: runID, script: script, environment: env, directory: directory, deadline: stepDeadline, control: control)
+                    runID: runID, script: script, environment: env, directory: directory, deadline: stepDeadline, secrets: secrets,
+                    control: control)
                 lastResultText = workDirectory.readResult(resultFile)
                 switch end {
                 case .exited(0):
@@ -257,9 +291,9 @@ public struct Executor: Sendable {
         }
     }
 
-    /// `text` with the agent's secrets masked.
-    func masked(_ text: String) -> String {
-        var masker = SecretMasker(secrets: maskedSecrets)
+    /// `text` with `secrets` masked.
+    static func masked(_ text: String, secrets: [String]) -> String {
+        var masker = SecretMasker(secrets: secrets, minimumLength: credentialMinimumLength)
         let bytes = masker.mask(Array(text.utf8)) + masker.finish()
         return String(decoding: bytes, as: UTF8.self)
     }
@@ -305,7 +339,7 @@ public struct Executor: Sendable {
 
     private func runStep(
         runID: String, script: String, environment: [String: String], directory: String, deadline: ContinuousClock.Instant,
-        control: RunControl
+        secrets: [String], control: RunControl
     ) async throws -> StepEnd {
         var options = PlatformOptions()
         options.createSession = true
@@ -326,7 +360,7 @@ public struct Executor: Sendable {
         }
         var keys: [Environment.Key: String] = [:]
         for (name, value) in environment { keys[Environment.Key(stringLiteral: name)] = value }
-        let output = StepOutput(runID: runID, outbox: outbox, coalescer: OutputCoalescer(secrets: maskedSecrets), clock: clock)
+        let output = StepOutput(runID: runID, outbox: outbox, coalescer: OutputCoalescer(secrets: secrets, minimumSecretLength: Self.credentialMinimumLength), clock: clock)
         let killGrace = self.killGrace
         let result = try await Subprocess.run(
             .path(FilePath(executable)), arguments: Arguments(arguments), environment: .custom(keys), workingDirectory: FilePath(directory),

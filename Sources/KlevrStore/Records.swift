@@ -92,6 +92,8 @@ public struct TaskRecord: Sendable, Equatable {
     public var deliverWithinSeconds: Int?
     /// A recurring task's schedule and where it stands; nil for a one-off task.
     public var recurrence: RecurrenceRecord?
+    /// The names of the credentials its runs receive (a zone's credential of that name, else the global one).
+    public var credentials: [String] = []
 
     public init(
         id: String, name: String, zoneID: String, zoneName: String, targetJSON: String, stepsJSON: String, paramsJSON: String,
@@ -228,5 +230,37 @@ extension TaskRecord {
         var copy = self
         copy.recurrence = recurrence
         return copy
+    }
+
+    public func with(recurrence: RecurrenceRecord?, credentials: [String]) -> TaskRecord {
+        var copy = with(recurrence: recurrence)
+        copy.credentials = credentials
+        return copy
+    }
+}
+
+/// A credential without its value (which only the master key opens, and only dispatch does).
+public struct CredentialRecord: Sendable, Equatable {
+    public var id: String
+    public var name: String
+    /// Its zone; nil for a global credential.
+    public var zoneID: String?
+    public var zoneName: String?
+    public var description: String
+    public var createdAt: Int64
+    public var createdBy: String
+    public var updatedAt: Int64
+
+    public init(
+        id: String, name: String, zoneID: String?, zoneName: String?, description: String, createdAt: Int64, createdBy: String, updatedAt: Int64
+    ) {
+        self.id = id
+        self.name = name
+        self.zoneID = zoneID
+        self.zoneName = zoneName
+        self.description = description
+        self.createdAt = createdAt
+        self.createdBy = createdBy
+        self.updatedAt = updatedAt
     }
 }

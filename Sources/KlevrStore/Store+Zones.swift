@@ -68,6 +68,8 @@ extension Store {
             try await db.raw("DELETE FROM agents WHERE zone_id = \(bind: id)").run()
             try await db.raw("DELETE FROM enroll_keys WHERE zone_id = \(bind: id)").run()
             try await db.raw("DELETE FROM zone_leases WHERE zone_id = \(bind: id)").run()
+            // The zone's own credentials go with it (global ones stay).
+            try await db.raw("DELETE FROM credentials WHERE scope = \(bind: id)").run()
             try await db.raw("DELETE FROM zones WHERE id = \(bind: id)").run()
             // The zone's events stay: they are its history and the audit trail.
             events.append(.zoneDeleted, actor: actor, zoneID: id, subject: id, detail: ["name": name, "force": String(force)], at: now)

@@ -18,66 +18,103 @@ func parseListen(_ text: String) throws -> (host: String, port: Int) {
 }
 
 struct ManagerCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "manager", abstract: "Run the manager (API and background services).")
+    static let configuration = CommandConfiguration(
+        commandName: "manager", abstract: "Run the manager (default), or rotate its master key.", subcommands: [Serve.self, RotateMasterKey.self],
+        defaultSubcommand: Serve.self)
+}
 
-    @Option(help: "Directory for the SQLite database and other state.") var dataDir = "./klevr-data"
-    @Option(help: "Address to listen on.") var listen = "127.0.0.1:8090"
-    @Option(help: "sqlite:PATH (default: DATA_DIR/klevr.db) or postgres://user:password@host:port/database") var database: String?
-    @Option(help: "Password for the first admin (default: generated and printed once; env KLEVR_ADMIN_PASSWORD).")
-    var adminPassword: String?
-    @Option(help: "Agent heartbeat interval in seconds.") var heartbeat = 5
-    @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel = "info"
-    @Option(help: "Serve HTTPS with this PEM certificate (chain: the served certificate first); needs --tls-key.") var tlsCert: String?
-    @Option(help: "The PEM private key of --tls-cert.") var tlsKey: String?
-    @Flag(help: "Serve plain HTTP beyond loopback: only when a TLS proxy in front of the manager terminates HTTPS.")
-    var insecureHTTP = false
+extension ManagerCommand {
+    struct Serve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "serve", abstract: "Run the manager (API and background services).")
 
-    func run() async throws {
-        LogSetup.bootstrap(level: logLevel)
-        let (host, port) = try parseListen(listen)
-        guard (1...300).contains(heartbeat) else { throw ValidationError("--heartbeat must be 1 to 300 seconds") }
-        // Checked before anything is created, so that a refused start leaves nothing behind.
-        let tls: ManagerTLS?
-        switch (tlsCert, tlsKey) {
-        case (nil, nil):
-            tls = nil
-        case (.some(let certificate), .some(let key)):
+        @Option(help: "Directory for the SQLite database and other state.") var dataDir = "./klevr-data"
+        @Option(help: "Address to listen on.") var listen = "127.0.0.1:8090"
+        @Option(help: "sqlite:PATH (default: DATA_DIR/klevr.db) or postgres://user:password@host:port/database") var database: String?
+        @Option(help: "Password for the first admin (default: generated and printed once; env KLEVR_ADMIN_PASSWORD).")
+        var adminPassword: String?
+        @Option(help: "Agent heartbeat interval in seconds.") var heartbeat = 5
+        @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel = "info"
+        @Option(help: "Serve HTTPS with this PEM certificate (chain: the served certificate first); needs --tls-key.") var tlsCert: String?
+        @Option(help: "The PEM private key of --tls-cert.") var tlsKey: String?
+        @Flag(help: "Serve plain HTTP beyond loopback: only when a TLS proxy in front of the manager terminates HTTPS.")
+        var insecureHTTP = false
+
+        func run() async throws {
+            LogSetup.bootstrap(level: logLevel)
+            let (host, port) = try parseListen(listen)
+            guard (1...300).contains(heartbeat) else { throw ValidationError("--heartbeat must be 1 to 300 seconds") }
+            // Checked before anything is created, so that a refused start leaves nothing behind.
+            let tls: ManagerTLS?
+            switch (tlsCert, tlsKey) {
+            case (nil, nil):
+                tls = nil
+            case (.some(let certificate), .some(let key)):
+                do {
+                    tls = try ManagerTLS.load(certificatePath: certificate, keyPath: key)
+                } catch {
+                    throw ValidationError(error.description)
+                }
+            default:
+                throw ValidationError("--tls-cert and --tls-key go together")
+            }
+            if tls != nil && insecureHTTP { throw ValidationError("--insecure-http and --tls-cert contradict each other: give one") }
             do {
-                tls = try ManagerTLS.load(certificatePath: certificate, keyPath: key)
+                try ListenPolicy.check(host: host, port: port, tls: tls != nil, insecureHTTP: insecureHTTP)
             } catch {
                 throw ValidationError(error.description)
             }
-        default:
-            throw ValidationError("--tls-cert and --tls-key go together")
-        }
-        if tls != nil && insecureHTTP { throw ValidationError("--insecure-http and --tls-cert contradict each other: give one") }
-        do {
-            try ListenPolicy.check(host: host, port: port, tls: tls != nil, insecureHTTP: insecureHTTP)
-        } catch {
-            throw ValidationError(error.description)
-        }
-        try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        let databaseURL = try DatabaseURL.parse(database ?? "sqlite:\(dataDir)/klevr.db")
-        let password = adminPassword ?? ProcessInfo.processInfo.environment["KLEVR_ADMIN_PASSWORD"]
-        let logger = Logger(label: "klevr.manager")
-        let config = ManagerConfig(
-            host: host, port: port, database: databaseURL, adminPassword: password, heartbeatSeconds: heartbeat,
-            signingKey: try SigningKeyFile.loadOrCreate(dataDir: dataDir), tls: tls, behindTLSProxy: insecureHTTP)
-        let (manager, generated) = try await Manager.bootstrap(config: config, logger: logger)
-        if let generated { printAdminPassword(generated) }
-        let app = manager.application(
-            onGeneratedPassword: printAdminPassword,
-            onServerRunning: { port in
-                say("klevr manager listening on \(tls == nil ? "http" : "https")://\(host):\(port) (database \(databaseURL))")
-                if let tls { say(Self.pinAdvice(tls.pin, host: host, port: port)) }
-            })
-        do {
-            try await app.runService()
-        } catch {
+            try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            let databaseURL = try DatabaseURL.parse(database ?? "sqlite:\(dataDir)/klevr.db")
+            let password = adminPassword ?? ProcessInfo.processInfo.environment["KLEVR_ADMIN_PASSWORD"]
+            let logger = Logger(label: "klevr.manager")
+            let config = ManagerConfig(
+                host: host, port: port, database: databaseURL, adminPassword: password, heartbeatSeconds: heartbeat,
+                signingKey: try SigningKeyFile.loadOrCreate(dataDir: dataDir), secretBox: try MasterKeyFiles.load(dataDir: dataDir), tls: tls,
+                behindTLSProxy: insecureHTTP)
+            let (manager, generated) = try await Manager.bootstrap(config: config, logger: logger)
+            if let generated { printAdminPassword(generated) }
+            let app = manager.application(
+                onGeneratedPassword: printAdminPassword,
+                onServerRunning: { port in
+                    say("klevr manager listening on \(tls == nil ? "http" : "https")://\(host):\(port) (database \(databaseURL))")
+                    if let tls { say(ManagerCommand.pinAdvice(tls.pin, host: host, port: port)) }
+                })
+            do {
+                try await app.runService()
+            } catch {
+                await manager.store.database.close()
+                throw error
+            }
             await manager.store.database.close()
-            throw error
         }
-        await manager.store.database.close()
+    }
+
+    struct RotateMasterKey: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "rotate-master-key",
+            abstract: "Replace the master key and re-encrypt every stored secret under the new one (stop the manager first).")
+
+        @Option(help: "The manager's data directory (holds master.key).") var dataDir = "./klevr-data"
+        @Option(help: "sqlite:PATH (default: DATA_DIR/klevr.db) or postgres://user:password@host:port/database") var database: String?
+
+        func run() async throws {
+            LogSetup.bootstrap(level: "warning")
+            guard FileManager.default.fileExists(atPath: dataDir + "/" + MasterKeyFiles.currentName) else {
+                throw ValidationError("\(dataDir)/\(MasterKeyFiles.currentName) does not exist: give the manager's --data-dir")
+            }
+            let databaseURL = try DatabaseURL.parse(database ?? "sqlite:\(dataDir)/klevr.db")
+            let store = try await Store.open(databaseURL, logger: Logger(label: "klevr.rotate"))
+            do {
+                try await store.migrate()
+                let result = try await MasterKeyFiles.rotate(dataDir: dataDir) { box in try await store.resealSecrets(with: box) }
+                say("master key \(result.old) replaced by \(result.new); \(result.count) stored secrets re-encrypted")
+                say("the old key stays in \(dataDir)/\(MasterKeyFiles.retiredPrefix)\(result.old) for older backups; delete it when they are gone")
+            } catch {
+                await store.database.close()
+                throw error
+            }
+            await store.database.close()
+        }
     }
 }
 

@@ -39,6 +39,8 @@ struct TaskCommand: AsyncParsableCommand {
         @Option(help: "After manager downtime: none (default), latest, or all missed occurrences.") var catchUp: String?
         @Option(help: "Run this built-in command instead of a script (see 'klevr command list').") var command: String?
         @Option(help: "The built-in command's arguments, a JSON object (with --command).") var args: String?
+        @Option(name: .customLong("credential"), help: "A credential the runs receive (repeatable); the script reads $KLEVR_CRED_<NAME>.")
+        var credentials: [String] = []
         @OptionGroup var options: ClientOptions
         @Argument(help: "The script, after --.") var script: [String] = []
 
@@ -82,7 +84,8 @@ struct TaskCommand: AsyncParsableCommand {
             let request = Components.Schemas.TaskCreateRequest(
                 name: name, zone: zone, target: target, steps: [step],
                 params: parameters.isEmpty ? nil : .init(additionalProperties: parameters), timeoutSeconds: timeout,
-                runAt: try at.map { try TimeArgument.millis($0, option: "--at") }, deliverWithinSeconds: deliverWithin, schedule: try schedule())
+                runAt: try at.map { try TimeArgument.millis($0, option: "--at") }, deliverWithinSeconds: deliverWithin, schedule: try schedule(),
+                credentials: credentials.isEmpty ? nil : credentials)
             let runs = try await options.withClient { client -> [Components.Schemas.Run]? in
                 let task = try await api { try await client.createTask(body: .json(request)).created.body.json }
                 // A recurring task has no run yet: it is shown with its next fire times.

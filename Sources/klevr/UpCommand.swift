@@ -33,6 +33,7 @@ struct UpCommand: AsyncParsableCommand {
         let logger = Logger(label: "klevr.up")
         let config = ManagerConfig(
             host: host, port: port, database: .sqlite(path: dataDir + "/klevr.db"), signingKey: try SigningKeyFile.loadOrCreate(dataDir: dataDir),
+            secretBox: try MasterKeyFiles.load(dataDir: dataDir),
             // The demo's admin password stays in klevr-data/admin-password for the next 'up'; no forced change.
             generatedAdminMustChangePassword: false)
         let (manager, generated) = try await Manager.bootstrap(config: config, logger: logger)

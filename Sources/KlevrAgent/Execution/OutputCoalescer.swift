@@ -43,11 +43,11 @@ struct OutputCoalescer: Sendable {
     private var stdout: Lane
     private var stderr: Lane
 
-    init(secrets: [String], flushInterval: Duration = .milliseconds(100), flushBytes: Int = 64 * 1024) {
+    init(secrets: [String], minimumSecretLength: Int = SecretMasker.minimumLength, flushInterval: Duration = .milliseconds(100), flushBytes: Int = 64 * 1024) {
         self.flushInterval = flushInterval
         self.flushBytes = max(4, flushBytes)
-        stdout = Lane(masker: SecretMasker(secrets: secrets))
-        stderr = Lane(masker: SecretMasker(secrets: secrets))
+        stdout = Lane(masker: SecretMasker(secrets: secrets, minimumLength: minimumSecretLength))
+        stderr = Lane(masker: SecretMasker(secrets: secrets, minimumLength: minimumSecretLength))
     }
 
     /// Takes one read of a pipe; returns what is due.

@@ -16,8 +16,10 @@ struct SecretMasker: Sendable {
     private let firstBytes: Set<UInt8>
     private var carry: [UInt8] = []
 
-    init(secrets: [String]) {
-        let usable = Set(secrets.map { Array($0.utf8) }.filter { $0.count >= Self.minimumLength })
+    /// - Parameter minimumLength: shorter secrets are ignored (the agent's own are long; a run's credentials
+    ///   are masked from 4 bytes, see ``Executor``).
+    init(secrets: [String], minimumLength: Int = SecretMasker.minimumLength) {
+        let usable = Set(secrets.map { Array($0.utf8) }.filter { $0.count >= minimumLength })
         self.secrets = usable.sorted { $0.count != $1.count ? $0.count > $1.count : $0.lexicographicallyPrecedes($1) }
         self.firstBytes = Set(self.secrets.compactMap(\.first))
     }

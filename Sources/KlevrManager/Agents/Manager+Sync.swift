@@ -152,12 +152,18 @@ extension Manager {
                     await hub.signal(work.runs.map { Self.runKey($0.run.id) })
                 }
                 let issuedAt = Clock.nowMillis()
-                let envelopes = try work.runs.map { pending in
+                var envelopes: [RunEnvelope] = []
+                for pending in work.runs {
                     var envelope = try Self.envelope(pending, issuedAt: issuedAt, lifetime: config.envelopeLifetimeSeconds)
-                    if let sealKey = members[pending.run.agentID].flatMap({ Keys.agreement($0.sealKey) }) {
+                    let sealKey = members[pending.run.agentID].flatMap { Keys.agreement($0.sealKey) }
+                    if let sealKey {
                         envelope = try envelope.sealingParams(to: sealKey)
                     }
-                    return try envelope.signed(with: config.signingKey)
+                    if !pending.task.credentials.isEmpty {
+                        envelope = try envelope.sealingCredentials(
+                            try await credentialValues(of: pending.task), names: pending.task.credentials, to: sealKey)
+                    }
+                    envelopes.append(try envelope.signed(with: config.signingKey))
                 }
                 let cancels = try work.cancels.map { try CancelOrder(agentId: $0.agentID, runId: $0.runID, signature: "").signed(with: config.signingKey) }
                 var membership: SignedBlob?

@@ -1,5 +1,6 @@
 import Foundation
 import Crypto
+import KlevrCore
 import KlevrStore
 import Logging
 
@@ -26,6 +27,9 @@ public struct ManagerConfig: Sendable {
     public var sessionSeconds: Int64
     /// The key that signs every run envelope (agents get its public half at enrollment).
     public var signingKey: Curve25519.Signing.PrivateKey
+    /// The master keys that seal stored secrets (credential values, webhook secrets): `master.key` in the
+    /// data dir (see ``MasterKeyFiles``); a fresh random key by default (tests).
+    public var secretBox: SecretBox
     /// How long a handed-out run envelope stays valid for its agent.
     public var envelopeLifetimeSeconds: Int64
     /// How long a zone primary's lease lasts without renewal.
@@ -49,7 +53,8 @@ public struct ManagerConfig: Sendable {
     public init(
         host: String = "127.0.0.1", port: Int = 8090, database: DatabaseURL, adminPassword: String? = nil,
         heartbeatSeconds: Int = 5, longPollSeconds: Double = 25, redeliverAfterSeconds: Double = 10, bcryptCost: UInt8 = 12,
-        sessionSeconds: Int64 = 12 * 3600, signingKey: Curve25519.Signing.PrivateKey = .init(), envelopeLifetimeSeconds: Int64 = 15 * 60,
+        sessionSeconds: Int64 = 12 * 3600, signingKey: Curve25519.Signing.PrivateKey = .init(),
+        secretBox: SecretBox = SecretBox(current: .generate()), envelopeLifetimeSeconds: Int64 = 15 * 60,
         leaseMillis: Int64 = 2_500, tls: ManagerTLS? = nil, behindTLSProxy: Bool = false, generatedAdminMustChangePassword: Bool = true
     ) {
         self.tls = tls
@@ -57,6 +62,7 @@ public struct ManagerConfig: Sendable {
         self.generatedAdminMustChangePassword = generatedAdminMustChangePassword
         self.leaseMillis = leaseMillis
         self.signingKey = signingKey
+        self.secretBox = secretBox
         self.envelopeLifetimeSeconds = envelopeLifetimeSeconds
         self.host = host
         self.port = port

@@ -38,6 +38,11 @@ struct TaskService: Sendable {
         let recurrence = try body.recurrence.map { try Self.recurrence($0, runAt: body.runAt, now: now) }
         // A well-formed reference to something that does not exist is a 404, as for a path.
         guard let zone = try await store.zone(named: body.zone) else { throw ServiceError.notFound("no zone named '\(body.zone)'") }
+        let known = try await store.credentialNames(body.credentials, zoneID: zone.id)
+        let unknown = body.credentials.enumerated().filter { !known.contains($0.element) }.map {
+            ProblemDocument.FieldError(field: "credentials[\($0.offset)]", message: "no credential '\($0.element)' in zone '\(zone.name)' or global")
+        }
+        if !unknown.isEmpty { throw ServiceError.invalid(unknown) }
         let targets: [AgentRecord]
         switch body.target.kind {
         // A recurring task picks its agents at each occurrence; only a named agent must exist now.
@@ -67,7 +72,7 @@ struct TaskService: Sendable {
             stepsJSON: try Self.json(body.steps), paramsJSON: try Self.json(body.params ?? [:]),
             timeoutSeconds: body.timeoutSeconds ?? Self.defaultTimeoutSeconds, createdAt: now, createdBy: user.username, canceledAt: nil,
             runAt: body.runAt, deliverWithinSeconds: body.deliverWithinSeconds
-        ).with(recurrence: recurrence)
+        ).with(recurrence: recurrence, credentials: body.credentials)
         _ = try await store.createTask(record, agentIDs: recurrence == nil ? targets.map(\.id) : [], actor: actor)
         return (record, targets)
     }
@@ -225,6 +230,14 @@ struct TaskService: Sendable {
         }
         if let within = body.deliverWithinSeconds, !(1...maxDeliverWithinSeconds).contains(within) {
             errors.append(.init(field: "deliverWithinSeconds", message: "1 to \(maxDeliverWithinSeconds)"))
+        }
+        if body.credentials.count > 20 { errors.append(.init(field: "credentials", message: "at most 20")) }
+        for (index, name) in body.credentials.enumerated() {
+            if !Validation.isValidParameterName(name) {
+                errors.append(.init(field: "credentials[\(index)]", message: "letters, digits and '_', not starting with a digit"))
+            } else if body.credentials[..<index].contains(name) {
+                errors.append(.init(field: "credentials[\(index)]", message: "'\(name)' is named twice"))
+            }
         }
         if !Validation.isValidName(body.zone) { errors.append(.init(field: "zone", message: "use 1-63 lowercase letters, digits or '-'")) }
         if let agentID = body.target.agentId, !Validation.isValidID(agentID) {

@@ -16,6 +16,8 @@ struct TaskSpec: Sendable, Equatable {
     var deliverWithinSeconds: Int? = nil
     /// A recurring task's schedule; nil for a one-off task.
     var recurrence: RecurrenceSpec? = nil
+    /// The credentials its runs receive, by name.
+    var credentials: [String] = []
 }
 
 /// A recurring task's schedule as asked for.
