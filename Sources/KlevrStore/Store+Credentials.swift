@@ -49,17 +49,19 @@ extension Store {
         FROM credentials c LEFT JOIN zones z ON z.id = c.scope
         """
 
-    /// The credentials, by scope then name: all of them, the global ones (`global`), or a zone's own.
-    public func credentials(zoneName: String?, globalOnly: Bool = false) async throws -> [CredentialRecord] {
+    /// The credentials, by scope then name: a zone's own (`zoneName`), the global ones (`global`), both
+    /// (what the zone's tasks may use), or with neither, all of them.
+    public func credentials(zoneName: String?, global: Bool = false) async throws -> [CredentialRecord] {
         try await database.read { db in
             var query = SQLQueryString(Self.credentialSelect)
-            if globalOnly {
-                query = query + " WHERE c.scope = ''"
-            } else if let zoneName {
-                guard try await db.raw("SELECT id FROM zones WHERE name = \(bind: zoneName)").first() != nil else {
+            if let zoneName {
+                guard let zone = try await db.raw("SELECT id FROM zones WHERE name = \(bind: zoneName)").first() else {
                     throw StoreError.notFound("no zone named '\(zoneName)'")
                 }
-                query = query + " WHERE z.name = \(bind: zoneName)"
+                let zoneID = try zone.decode(column: "id", as: String.self)
+                query = query + (global ? " WHERE c.scope IN ('', \(bind: zoneID))" : " WHERE c.scope = \(bind: zoneID)")
+            } else if global {
+                query = query + " WHERE c.scope = ''"
             }
             query = query + " ORDER BY c.scope, c.name LIMIT 10000"
             return try await db.raw(query).all().map(Self.credential(from:))

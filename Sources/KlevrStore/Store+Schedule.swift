@@ -49,6 +49,37 @@ extension Store {
 }
 
 extension Store {
+    // MARK: - Undeliverable runs
+
+    /// Ends the runs that can no longer be delivered: those of an agent that is retired (a run created for
+    /// it while its retirement was being written, say). Not yet handed out, they end `canceled`; handed out,
+    /// they are abandoned (`canceled` too): a retired agent's credential no longer works, so it can never
+    /// report them. Each says why.
+    public func endUndeliverableRuns(now: Int64, limit: Int = 1_000) async throws -> [RunRecord] {
+        try await change { db, events in
+            let stranded = try await db.raw(
+                SQLQueryString(Self.runSelect)
+                    + """
+                     WHERE r.status IN ('scheduled', 'queued', 'dispatched', 'running', 'recovering')
+                    AND r.agent_id IN (SELECT id FROM agents WHERE retired_at IS NOT NULL)
+                    ORDER BY r.created_at, r.id LIMIT \(bind: Int64(limit))
+                    """
+            ).all().map(Self.run(from:))
+            guard !stranded.isEmpty else { return [] }
+            let reason = "its agent was retired: the run can no longer be delivered"
+            let waiting = stranded.filter { $0.status == .scheduled || $0.status == .queued }
+            let handedOut = stranded.filter { $0.status != .scheduled && $0.status != .queued }
+            let canceled = try await Self.moveRuns(
+                db, waiting.map(RunRef.init), .cancel, set: "reason = \(bind: reason), finished_at = \(bind: now)", actor: .system,
+                detail: ["reason": reason], now: now, events: events)
+            let abandoned = try await Self.moveRuns(
+                db, handedOut.map(RunRef.init), .abandon, set: "reason = \(bind: reason), finished_at = \(bind: now)", actor: .system,
+                detail: ["reason": reason], now: now, events: events)
+            let moved = Set((canceled.changed + abandoned.changed).map(\.id))
+            return stranded.filter { moved.contains($0.id) }
+        }
+    }
+
     // MARK: - Recurring tasks
 
     /// Recurring tasks whose next occurrence has come (not paused, not canceled), oldest due first.

@@ -38,8 +38,8 @@ struct CredentialCommand: AsyncParsableCommand {
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List credentials (never their values).")
-        @Option(help: "Only this zone's own credentials.") var zone: String?
-        @Flag(help: "Only the global credentials.") var global = false
+        @Option(help: "This zone's own credentials (with --global too: what its tasks may use).") var zone: String?
+        @Flag(help: "The global credentials.") var global = false
         @OptionGroup var options: ClientOptions
         func run() async throws {
             let page = try await options.withClient { client in

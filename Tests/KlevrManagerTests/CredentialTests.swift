@@ -50,6 +50,8 @@ import Testing
             #expect(zoneList.map(\.id) == [zoneOwn.id])
             let globalList = try await api.listCredentials(query: .init(global: true)).ok.body.json.items
             #expect(globalList.map(\.id) == [global.id])
+            let usable = try await api.listCredentials(query: .init(zone: "z", global: true)).ok.body.json.items
+            #expect(Set(usable.map(\.id)) == [global.id, zoneOwn.id])
             for path in ["/api/v1/credentials", "/api/v1/credentials/\(zoneOwn.id)", "/api/v1/events?limit=500", "/api/v1/audit?limit=500"] {
                 let answer = try await client.call(.get, path, token: admin)
                 #expect(answer.status == .ok, "\(path)")

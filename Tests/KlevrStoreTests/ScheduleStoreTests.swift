@@ -1,6 +1,7 @@
 import Foundation
 import KlevrCore
 import KlevrStore
+import SQLKit
 import Testing
 
 /// Scheduled runs become due once, and runs past their delivery deadline expire unless they started;
@@ -37,6 +38,34 @@ import Testing
             var filter = EventFilter()
             filter.kinds = [.runDue]
             #expect(try await store.events(filter, limit: 100).count == runs.count)
+        }
+    }
+
+    @Test(arguments: Engine.available)
+    func runsOfARetiredAgentAreEndedWithTheReason(engine: Engine) async throws {
+        try await withStore(engine) { store in
+            let fixture = try await StoreConformanceTests.fixture(store)
+            let retired = fixture.agents[0]
+            // One of its runs is handed out, another waits; the other agent's runs are not touched.
+            let later = try await store.createTask(Self.task(fixture.zone, runAt: Self.now + 60_000), agentIDs: [retired], actor: .system)
+            let handed = try await store.takeWork(agentIDs: [retired], now: Self.now + 1_000, redeliverAfter: 60_000).runs.map(\.run.id)
+            #expect(!handed.isEmpty)
+            #expect(try await store.endUndeliverableRuns(now: Self.now + 2_000).isEmpty)
+            // Retired as a race would leave it: its runs still open (a run created while the retirement was written).
+            try await store.database.transaction { db in
+                try await db.raw("UPDATE agents SET retired_at = \(bind: Self.now + 2_000) WHERE id = \(bind: retired)").run()
+            }
+            let ended = try await store.endUndeliverableRuns(now: Self.now + 3_000)
+            #expect(Set(ended.map(\.id)) == Set(handed + later))
+            for id in handed + later {
+                let run = try #require(try await store.run(id: id))
+                #expect(run.status == .canceled)
+                #expect(run.reason?.contains("agent was retired") == true)
+            }
+            let other = try #require(fixture.runs.first { id in !handed.contains(id) })
+            #expect(try await store.run(id: other)?.status == .queued)
+            // Once ended, nothing is left to end.
+            #expect(try await store.endUndeliverableRuns(now: Self.now + 4_000).isEmpty)
         }
     }
 

@@ -10,9 +10,7 @@ extension ManagerAPI {
     static let maximumCredentialValue = 65536
 
     func listCredentials(_ input: Operations.ListCredentials.Input) async throws -> Operations.ListCredentials.Output {
-        let global = input.query.global ?? false
-        if global && input.query.zone != nil { throw Problem.invalid("global", "give either zone or global=true") }
-        let items = try await store.credentials(zoneName: input.query.zone, globalOnly: global).map(Self.view)
+        let items = try await store.credentials(zoneName: input.query.zone, global: input.query.global ?? false).map(Self.view)
         return .ok(.init(body: .json(.init(items: items, nextCursor: nil))))
     }
 

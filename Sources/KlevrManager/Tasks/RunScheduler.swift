@@ -17,11 +17,16 @@ struct RunScheduler: Service {
     /// started it just before, by its own estimate of the manager's clock.
     static let dispatchedGraceMillis: Int64 = 5_000
 
+    /// Every this many passes, runs that can no longer be delivered are ended (a rarer, wider query).
+    static let undeliverableEvery = 20
+
     func run() async throws {
         await cancelWhenGracefulShutdown { await manager.prepared.wait() }
+        var passes = 0
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {
-                try await pass(now: Clock.nowMillis())
+                passes += 1
+                try await pass(now: Clock.nowMillis(), sweepUndeliverable: passes % Self.undeliverableEvery == 1)
             } catch {
                 manager.logger.warning("scheduling pass failed", metadata: ["error": "\(DatabaseErrors.describe(error))"])
             }
@@ -29,8 +34,9 @@ struct RunScheduler: Service {
         }
     }
 
-    /// One pass: due runs are queued (their agents' polls woken), overdue ones expired.
-    func pass(now: Int64) async throws {
+    /// One pass: due runs are queued (their agents' polls woken), overdue ones expired, and (with
+    /// `sweepUndeliverable`) those of retired agents ended.
+    func pass(now: Int64, sweepUndeliverable: Bool = true) async throws {
         // Recurring tasks whose occurrence came create their runs (queued at once).
         let service = TaskService(store: manager.store, isOnline: { [manager] in manager.isOnline($0) })
         var fired: [RunRecord] = []
@@ -43,7 +49,8 @@ struct RunScheduler: Service {
         }
         let due = try await manager.store.queueDueRuns(now: now) + fired
         let expired = try await manager.store.expireOverdueRuns(now: now, grace: Self.dispatchedGraceMillis)
-        let touched = due + expired
+        let stranded = sweepUndeliverable ? try await manager.store.endUndeliverableRuns(now: now) : []
+        let touched = due + expired + stranded
         guard !touched.isEmpty else { return }
         var keys = Set(touched.map { Manager.agentKey($0.agentID) })
         keys.formUnion(touched.map { Manager.zoneKey($0.zoneID) })
@@ -51,6 +58,9 @@ struct RunScheduler: Service {
         await manager.hub.signal(keys)
         if !expired.isEmpty {
             manager.logger.info("runs expired before they started", metadata: ["count": "\(expired.count)"])
+        }
+        if !stranded.isEmpty {
+            manager.logger.info("runs of retired agents ended", metadata: ["count": "\(stranded.count)"])
         }
     }
 }
