@@ -192,8 +192,27 @@ struct CommandSystemTests {
         #expect(longRun.reason?.contains("shut down") == true, "\(longRun.reason ?? "")")
     }
 
+    /// Whether nothing holds the loopback port now (bound as a server would, with SO_REUSEADDR).
+    static func bindable(_ port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0, port < 65536 else { return false }
+        defer { close(fd) }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        return withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+    }
+
     @Test func klevrUpStartsAnAgentAgainAfterAgentRestart() async throws {
-        let cluster = try Cluster()
+        // klevr up gives its agent the peer port listen port + 11: pick a port where that one is free too.
+        var candidate = try Cluster()
+        for _ in 0..<50 where !Self.bindable(candidate.port + 11) { candidate = try Cluster() }
+        let cluster = candidate
         defer { cluster.shutdown() }
         let data = cluster.directory + "/up"
         cluster.manager = try KlevrProcess(
