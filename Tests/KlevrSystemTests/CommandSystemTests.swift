@@ -106,6 +106,13 @@ struct CommandSystemTests {
         let listed = try await cluster.runCLI(["command", "list", "--output", "json"])
         #expect(listed.status == 0)
         #expect(listed.output.contains("\"contentEncoding\""), "\(listed.output.prefix(300))")
+        // And runs one, printing its result.
+        let facts2 = try await cluster.runCLI(["task", "run", "--zone", "z", "--agent", id, "--command", "host.facts"])
+        #expect(facts2.status == 0, "\(facts2.output)")
+        #expect(facts2.output.contains("\"cpuCount\""), "\(facts2.output)")
+        let wrong = try await cluster.runCLI(["task", "run", "--zone", "z", "--agent", id, "--command", "agent.set-log-level", "--args", #"{"level": "loud"}"#])
+        #expect(wrong.status != 0)
+        #expect(wrong.output.contains("steps[0].args.level"), "\(wrong.output)")
     }
 
     @Test func commandsReachASecondaryBehindTheRelayAndARestartRunsOnce() async throws {
