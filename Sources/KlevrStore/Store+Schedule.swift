@@ -83,16 +83,17 @@ extension Store {
     // MARK: - Recurring tasks
 
     /// Recurring tasks whose next occurrence has come (not paused, not canceled), oldest due first.
-    public func dueRecurringTasks(now: Int64, limit: Int = 200) async throws -> [TaskRecord] {
+    public func dueRecurringTasks(now: Int64, after: (nextFireAt: Int64, id: String)? = nil, limit: Int = 200) async throws -> [TaskRecord] {
         try await database.read { db in
-            try await db.raw(
-                SQLQueryString(Self.taskSelect)
-                    + """
-                     WHERE t.cron IS NOT NULL AND t.canceled_at IS NULL AND t.paused_at IS NULL
-                    AND t.next_fire_at IS NOT NULL AND t.next_fire_at <= \(bind: now)
-                    ORDER BY t.next_fire_at, t.id LIMIT \(bind: Int64(limit))
-                    """
-            ).all().map(Self.task(from:))
+            var query = SQLQueryString(Self.taskSelect)
+                + """
+                 WHERE t.cron IS NOT NULL AND t.canceled_at IS NULL AND t.paused_at IS NULL
+                AND t.next_fire_at IS NOT NULL AND t.next_fire_at <= \(bind: now)
+                """
+            if let after {
+                query = query + " AND (t.next_fire_at > \(bind: after.nextFireAt) OR (t.next_fire_at = \(bind: after.nextFireAt) AND t.id > \(bind: after.id)))"
+            }
+            return try await db.raw(query + " ORDER BY t.next_fire_at, t.id LIMIT \(bind: Int64(limit))").all().map(Self.task(from:))
         }
     }
 
@@ -137,6 +138,27 @@ extension Store {
     /// when the cursor had moved.
     public func fire(taskID: String, expectedCursor: Int64, _ firing: Firing, now: Int64) async throws -> [RunRecord]? {
         try await change { db, events in
+            try await Self.fire(db, events: events, taskID: taskID, expectedCursor: expectedCursor, firing, now: now)
+        }
+    }
+
+    /// One occurrence decision of several tasks, as ``fire(taskID:expectedCursor:_:now:)`` each, in one
+    /// transaction (a minute boundary with a thousand tasks is a few transactions, not a thousand). A task
+    /// whose cursor had moved is left out of the answer; the others fire.
+    public func fire(_ firings: [(taskID: String, expectedCursor: Int64, firing: Firing)], now: Int64) async throws -> [RunRecord] {
+        guard !firings.isEmpty else { return [] }
+        return try await change { db, events in
+            var runs: [RunRecord] = []
+            for item in firings {
+                runs += try await Self.fire(db, events: events, taskID: item.taskID, expectedCursor: item.expectedCursor, item.firing, now: now) ?? []
+            }
+            return runs
+        }
+    }
+
+    static func fire(
+        _ db: any SQLDatabase, events: EventWriter, taskID: String, expectedCursor: Int64, _ firing: Firing, now: Int64
+    ) async throws -> [RunRecord]? {
             guard
                 let row = try await db.raw(
                     """
@@ -166,7 +188,6 @@ extension Store {
             }
             guard !runIDs.isEmpty else { return [] }
             return try await db.raw(SQLQueryString(Self.runSelect) + " WHERE r.id IN (\(binds: runIDs))").all().map(Self.run(from:))
-        }
     }
 
     /// Pauses a recurring task (nothing fires until it is resumed). Returns false when it is not a

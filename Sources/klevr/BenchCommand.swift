@@ -3,7 +3,7 @@ import KlevrBench
 
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "bench", abstract: "Benchmarks (figures go to BENCHMARKS.md).", subcommands: [DispatchBench.self, FailoverBench.self, RelayBench.self, LoginFloodBench.self])
+        commandName: "bench", abstract: "Benchmarks (figures go to BENCHMARKS.md).", subcommands: [DispatchBench.self, FailoverBench.self, RelayBench.self, LoginFloodBench.self, CronBench.self])
 }
 
 /// `klevr bench dispatch`: see ``DispatchBenchmark``.
@@ -110,6 +110,31 @@ struct LoginFloodBench: AsyncParsableCommand {
     func run() async throws {
         do {
             try await LoginFloodBenchmark(count: count, nameBytes: nameBytes, distinct: distinct, concurrency: concurrency).run()
+        } catch let error as BenchError {
+            throw CLIError(error.description)
+        }
+    }
+}
+
+/// `klevr bench cron`: see ``CronBenchmark``.
+struct CronBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cron",
+        abstract: "Measure how late recurring tasks fire: N tasks firing every minute, for some minutes.",
+        discussion: "The last line is: cron tasks=<N> minutes=<M> occurrences=<n> expected=<N*M> lateness_ms p50=<a> p99=<b> max=<c>")
+
+    @Option(help: "Recurring tasks, each firing every minute.") var tasks = 1_000
+    @Option(help: "Minute boundaries to measure.") var minutes = 2
+
+    func validate() throws {
+        guard (1...20_000).contains(tasks) else { throw ValidationError("--tasks must be 1 to 20000") }
+        guard (1...30).contains(minutes) else { throw ValidationError("--minutes must be 1 to 30") }
+    }
+
+    func run() async throws {
+        LogSetup.bootstrap(level: "error")
+        do {
+            try await CronBenchmark(tasks: tasks, minutes: minutes).run()
         } catch let error as BenchError {
             throw CLIError(error.description)
         }

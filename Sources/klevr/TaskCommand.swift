@@ -7,7 +7,7 @@ import OpenAPIRuntime
 
 struct TaskCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "task", abstract: "Run tasks and look at them.", subcommands: [RunTask.self, List.self, Show.self, Cancel.self, Pause.self, Resume.self])
+        commandName: "task", abstract: "Run tasks and look at them.", subcommands: [RunTask.self, Create.self, List.self, Show.self, Cancel.self, Pause.self, Resume.self])
 
     struct RunTask: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -113,6 +113,44 @@ struct TaskCommand: AsyncParsableCommand {
                 }
             }
             if !failed.isEmpty { throw ExitCode(1) }
+        }
+    }
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create a task from a file: the API's TaskCreateRequest as YAML or JSON (docs/tasks.md has a complete example).",
+            discussion: """
+                klevr task create -f task.yaml          # prints the task (and its next fire times if recurring)
+                klevr task create -f task.yaml --wait   # then follows its runs like 'task run', non-zero if one failed
+                A misspelt top-level field is an error; the manager checks the rest as for any request (422 naming the field).
+                """)
+        @Option(name: [.customShort("f"), .customLong("file")], help: "The task file ('-' for standard input).") var file: String
+        @Flag(help: "Follow the runs to their end, printing their output.") var wait = false
+        @OptionGroup var options: ClientOptions
+
+        func run() async throws {
+            let request = try TaskFile.load(file)
+            let runs = try await options.withClient { client -> [Components.Schemas.Run]? in
+                let task = try await api { try await client.createTask(body: .json(request)).created.body.json }
+                if !wait || task.schedule != nil {
+                    if options.output == .json {
+                        try Printer.json(task)
+                    } else if let schedule = task.schedule {
+                        print("task \(task.id) created: \(Show.describe(schedule))")
+                    } else {
+                        print("task \(task.id) created with \(task.runs.count) run(s)")
+                        for run in task.runs { print("  run \(run.id) on \(run.agentId): \(run.status.rawValue)") }
+                    }
+                    return nil
+                }
+                return try await RunWatcher(client: client, printOutput: options.output == .table).follow(task.runs)
+            }
+            guard let runs else { return }
+            if options.output == .json { try Printer.json(runs) }
+            if options.output == .table {
+                for run in runs { print("[\(RunWatcher.label(run))] \(run.status.rawValue)\(run.reason.map { ": \($0)" } ?? "")") }
+            }
+            if runs.contains(where: { $0.status != .succeeded }) { throw ExitCode(1) }
         }
     }
 

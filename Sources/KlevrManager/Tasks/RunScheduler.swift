@@ -40,10 +40,13 @@ struct RunScheduler: Service {
         // Recurring tasks whose occurrence came create their runs (queued at once).
         let service = TaskService(store: manager.store, isOnline: { [manager] in manager.isOnline($0) })
         var fired: [RunRecord] = []
-        for task in try await manager.store.dueRecurringTasks(now: now) {
-            do {
-                fired += try await service.fire(task, now: now)
-            } catch {
+        // All that is due now, a few hundred tasks at a time (a minute boundary may bring thousands).
+        var after: (nextFireAt: Int64, id: String)?
+        while true {
+            let due = try await manager.store.dueRecurringTasks(now: now, after: after, limit: 500)
+            guard let last = due.last, let lastFire = last.recurrence?.nextFireAt else { break }
+            after = (lastFire, last.id)
+            fired += try await service.fire(due, now: now) { task, error in
                 manager.logger.error("a recurring task could not fire", metadata: ["task.id": "\(task.id)", "error": "\(error)"])
             }
         }

@@ -147,7 +147,43 @@ struct TaskService: Sendable {
     /// others are counted as skipped. The cursor moves in the same transaction as the runs are created,
     /// from the value read: a second scheduler (or this one after a restart) never fires one twice.
     func fire(_ task: TaskRecord, now: Int64) async throws -> [RunRecord] {
-        guard let recurrence = task.recurrence else { return [] }
+        guard let decision = try await firing(task, now: now) else { return [] }
+        return try await store.fire(taskID: task.id, expectedCursor: decision.expectedCursor, decision.firing, now: now) ?? []
+    }
+
+    /// Fires what is due of several tasks, as ``fire(_:now:)`` does for each, writing them in batches of
+    /// `batch` tasks per transaction. A task whose decision cannot be made (a corrupt schedule) is logged
+    /// through `failed` and left for the next pass; the others fire.
+    func fire(_ tasks: [TaskRecord], now: Int64, batch: Int = 100, failed: (TaskRecord, any Error) -> Void) async throws -> [RunRecord] {
+        var zoneAgents: [String: [AgentRecord]] = [:]
+        var decisions: [(taskID: String, expectedCursor: Int64, firing: Store.Firing)] = []
+        for task in tasks {
+            do {
+                if let decision = try await firing(task, now: now, zoneAgents: &zoneAgents) {
+                    decisions.append((task.id, decision.expectedCursor, decision.firing))
+                }
+            } catch {
+                failed(task, error)
+            }
+        }
+        var runs: [RunRecord] = []
+        for start in stride(from: 0, to: decisions.count, by: batch) {
+            runs += try await store.fire(Array(decisions[start..<min(start + batch, decisions.count)]), now: now)
+        }
+        return runs
+    }
+
+    /// What firing a recurring task means now: the occurrences to fire on which agents, those skipped and
+    /// why, and where the cursor moves (from the value read). Nil for a task that is not recurring.
+    func firing(_ task: TaskRecord, now: Int64) async throws -> (expectedCursor: Int64, firing: Store.Firing)? {
+        var zoneAgents: [String: [AgentRecord]] = [:]
+        return try await firing(task, now: now, zoneAgents: &zoneAgents)
+    }
+
+    func firing(
+        _ task: TaskRecord, now: Int64, zoneAgents: inout [String: [AgentRecord]]
+    ) async throws -> (expectedCursor: Int64, firing: Store.Firing)? {
+        guard let recurrence = task.recurrence else { return nil }
         let schedule = try Self.schedule(of: recurrence, taskID: task.id)
         let active = schedule.overlap == .skip ? try await store.hasActiveRuns(taskID: task.id) : false
         let due = schedule.due(ScheduleProgress(cursor: recurrence.cursor, firedCount: recurrence.firedCount, previousRunActive: active), now: now)
@@ -158,7 +194,7 @@ struct TaskService: Sendable {
         var skipped = due.skippedForOverlap + due.missed
         var agents: [String] = []
         if !fire.isEmpty {
-            agents = try await targetsNow(task)
+            agents = try await targetsNow(task, zoneAgents: &zoneAgents)
             if agents.isEmpty {
                 reasons.append("\(fire.count) with no agent to run on")
                 skipped += fire.count
@@ -168,11 +204,18 @@ struct TaskService: Sendable {
         let firing = Store.Firing(
             fire: fire, agentIDs: agents, skipped: skipped, skipReason: reasons.joined(separator: "; "), cursor: due.cursor,
             firedCount: recurrence.firedCount + fire.count, nextFireAt: due.next)
-        return try await store.fire(taskID: task.id, expectedCursor: recurrence.cursor, firing, now: now) ?? []
+        return (recurrence.cursor, firing)
     }
 
     /// The agents a recurring task's occurrence runs on now.
     func targetsNow(_ task: TaskRecord) async throws -> [String] {
+        var zoneAgents: [String: [AgentRecord]] = [:]
+        return try await targetsNow(task, zoneAgents: &zoneAgents)
+    }
+
+    /// The agents a recurring task's occurrence runs on now; a zone's active agents are read once per
+    /// `zoneAgents` (one scheduling pass).
+    func targetsNow(_ task: TaskRecord, zoneAgents: inout [String: [AgentRecord]]) async throws -> [String] {
         let target: TaskTarget
         do {
             target = try JSONDecoder().decode(TaskTarget.self, from: Data(task.targetJSON.utf8))
@@ -185,10 +228,15 @@ struct TaskService: Sendable {
                 agent.retireRequestedAt == nil
             else { return [] }
             return [agent.id]
-        case .any:
-            return try await store.activeAgents(zoneID: task.zoneID, retiring: false).filter(isOnline).randomElement().map { [$0.id] } ?? []
-        case .all:
-            return try await store.activeAgents(zoneID: task.zoneID, retiring: false).map(\.id)
+        case .any, .all:
+            let active: [AgentRecord]
+            if let known = zoneAgents[task.zoneID] {
+                active = known
+            } else {
+                active = try await store.activeAgents(zoneID: task.zoneID, retiring: false)
+                zoneAgents[task.zoneID] = active
+            }
+            return target.kind == .any ? active.filter(isOnline).randomElement().map { [$0.id] } ?? [] : active.map(\.id)
         }
     }
 
