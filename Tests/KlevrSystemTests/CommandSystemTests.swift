@@ -110,6 +110,20 @@ struct CommandSystemTests {
         let facts2 = try await cluster.runCLI(["task", "run", "--zone", "z", "--agent", id, "--command", "host.facts"])
         #expect(facts2.status == 0, "\(facts2.output)")
         #expect(facts2.output.contains("\"cpuCount\""), "\(facts2.output)")
+        // A task file with command steps.
+        let file = cluster.directory + "/commands.yaml"
+        try """
+            zone: z
+            target: { kind: agent, agentId: \(id) }
+            steps:
+              - command: file.put
+                args: { path: \(cluster.directory)/from-task-file, content: aGVsbG8K, mode: "0600" }
+              - script: cat "$KLEVR_PREVIOUS_RESULT_FILE"
+            """.write(toFile: file, atomically: true, encoding: .utf8)
+        let created = try await cluster.runCLI(["task", "create", "-f", file, "--wait"])
+        #expect(created.status == 0, "\(created.output)")
+        #expect(created.output.contains(#""mode":"0600""#), "\(created.output)")
+        #expect(try String(contentsOfFile: cluster.directory + "/from-task-file", encoding: .utf8) == "hello\n")
         let wrong = try await cluster.runCLI(["task", "run", "--zone", "z", "--agent", id, "--command", "agent.set-log-level", "--args", #"{"level": "loud"}"#])
         #expect(wrong.status != 0)
         #expect(wrong.output.contains("steps[0].args.level"), "\(wrong.output)")
