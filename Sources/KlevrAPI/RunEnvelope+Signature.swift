@@ -34,6 +34,8 @@ extension RunEnvelope {
         var agentId: String
         var zone: String
         var steps: [LegacyStep]
+        /// Encoded only when set (tasks with recover steps).
+        var recover: [LegacyStep]?
         var params: [String: String]
         var sealedParams: SealedBox?
         var timeoutSeconds: Int
@@ -61,29 +63,41 @@ extension RunEnvelope {
         }
 
         enum CodingKeys: String, CodingKey { case name, script, timeoutSeconds }
+
+        init(_ step: StepSpec) {
+            name = step.name
+            script = step.script
+            timeoutSeconds = step.timeoutSeconds
+        }
+    }
+
+    /// What `stepsSignature` covers besides the run id: the full steps and recover steps.
+    private struct FullSteps: Encodable {
+        var steps: [StepSpec]
+        /// Encoded only when set.
+        var recover: [StepSpec]?
     }
 
     /// Whether a step carries more than every agent version knows (a command, arguments): then the
     /// envelope needs `stepsSignature`.
-    public var hasExtendedSteps: Bool { steps.contains { $0.command != nil || $0.args != nil } }
+    public var hasExtendedSteps: Bool { (steps + (recover ?? [])).contains { $0.command != nil || $0.args != nil } }
 
     /// The bytes the signature covers.
     public func signedPayload() throws -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let part = SignedPart(
-            runId: runId, taskId: taskId, agentId: agentId, zone: zone,
-            steps: steps.map { LegacyStep(name: $0.name, script: $0.script, timeoutSeconds: $0.timeoutSeconds) }, params: params.additionalProperties,
-            sealedParams: sealedParams, timeoutSeconds: timeoutSeconds, issuedAt: issuedAt, expiresAt: expiresAt, deliverBy: deliverBy,
-            credentials: credentials, sealedCredentials: sealedCredentials)
+            runId: runId, taskId: taskId, agentId: agentId, zone: zone, steps: steps.map(LegacyStep.init), recover: recover?.map(LegacyStep.init),
+            params: params.additionalProperties, sealedParams: sealedParams, timeoutSeconds: timeoutSeconds, issuedAt: issuedAt, expiresAt: expiresAt,
+            deliverBy: deliverBy, credentials: credentials, sealedCredentials: sealedCredentials)
         return Data("klevr-run-v1\n".utf8) + (try encoder.encode(part))
     }
 
-    /// The bytes `stepsSignature` covers: the full steps, bound to the run.
+    /// The bytes `stepsSignature` covers: the full steps and recover steps, bound to the run.
     public func signedStepsPayload() throws -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return Data("klevr-run-steps-v1\n\(runId)\n".utf8) + (try encoder.encode(steps))
+        return Data("klevr-run-steps-v1\n\(runId)\n".utf8) + (try encoder.encode(FullSteps(steps: steps, recover: recover)))
     }
 
     /// This envelope, signed with the manager's key (and its steps too when they need it).

@@ -110,6 +110,11 @@ public struct Executor: Sendable {
         }
         var result = await executeSteps(
             envelope, directory: directory, paramsJSON: paramsJSON, credentials: credentials, secrets: secrets, control: control)
+        if result.outcome == .failed, let recoverSteps = envelope.recover, !recoverSteps.isEmpty, await control.stopReason == nil {
+            result = await recover(
+                envelope, steps: recoverSteps, failure: result, directory: directory, paramsJSON: paramsJSON, credentials: credentials, secrets: secrets,
+                control: control)
+        }
         do {
             try workDirectory.removeRunDirectory(directory)
         } catch {
@@ -118,6 +123,46 @@ public struct Executor: Sendable {
         result.result = result.result.map { Self.masked($0, secrets: secrets) }
         result.reason = result.reason.map { Self.masked($0, secrets: secrets) }
         return result
+    }
+
+    /// Runs the task's recover steps after a step failed (not after a timeout, a cancel or a shutdown):
+    /// the run is reported `recovering` first. The run ends `failed` whatever they do, saying whether they
+    /// recovered it, or `failed_recover` when one of them fails too. They see the failure in
+    /// `KLEVR_FAILED_STEP` and `KLEVR_FAILED_REASON`.
+    private func recover(
+        _ envelope: RunEnvelope, steps: [StepSpec], failure: RunResult, directory: String, paramsJSON: Data, credentials: [String: String],
+        secrets: [String], control: RunControl
+    ) async -> RunResult {
+        do {
+            try await outbox.reportRecovering(envelope.runId, at: now())
+        } catch {
+            logger.error("could not record a run's recovery", metadata: ["run.id": "\(envelope.runId)", "error": "\(error)"])
+        }
+        var recovery = envelope
+        recovery.steps = steps
+        let failedReason = failure.reason ?? "a step failed"
+        // The failed step's number, from its reason ("step 2 (name) exited with status 3").
+        let words = failedReason.split(separator: " ")
+        let failedStep = words.first == "step" && words.count > 1 ? String(words[1]) : ""
+        let extra = ["KLEVR_FAILED_REASON": failedReason, "KLEVR_FAILED_STEP": failedStep]
+        let recovered = await executeSteps(
+            recovery, directory: directory, paramsJSON: paramsJSON, credentials: credentials, secrets: secrets, control: control, extra: extra)
+        switch recovered.outcome {
+        case .succeeded:
+            return RunResult(
+                runId: failure.runId, outcome: .failed, exitCode: failure.exitCode, reason: "\(failedReason); recovered: the recover steps succeeded",
+                result: recovered.result ?? failure.result, finishedAt: recovered.finishedAt)
+        case .failed, .failedRecover:
+            return RunResult(
+                runId: failure.runId, outcome: .failedRecover, exitCode: failure.exitCode,
+                reason: "\(failedReason); recovery failed: \(recovered.reason ?? "a recover step failed")", result: recovered.result ?? failure.result,
+                finishedAt: recovered.finishedAt)
+        case .timedOut, .canceled, .expired:
+            // Stopped while recovering: the stop says what the run became.
+            return RunResult(
+                runId: failure.runId, outcome: recovered.outcome, exitCode: failure.exitCode, reason: "\(failedReason); then \(recovered.reason ?? "stopped")",
+                result: recovered.result ?? failure.result, finishedAt: recovered.finishedAt)
+        }
     }
 
     /// What a run's output is masked for: the agent's own secrets (8 characters or more) and the run's
@@ -137,7 +182,8 @@ public struct Executor: Sendable {
     static let credentialMinimumLength = 4
 
     private func executeSteps(
-        _ envelope: RunEnvelope, directory: String, paramsJSON: Data, credentials: [String: String], secrets: [String], control: RunControl
+        _ envelope: RunEnvelope, directory: String, paramsJSON: Data, credentials: [String: String], secrets: [String], control: RunControl,
+        extra: [String: String] = [:]
     ) async -> RunResult {
         let runID = envelope.runId
         do {
@@ -193,6 +239,7 @@ public struct Executor: Sendable {
                 env["TASK_RESULT"] = previousResultText ?? ""
                 for (name, value) in envelope.params.additionalProperties { env["KLEVR_PARAM_" + name] = value }
                 for (name, value) in credentials { env["KLEVR_CRED_" + name] = value }
+                for (name, value) in extra { env[name] = value }
                 let end = try await runStep(
                     runID: runID, script: script, environment: env, directory: directory, deadline: stepDeadline, secrets: secrets,
                     control: control)

@@ -13,12 +13,14 @@ public actor Outbox {
     /// One thing to report.
     enum Item: Codable, Sendable {
         case started(RunStarted)
+        /// A step failed and the run's recover steps start.
+        case recovering(RunStarted)
         case log(LogChunk)
         case result(RunResult)
 
         var runID: String {
             switch self {
-            case .started(let start): start.runId
+            case .started(let start), .recovering(let start): start.runId
             case .log(let chunk): chunk.runId
             case .result(let result): result.runId
             }
@@ -83,6 +85,11 @@ public actor Outbox {
         try append(.started(RunStarted(runId: runID, at: at)))
     }
 
+    /// Reports that a step of a run failed and its recover steps start now.
+    public func reportRecovering(_ runID: String, at: Int64) throws {
+        try append(.recovering(RunStarted(runId: runID, at: at)))
+    }
+
     /// Runs that were accepted but have neither a pending result nor an acknowledged one: they were
     /// executing when the agent stopped.
     public func interruptedRuns() throws -> [String] {
@@ -130,6 +137,7 @@ public actor Outbox {
         for entry in pending.prefix(maxItems) {
             switch entry.item {
             case .started(let start): report.started.append(start)
+            case .recovering(let start): report.recovering = (report.recovering ?? []) + [start]
             case .log(let chunk):
                 bytes += chunk.data.utf8.count
                 report.logs.append(chunk)
@@ -145,6 +153,7 @@ public actor Outbox {
     /// Drops what the manager acknowledged (or refused for good) and marks acknowledged results done.
     public func apply(_ acks: SyncAcks) {
         let started = Set(acks.started)
+        let recovering = Set(acks.recovering ?? [])
         let results = Set(acks.results)
         var keep: [(file: String, item: Item)] = []
         for entry in pending {
@@ -154,6 +163,8 @@ public actor Outbox {
             } else {
                 switch entry.item {
                 case .started(let start): drop = started.contains(start.runId)
+                // Once the result is stored the recovering report no longer matters (a manager that predates it never acknowledges it).
+                case .recovering(let start): drop = recovering.contains(start.runId) || results.contains(start.runId)
                 case .log(let chunk): drop = chunk.seq <= (acks.logs[chunk.runId] ?? 0)
                 case .result(let result): drop = results.contains(result.runId)
                 }

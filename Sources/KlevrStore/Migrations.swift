@@ -181,6 +181,10 @@ enum Migrations {
             """,
             "ALTER TABLE tasks ADD COLUMN credentials TEXT NOT NULL DEFAULT '[]'",
         ]),
+        (14, [
+            // Recover steps: run when a step fails (JSON, as `steps`).
+            "ALTER TABLE tasks ADD COLUMN recover TEXT NOT NULL DEFAULT '[]'",
+        ]),
     ]
 
     /// Applies the migrations this database has not seen yet, each in its own transaction.

@@ -94,6 +94,8 @@ public struct TaskRecord: Sendable, Equatable {
     public var recurrence: RecurrenceRecord?
     /// The names of the credentials its runs receive (a zone's credential of that name, else the global one).
     public var credentials: [String] = []
+    /// The steps run when a step fails, as JSON (like `stepsJSON`).
+    public var recoverJSON = "[]"
 
     public init(
         id: String, name: String, zoneID: String, zoneName: String, targetJSON: String, stepsJSON: String, paramsJSON: String,
@@ -232,9 +234,10 @@ extension TaskRecord {
         return copy
     }
 
-    public func with(recurrence: RecurrenceRecord?, credentials: [String]) -> TaskRecord {
+    public func with(recurrence: RecurrenceRecord?, credentials: [String], recoverJSON: String = "[]") -> TaskRecord {
         var copy = with(recurrence: recurrence)
         copy.credentials = credentials
+        copy.recoverJSON = recoverJSON
         return copy
     }
 }

@@ -4,6 +4,7 @@ import SQLKit
 /// What the manager stored from one agent's report, and what it refused for good.
 public struct ReportOutcome: Sendable, Equatable {
     public var startedAcked: [String] = []
+    public var recoveringAcked: [String] = []
     public var logsAcked: [String: Int64] = [:]
     public var resultsAcked: [String] = []
     public var rejected: [String: String] = [:]
@@ -34,6 +35,8 @@ public struct ReportedResult: Sendable {
 public struct ReportedBatch: Sendable {
     public var agentID: String
     public var started: [ReportedStart]
+    /// Runs whose recover steps started (a step failed).
+    public var recovering: [ReportedStart] = []
     public var logs: [ReportedLog]
     public var results: [ReportedResult]
     /// The agent's wall clock minus the manager's (ms), when it said.
@@ -122,7 +125,7 @@ extension Store {
         } else {
             agentRow = try await db.raw("UPDATE agents SET last_seen_at = \(bind: now) WHERE id = \(bind: agentID) RETURNING hostname").first()
         }
-        if batch.started.isEmpty && batch.logs.isEmpty && batch.results.isEmpty { return outcome }
+        if batch.started.isEmpty && batch.recovering.isEmpty && batch.logs.isEmpty && batch.results.isEmpty { return outcome }
         let actor = EventActor(kind: .agent, id: agentID, name: try agentRow?.decode(column: "hostname", as: String.self) ?? agentID)
         var owned: [String: OwnedRun] = [:]
         func run(_ runID: String) async throws -> OwnedRun? {
@@ -157,6 +160,22 @@ extension Store {
                 outcome.rejected[start.runID] = refusal.reason
             } else {
                 outcome.startedAcked.append(start.runID)
+            }
+        }
+        for recovery in batch.recovering {
+            guard let current = try await run(recovery.runID) else {
+                outcome.rejected[recovery.runID] = "no run \(recovery.runID) for this agent"
+                continue
+            }
+            let moves = try await moveRuns(db, [current.ref], .recover, actor: actor, now: now, events: events)
+            if let moved = moves.changed.first {
+                owned[recovery.runID] = OwnedRun(ref: moved, floor: current.floor, startedAt: current.startedAt)
+                outcome.changedRuns.append(recovery.runID)
+            }
+            if let refusal = moves.refused.first {
+                outcome.rejected[recovery.runID] = refusal.reason
+            } else {
+                outcome.recoveringAcked.append(recovery.runID)
             }
         }
         for chunk in batch.logs {

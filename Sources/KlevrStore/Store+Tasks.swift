@@ -13,13 +13,13 @@ extension Store {
             try await db.raw(
                 """
                 INSERT INTO tasks (id, name, zone_id, target, steps, params, timeout_seconds, created_at, created_by, run_at, deliver_within_seconds,
-                    cron, cron_time_zone, until_at, max_occurrences, overlap, catch_up, schedule_cursor, fired_count, next_fire_at, credentials)
+                    cron, cron_time_zone, until_at, max_occurrences, overlap, catch_up, schedule_cursor, fired_count, next_fire_at, credentials, recover)
                 VALUES (\(bind: task.id), \(bind: task.name), \(bind: task.zoneID), \(bind: task.targetJSON), \(bind: task.stepsJSON),
                 \(bind: task.paramsJSON), \(bind: Int64(task.timeoutSeconds)), \(bind: task.createdAt), \(bind: task.createdBy),
                 \(bind: task.runAt), \(bind: task.deliverWithinSeconds.map(Int64.init)), \(bind: task.recurrence?.cron),
                 \(bind: task.recurrence?.timeZone), \(bind: task.recurrence?.until), \(bind: task.recurrence?.maxOccurrences.map(Int64.init)),
                 \(bind: task.recurrence?.overlap), \(bind: task.recurrence?.catchUp), \(bind: task.recurrence?.cursor), 0,
-                \(bind: task.recurrence?.nextFireAt), \(bind: try Self.namesJSON(task.credentials)))
+                \(bind: task.recurrence?.nextFireAt), \(bind: try Self.namesJSON(task.credentials)), \(bind: task.recoverJSON))
                 """
             ).run()
             let dueAt = max(task.runAt ?? task.createdAt, task.createdAt)
@@ -96,7 +96,7 @@ extension Store {
             createdAt: try row.decode(column: "created_at", as: Int64.self), createdBy: try row.decode(column: "created_by", as: String.self),
             canceledAt: try row.decode(column: "canceled_at", as: Int64?.self), runAt: try row.decode(column: "run_at", as: Int64?.self),
             deliverWithinSeconds: try row.decode(column: "deliver_within_seconds", as: Int64?.self).map { Int($0) }
-        ).with(recurrence: try recurrence(from: row), credentials: try names(from: row, column: "credentials"))
+        ).with(recurrence: try recurrence(from: row), credentials: try names(from: row, column: "credentials"), recoverJSON: try row.decode(column: "recover", as: String.self))
     }
 
     static func recurrence(from row: any SQLRow) throws -> RecurrenceRecord? {

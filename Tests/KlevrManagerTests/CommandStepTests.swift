@@ -49,6 +49,12 @@ import Testing
                 let fields = (try? ContractConformanceTests.problem(answer.body).errors?.map(\.field)) ?? nil
                 #expect(fields?.contains(item.field) == true, "\(item.json): \(answer.body)")
             }
+            // Recover steps are checked the same way.
+            let recover = try await client.call(
+                .post, "/api/v1/tasks", token: admin,
+                json: #"{"zone":"zone-a","target":{"kind":"all"},"steps":[{"script":"false"}],"recover":[{"command":"file.get","args":{}}]}"#)
+            #expect(recover.status == .unprocessableContent)
+            #expect(try ContractConformanceTests.problem(recover.body).errors?.contains { $0.field == "recover[0].args.path" } == true, "\(recover.body)")
             let tasks = try await client.api(token: admin).listTasks(query: .init()).ok.body.json
             #expect(tasks.items.isEmpty)
         }

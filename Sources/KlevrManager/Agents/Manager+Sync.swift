@@ -99,6 +99,7 @@ extension Manager {
         for (batch, outcome) in zip(batches, outcomes) {
             var these = SyncAcks()
             these.started = outcome.startedAcked
+            these.recovering = outcome.recoveringAcked.isEmpty ? nil : outcome.recoveringAcked
             these.logs = .init(additionalProperties: outcome.logsAcked)
             these.results = outcome.resultsAcked
             these.rejected = .init(additionalProperties: outcome.rejected)
@@ -192,7 +193,7 @@ extension Manager {
     }
 
     static func batch(_ report: AgentReport) -> ReportedBatch {
-        ReportedBatch(
+        var batch = ReportedBatch(
             agentID: report.agentId,
             started: report.started.map { ReportedStart(runID: $0.runId, at: $0.at) },
             logs: report.logs.map { ReportedLog(runID: $0.runId, seq: $0.seq, stream: $0.stream.rawValue, data: $0.data, at: $0.at) },
@@ -201,6 +202,8 @@ extension Manager {
                     runID: $0.runId, outcome: $0.outcome, exitCode: $0.exitCode, reason: $0.reason, result: $0.result, finishedAt: $0.finishedAt)
             },
             clockSkewMillis: report.clockSkewMillis.map { max(-10 * 365 * 86_400_000, min(10 * 365 * 86_400_000, $0)) })
+        batch.recovering = (report.recovering ?? []).map { ReportedStart(runID: $0.runId, at: $0.at) }
+        return batch
     }
 
     /// The report with oversized texts cut to the limits (at a character boundary, marked), so that an
@@ -223,7 +226,7 @@ extension Manager {
     }
 
     static func validate(_ report: AgentReport) throws {
-        let count = report.started.count + report.logs.count + report.results.count
+        let count = report.started.count + (report.recovering?.count ?? 0) + report.logs.count + report.results.count
         guard count <= maxItemsPerReport else { throw Problem.invalid("reports", "at most \(maxItemsPerReport) items per sync") }
         for (index, chunk) in report.logs.enumerated() {
             // The stream is one of stdout, stderr and system: the generated decoder refuses any other.
@@ -239,6 +242,16 @@ extension Manager {
         for (index, start) in report.started.enumerated() where !Validation.isValidID(start.runId) {
             throw Problem.invalid("reports[0].started[\(index)].runId", "is not a run id")
         }
+        for (index, recovery) in (report.recovering ?? []).enumerated() where !Validation.isValidID(recovery.runId) {
+            throw Problem.invalid("reports[0].recovering[\(index)].runId", "is not a run id")
+        }
+    }
+
+    /// A task's recover steps for its envelopes: nil when it has none (the signed bytes of envelopes
+    /// without recover steps are unchanged).
+    static func recoverSteps(_ task: TaskRecord) throws -> [StepSpec]? {
+        let steps = try JSONDecoder().decode([StepSpec].self, from: Data(task.recoverJSON.utf8))
+        return steps.isEmpty ? nil : steps.map(\.withLegacyRefusal)
     }
 
     static func envelope(_ pending: PendingRun, issuedAt: Int64, lifetime: Int64) throws -> RunEnvelope {
@@ -247,7 +260,8 @@ extension Manager {
             steps: try JSONDecoder().decode([StepSpec].self, from: Data(pending.task.stepsJSON.utf8)).map(\.withLegacyRefusal),
             params: .init(additionalProperties: try JSONDecoder().decode([String: String].self, from: Data(pending.task.paramsJSON.utf8))),
             timeoutSeconds: pending.task.timeoutSeconds, issuedAt: issuedAt,
-            expiresAt: min(issuedAt + lifetime * 1000, pending.run.deliverBy ?? .max), deliverBy: pending.run.deliverBy, signature: "")
+            expiresAt: min(issuedAt + lifetime * 1000, pending.run.deliverBy ?? .max), deliverBy: pending.run.deliverBy,
+            recover: try Self.recoverSteps(pending.task), signature: "")
     }
 }
 

@@ -86,7 +86,7 @@ extension ManagerAPI {
                     cron: $0.cron, timeZone: $0.timeZone ?? "UTC", until: $0.until, maxOccurrences: $0.maxOccurrences,
                     overlap: $0.overlap.flatMap { OverlapPolicy(rawValue: $0.rawValue) } ?? .skip, catchUp: $0.catchUp?.rawValue ?? "none",
                     catchUpLimit: $0.catchUpLimit ?? 10)
-            }, credentials: body.credentials ?? [])
+            }, credentials: body.credentials ?? [], recover: body.recover ?? [])
     }
 
     /// The target a request names. The document's `Target` is a `oneOf` whose generated type keeps `kind`
@@ -134,6 +134,7 @@ extension ManagerAPI {
             params: .init(additionalProperties: params), timeoutSeconds: task.timeoutSeconds, createdAt: task.createdAt,
             createdBy: task.createdBy, canceledAt: task.canceledAt, runAt: task.runAt, deliverWithinSeconds: task.deliverWithinSeconds,
             credentials: task.credentials.isEmpty ? nil : task.credentials,
+            recover: try { let steps = try stored([StepSpec].self, task.recoverJSON, "recover steps"); return steps.isEmpty ? nil : steps }(),
             schedule: try task.recurrence.map { recurrence in
                 .init(
                     cron: recurrence.cron, timeZone: recurrence.timeZone, until: recurrence.until, maxOccurrences: recurrence.maxOccurrences,

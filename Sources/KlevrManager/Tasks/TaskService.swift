@@ -72,7 +72,7 @@ struct TaskService: Sendable {
             stepsJSON: try Self.json(body.steps), paramsJSON: try Self.json(body.params ?? [:]),
             timeoutSeconds: body.timeoutSeconds ?? Self.defaultTimeoutSeconds, createdAt: now, createdBy: user.username, canceledAt: nil,
             runAt: body.runAt, deliverWithinSeconds: body.deliverWithinSeconds
-        ).with(recurrence: recurrence, credentials: body.credentials)
+        ).with(recurrence: recurrence, credentials: body.credentials, recoverJSON: try Self.json(body.recover))
         _ = try await store.createTask(record, agentIDs: recurrence == nil ? targets.map(\.id) : [], actor: actor)
         return (record, targets)
     }
@@ -246,7 +246,7 @@ struct TaskService: Sendable {
         if body.steps.isEmpty || body.steps.count > 50 { errors.append(.init(field: "steps", message: "1 to 50 steps")) }
         var scriptBytes = 0
         for (index, step) in body.steps.enumerated() {
-            errors += commandProblems(step, index: index)
+            errors += commandProblems(step, field: "steps[\(index)]")
             if let script = step.script {
                 scriptBytes += script.utf8.count
                 if Validation.isBlank(script) {
@@ -258,6 +258,20 @@ struct TaskService: Sendable {
                 errors.append(.init(field: "steps[\(index)].timeoutSeconds", message: "1 to \(maxTimeoutSeconds)"))
             }
             if let name = step.name, name.unicodeScalars.count > 200 { errors.append(.init(field: "steps[\(index)].name", message: "at most 200 characters")) }
+        }
+        if body.recover.count > 10 { errors.append(.init(field: "recover", message: "at most 10 recover steps")) }
+        for (index, step) in body.recover.enumerated() {
+            errors += commandProblems(step, field: "recover[\(index)]")
+            if let script = step.script {
+                scriptBytes += script.utf8.count
+                if Validation.isBlank(script) || script.unicodeScalars.contains("\0") {
+                    errors.append(.init(field: "recover[\(index)].script", message: "must not be empty or contain NUL"))
+                }
+            }
+            if let timeout = step.timeoutSeconds, !(1...maxTimeoutSeconds).contains(timeout) {
+                errors.append(.init(field: "recover[\(index)].timeoutSeconds", message: "1 to \(maxTimeoutSeconds)"))
+            }
+            if let name = step.name, name.unicodeScalars.count > 200 { errors.append(.init(field: "recover[\(index)].name", message: "at most 200 characters")) }
         }
         if scriptBytes > 256 * 1024 { errors.append(.init(field: "steps", message: "scripts total at most 256 KiB")) }
         let params = body.params ?? [:]
@@ -308,8 +322,7 @@ struct TaskService: Sendable {
 
     /// What is wrong with a step's kind: a script or a known built-in command with valid arguments,
     /// checked against the command's parameter schema (`GET /api/v1/commands`).
-    static func commandProblems(_ step: StepSpec, index: Int) -> [ProblemDocument.FieldError] {
-        let field = "steps[\(index)]"
+    static func commandProblems(_ step: StepSpec, field: String) -> [ProblemDocument.FieldError] {
         switch (step.script, step.command) {
         case (nil, nil): return [.init(field: field, message: "needs a script or a command")]
         case (.some, .some): return [.init(field: field, message: "has a script and a command; give one")]

@@ -18,6 +18,8 @@ struct TaskSpec: Sendable, Equatable {
     var recurrence: RecurrenceSpec? = nil
     /// The credentials its runs receive, by name.
     var credentials: [String] = []
+    /// The steps run when a step fails.
+    var recover: [StepSpec] = []
 }
 
 /// A recurring task's schedule as asked for.
