@@ -97,6 +97,8 @@ let package = Package(
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
                 .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
                 .product(name: "OpenAPIHummingbird", package: "swift-openapi-hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -184,7 +186,7 @@ let package = Package(
         .testTarget(
             name: "KlevrManagerTests",
             dependencies: [
-                "KlevrCore", "KlevrStore", "KlevrManager", "KlevrAPI", .product(name: "SQLKit", package: "sql-kit"),
+                "KlevrTestSupport", "KlevrCore", "KlevrStore", "KlevrManager", "KlevrAPI", .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

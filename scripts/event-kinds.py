@@ -37,5 +37,9 @@ new_doc, m = re.subn(r'(- \{ name: kind, in: query, description: "[^"]*", schema
                      lambda g: g.group(1) + '"' + pattern + '"', new_doc)
 if m == 0:
     sys.exit("kind query parameters not found")
+new_doc, w = re.subn(r'(    EventKindPattern: \{ type: string, description: "[^"]*", pattern: )"[^"]*"',
+                     lambda g: g.group(1) + '"^' + one + '$"', new_doc)
+if w != 1:
+    sys.exit("EventKindPattern not found")
 doc_path.write_text(new_doc)
 print(f"{len(kinds)} kinds, {m} kind parameters")

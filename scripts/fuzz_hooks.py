@@ -20,6 +20,18 @@ text) as a `not` clause, so that what it sends is what the service accepts.
 A step is a `script` or a built-in `command` with `args` checked against that command's parameter
 schema (served at GET /api/v1/commands; CommandStepTests checks the 422 answers). The fuzzer is given
 the two kinds as a `oneOf`: scripts without command fields, and commands that take no parameters.
+
+A label selector (`target.selector` of a task, `selector` of the agents list) is a grammar too, whose
+language no JSON schema says: a string that fits the document may be refused with a 422 naming the field
+and the position, and a string outside any list of examples is often a valid selector (`AAA` selects the
+agents that have the key), so neither a pattern nor an enum makes the fuzzer's negative cases right.
+The fuzzer is given the document without selectors (no `selector` parameter, no `kind: selector`
+target); TargetsAndRolloutTests and RolloutSystemTests check them, their 422s included.
+
+A webhook's URL (and a task's `callbackUrl`) is called by the manager: the fuzzer may only name a loopback port where nothing
+listens (the deliveries fail and are retried, which is what they do for any receiver that is down), never
+a host on the network. A given `secret` must be canonical base64 of 24 to 64 bytes, which a pattern can
+only approximate: the fuzzer is given valid secrets (WebhookTests checks the refusals).
 """
 
 import schemathesis
@@ -40,6 +52,8 @@ def before_load_schema(context, raw_schema):
                     response["content"].pop("text/event-stream", None)
     _restrict_schedules(raw_schema)
     _restrict_steps(raw_schema)
+    _restrict_selectors(raw_schema)
+    _restrict_webhooks(raw_schema)
 
 
 def _is_last_event_id(raw_schema, parameter):
@@ -96,3 +110,39 @@ def _restrict_steps(raw_schema):
         ),
     }
     schemas["Step"] = {"oneOf": [script_step, command_step]}
+def _restrict_selectors(raw_schema):
+    schemas = raw_schema.get("components", {}).get("schemas", {})
+    target = schemas.get("Target", {})
+    kind = target.get("properties", {}).get("kind", {})
+    if isinstance(kind.get("enum"), list):
+        kind["enum"] = [value for value in kind["enum"] if value != "selector"]
+    if isinstance(target.get("oneOf"), list):
+        target["oneOf"] = [
+            branch for branch in target["oneOf"]
+            if not (isinstance(branch, dict) and branch.get("properties", {}).get("kind", {}).get("const") == "selector")
+        ]
+    for name in ("selector", "allZones"):
+        if name in target.get("properties", {}):
+            target["properties"][name] = {"const": None}
+    agents = raw_schema.get("paths", {}).get("/api/v1/agents", {}).get("get", {})
+    if isinstance(agents.get("parameters"), list):
+        agents["parameters"] = [p for p in agents["parameters"] if not (isinstance(p, dict) and p.get("name") == "selector")]
+
+
+_WEBHOOK_URLS = ["http://127.0.0.1:9/hook", "https://127.0.0.1:9/a?b=c"]
+_WEBHOOK_SECRETS = ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_" + "A" * 43 + "="]
+
+
+def _restrict_webhooks(raw_schema):
+    schemas = raw_schema.get("components", {}).get("schemas", {})
+    if "WebhookURL" in schemas:
+        schemas["WebhookURL"] = {"type": "string", "enum": _WEBHOOK_URLS}
+    request = schemas.get("WebhookCreateRequest", {}).get("properties", {})
+    if "secret" in request:
+        request["secret"] = {"type": ["string", "null"], "enum": _WEBHOOK_SECRETS + [None]}
+    update = schemas.get("WebhookUpdateRequest", {}).get("properties", {})
+    if "url" in update:
+        update["url"] = {"type": ["string", "null"], "enum": _WEBHOOK_URLS + [None]}
+    task = schemas.get("TaskCreateRequest", {}).get("properties", {})
+    if "callbackUrl" in task:
+        task["callbackUrl"] = {"type": ["string", "null"], "enum": _WEBHOOK_URLS + [None]}

@@ -45,12 +45,16 @@ public struct AgentConfig: Sendable {
     /// How to verify an `https://` manager (`--ca`, `--ca-pin`); nil keeps the choice saved in the
     /// state dir, or the system trust store when none was saved.
     public var managerTrust: ServerTrust?
+    /// The agent's labels (`--labels`), validated; reported at enrollment and at each start.
+    public var labels: [String: String]
 
     public init(
         managerURL: String?, zone: String, enrollKey: String?, stateDir: String, killGraceSeconds: Double = 2, listenHost: String = "0.0.0.0",
         listenPort: Int = 18800, advertise: String? = nil, peers: [String] = [], failoverTimeout: Int64 = 2_000, priority: Int = 0,
-        workDir: String? = nil, runAs: String? = nil, maxRuns: Int = AgentConfig.defaultMaxRuns, managerTrust: ServerTrust? = nil
+        workDir: String? = nil, runAs: String? = nil, maxRuns: Int = AgentConfig.defaultMaxRuns, managerTrust: ServerTrust? = nil,
+        labels: [String: String] = [:]
     ) {
+        self.labels = labels
         self.managerTrust = managerTrust
         self.workDir = workDir ?? Self.defaultWorkDir(stateDir: stateDir)
         self.runAs = runAs

@@ -105,7 +105,7 @@ public struct AgentService: Service {
             ownRuns: { envelopes in for envelope in envelopes { incomingContinuation.yield(envelope) } },
             ownCancels: { runIDs in for runID in runIDs { await canceler.cancel(runID) } })
         let session = AgentSession(
-            identity: identity, link: link, outbox: outbox, registry: registry, logger: logger,
+            identity: identity, link: link, outbox: outbox, registry: registry, logger: logger, facts: HostFactsCollector.collect(labels: config.labels),
             heartbeat: .seconds(max(1, identity.heartbeatSeconds)))
         let peerServer = PeerServer(
             link: link, managerURL: config.managerURL, heartbeatSeconds: identity.heartbeatSeconds,
@@ -270,7 +270,7 @@ public struct AgentService: Service {
                 }
                 let clock = ManagerClock(managerTime: hello.managerTime)
                 let request = try EnrollRequest.proving(
-                    zone: config.zone, enrollKey: enrollKey, key: key, sealKey: sealKey.publicKey, facts: HostFactsCollector.collect(),
+                    zone: config.zone, enrollKey: enrollKey, key: key, sealKey: sealKey.publicKey, facts: HostFactsCollector.collect(labels: config.labels),
                     peerAddress: config.peerAddress, time: clock.now())
                 let sealed = SealedEnrollment(
                     box: try Sealing.seal(try JSONEncoder().encode(request), to: managerSealKey, context: SealedEnrollment.requestContext))

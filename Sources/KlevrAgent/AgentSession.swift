@@ -14,6 +14,8 @@ struct AgentSession: Sendable {
     let outbox: Outbox
     let registry: RunRegistry
     let logger: Logger
+    /// Sent with the first report of each start (the labels of `--labels` may have changed since enrollment).
+    let facts: HostFacts
     let heartbeat: Duration
     let stopping = StopFlag()
 
@@ -44,12 +46,15 @@ struct AgentSession: Sendable {
     func pushLoop() async {
         let doorbell = outbox.doorbell
         var backoff = Duration.milliseconds(200)
+        var factsPending = true
         while true {
             let finishing = await stopping.isSet
             do {
                 repeat {
-                    let report = await outbox.report(agentID: identity.agentId)
+                    var report = await outbox.report(agentID: identity.agentId)
+                    if factsPending { report.facts = facts }
                     let answer = try await link.sync(SyncRequest(wait: false, reports: [report]), timeout: .seconds(60))
+                    factsPending = false
                     await outbox.apply(answer.acks)
                     backoff = .milliseconds(200)
                     if report.isEmpty { break }

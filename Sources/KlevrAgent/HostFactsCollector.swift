@@ -2,22 +2,6 @@ import Foundation
 import KlevrAPI
 import KlevrCore
 
-/// Reads the facts an agent reports about its host.
-public enum HostFactsCollector {
-    public static let agentVersion = "0.1.0"
-
-    public static func collect() -> HostFacts {
-        let info = ProcessInfo.processInfo
-        var os = info.operatingSystemVersionString
-        if let release = try? String(contentsOfFile: "/etc/os-release", encoding: .utf8),
-            let line = release.split(separator: "\n").first(where: { $0.hasPrefix("PRETTY_NAME=") })
-        {
-            os = line.dropFirst("PRETTY_NAME=".count).trimmingCharacters(in: CharacterSet(charactersIn: "\""))
-        }
-        return HostFacts(hostname: String(info.hostName.prefix(255)), os: String(os.prefix(255)), version: agentVersion, addresses: [])
-    }
-}
-
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -25,6 +9,22 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
+
+/// Reads the facts an agent reports about its host.
+public enum HostFactsCollector {
+    public static let agentVersion = "0.1.0"
+
+    public static func collect(labels: [String: String] = [:]) -> HostFacts {
+        let info = ProcessInfo.processInfo
+        var os = info.operatingSystemVersionString
+        if let release = try? String(contentsOfFile: "/etc/os-release", encoding: .utf8),
+            let line = release.split(separator: "\n").first(where: { $0.hasPrefix("PRETTY_NAME=") })
+        {
+            os = line.dropFirst("PRETTY_NAME=".count).trimmingCharacters(in: CharacterSet(charactersIn: "\""))
+        }
+        return HostFacts(hostname: String(info.hostName.prefix(255)), os: String(os.prefix(255)), version: agentVersion, addresses: [], labels: .init(additionalProperties: labels))
+    }
+}
 
 extension HostFactsCollector {
     /// The result of the `host.facts` command: the enrollment facts and more about the host.

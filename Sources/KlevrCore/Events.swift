@@ -74,6 +74,8 @@ public enum EventKind: String, Codable, Sendable, CaseIterable {
     case webhookCreated = "webhook.created"
     case webhookUpdated = "webhook.updated"
     case webhookDeleted = "webhook.deleted"
+    /// A user asked for an event to be delivered again (detail: the delivery it repeats, the event id).
+    case webhookRedelivered = "webhook.redelivered"
 }
 
 /// Who made a change.

@@ -170,6 +170,19 @@ enum Migrations {
             "CREATE INDEX tasks_next_fire ON tasks(next_fire_at)",
             "ALTER TABLE runs ADD COLUMN occurrence BIGINT",
         ]),
+        (10, [
+            // Labels and rollout: an agent's labels as they count (`labels`), the ones it reported
+            // (`--labels`) and who set them through the API (NULL while the reported ones count); a task's
+            // rollout limits as written (`2`, `10%`). A selector task keeps its selector in its target JSON;
+            // its runs carry each agent's zone (runs.zone_id), the task its owning zone.
+            "ALTER TABLE agents ADD COLUMN labels TEXT NOT NULL DEFAULT '{}'",
+            "ALTER TABLE agents ADD COLUMN reported_labels TEXT NOT NULL DEFAULT '{}'",
+            "ALTER TABLE agents ADD COLUMN labels_set_by TEXT",
+            "ALTER TABLE tasks ADD COLUMN max_concurrency TEXT",
+            "ALTER TABLE tasks ADD COLUMN max_errors TEXT",
+            // The rollout counts a task's runs by status at every dispatch.
+            "CREATE INDEX runs_task_status ON runs(task_id, status)",
+        ]),
         (11, [
             // Credentials: a value sealed under the master key (base64 of SecretBox's format, bound to the
             // credential's id), global (scope '') or of one zone (scope = the zone's id); a name is unique
@@ -180,6 +193,34 @@ enum Migrations {
                 created_at BIGINT NOT NULL, created_by TEXT NOT NULL, updated_at BIGINT NOT NULL, UNIQUE (scope, name))
             """,
             "ALTER TABLE tasks ADD COLUMN credentials TEXT NOT NULL DEFAULT '[]'",
+        ]),
+        (12, [
+            // Webhooks: the subscriptions (the signing secret sealed under the master key; `start_event_id`:
+            // only later events are delivered; `task_id`: a task's callback URL, not listed with the
+            // others), the stored delivery queue with every attempt, and how far the event log was followed.
+            """
+            CREATE TABLE webhooks (
+                id TEXT PRIMARY KEY, url TEXT NOT NULL, description TEXT NOT NULL, kinds TEXT NOT NULL, zone_id TEXT,
+                enabled INTEGER NOT NULL, secret_sealed TEXT NOT NULL, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL,
+                created_by TEXT NOT NULL, start_event_id BIGINT NOT NULL, task_id TEXT)
+            """,
+            "CREATE INDEX webhooks_task ON webhooks(task_id)",
+            """
+            CREATE TABLE webhook_deliveries (
+                id TEXT PRIMARY KEY, webhook_id TEXT NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE, event_id BIGINT NOT NULL,
+                event_kind TEXT NOT NULL, message_id TEXT NOT NULL, payload TEXT NOT NULL, status TEXT NOT NULL,
+                attempts BIGINT NOT NULL DEFAULT 0, created_at BIGINT NOT NULL, next_attempt_at BIGINT, first_attempt_at BIGINT,
+                last_attempt_at BIGINT, redelivery_of TEXT)
+            """,
+            "CREATE INDEX webhook_deliveries_due ON webhook_deliveries(status, next_attempt_at)",
+            "CREATE INDEX webhook_deliveries_webhook ON webhook_deliveries(webhook_id, created_at)",
+            """
+            CREATE TABLE webhook_attempts (
+                delivery_id TEXT NOT NULL REFERENCES webhook_deliveries(id) ON DELETE CASCADE, attempt BIGINT NOT NULL,
+                at BIGINT NOT NULL, status_code BIGINT, duration_ms BIGINT NOT NULL, error TEXT, PRIMARY KEY (delivery_id, attempt))
+            """,
+            "CREATE TABLE webhook_cursor (name TEXT PRIMARY KEY, event_id BIGINT NOT NULL)",
+            "INSERT INTO webhook_cursor (name, event_id) SELECT 'events', COALESCE(MAX(id), 0) FROM event_log",
         ]),
         (14, [
             // Recover steps: run when a step fails (JSON, as `steps`).

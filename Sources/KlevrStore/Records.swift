@@ -71,6 +71,13 @@ public struct AgentRecord: Sendable, Equatable {
     public var sealKey: String = ""
     /// The agent's wall clock minus the manager's (ms), as last measured.
     public var clockSkewMillis: Int64?
+    /// Its labels as they count for selectors: an operator's (``labelsSetBy``) when one set them through
+    /// the API, else the ones the agent reported (`--labels`).
+    public var labels: [String: String] = [:]
+    /// The labels the agent last reported (kept while an operator's labels override them).
+    public var reportedLabels: [String: String] = [:]
+    /// Who set the labels through the API; nil while the agent's reported labels count.
+    public var labelsSetBy: String? = nil
 }
 
 /// A stored task (its steps, parameters and target as the operator gave them).
@@ -92,6 +99,9 @@ public struct TaskRecord: Sendable, Equatable {
     public var deliverWithinSeconds: Int?
     /// A recurring task's schedule and where it stands; nil for a one-off task.
     public var recurrence: RecurrenceRecord?
+    /// The rollout limits as written (`3`, `10%`); nil for none.
+    public var maxConcurrency: String? = nil
+    public var maxErrors: String? = nil
     /// The names of the credentials its runs receive (a zone's credential of that name, else the global one).
     public var credentials: [String] = []
     /// The steps run when a step fails, as JSON (like `stepsJSON`).
@@ -227,6 +237,24 @@ public struct Cursor: Sendable, Equatable {
 }
 
 extension TaskRecord {
+    /// The task's rollout policy, nil when it has no limit. A stored limit that does not parse is corrupt data.
+    public func rolloutPolicy() throws -> RolloutPolicy? {
+        guard maxConcurrency != nil || maxErrors != nil else { return nil }
+        do {
+            return try RolloutPolicy(maxConcurrency: maxConcurrency, maxErrors: maxErrors)
+        } catch {
+            throw StoreError.corrupt("task \(id) has a stored rollout that does not read: \(error)")
+        }
+    }
+
+    /// This task with rollout limits.
+    public func with(maxConcurrency: String?, maxErrors: String?) -> TaskRecord {
+        var copy = self
+        copy.maxConcurrency = maxConcurrency
+        copy.maxErrors = maxErrors
+        return copy
+    }
+
     /// This task with a recurrence.
     public func with(recurrence: RecurrenceRecord?) -> TaskRecord {
         var copy = self

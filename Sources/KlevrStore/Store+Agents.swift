@@ -11,7 +11,7 @@ extension Store {
     /// agent's last one is a replay and is refused (``StoreError/conflict(_:)``).
     public func enrollAgent(
         zoneID: String, publicKey: String, sealKey: String = "", proofTime: Int64 = 0, credentialHash: String, hostname: String, os: String,
-        version: String, addresses: [String], now: Int64
+        version: String, addresses: [String], labels: [String: String]? = nil, now: Int64
     ) async throws -> String {
         let addressJSON = try Self.encodeJSON(addresses)
         return try await change { db, events in
@@ -32,6 +32,9 @@ extension Store {
                 events.append(
                     .agentReenrolled, actor: EventActor(kind: .agent, id: id, name: hostname), zoneID: zoneID, subject: id,
                     detail: ["hostname": hostname, "version": version], at: now)
+                if let labels {
+                    try await Self.reportLabels(db, agentID: id, labels: labels, actor: EventActor(kind: .agent, id: id, name: hostname), now: now, events: events)
+                }
                 return id
             }
             let id = Secrets.newID()
@@ -46,6 +49,9 @@ extension Store {
             events.append(
                 .agentEnrolled, actor: EventActor(kind: .agent, id: id, name: hostname), zoneID: zoneID, subject: id,
                 detail: ["hostname": hostname, "version": version], at: now)
+            if let labels, !labels.isEmpty {
+                try await Self.reportLabels(db, agentID: id, labels: labels, actor: EventActor(kind: .agent, id: id, name: hostname), now: now, events: events)
+            }
             return id
         }
     }
@@ -96,7 +102,19 @@ extension Store {
             managerRoute: try row.decode(column: "manager_route", as: Int64.self) != 0,
             priority: Int(try row.decode(column: "priority", as: Int64.self)),
             sealKey: try row.decode(column: "seal_key", as: String.self),
-            clockSkewMillis: try row.decode(column: "clock_skew_ms", as: Int64?.self))
+            clockSkewMillis: try row.decode(column: "clock_skew_ms", as: Int64?.self),
+            labels: try labels(try row.decode(column: "labels", as: String.self), agent: row),
+            reportedLabels: try labels(try row.decode(column: "reported_labels", as: String.self), agent: row),
+            labelsSetBy: try row.decode(column: "labels_set_by", as: String?.self))
+    }
+
+    /// Stored labels; a text that does not decode is corrupt data, never "no labels".
+    static func labels(_ text: String, agent row: any SQLRow) throws -> [String: String] {
+        do {
+            return try decodeJSON([String: String].self, text)
+        } catch {
+            throw StoreError.corrupt("agent \((try? row.decode(column: "id", as: String.self)) ?? "?") has stored labels that do not decode")
+        }
     }
 
     /// Records where an agent's peer API is, and whether it just reached the manager directly.

@@ -185,6 +185,8 @@ extension Store {
                 try await db.raw("UPDATE credentials SET sealed = \(bind: resealed.base64EncodedString()) WHERE id = \(bind: id)").run()
                 count += 1
             }
+            // Webhook secrets are sealed under the same key (Store+Webhooks).
+            count += try await Self.resealWebhookSecrets(db, with: box)
             return count
         }
     }

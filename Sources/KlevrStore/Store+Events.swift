@@ -17,8 +17,17 @@ public final class EventWriter: Sendable {
     }
 
     private let pending = Mutex<[Pending]>([])
+    private let wakeKeys = Mutex<Set<String>>([])
 
     init() {}
+
+    /// Wake-up keys (``Store/agentKey(_:)``, ``Store/zoneKey(_:)``) signalled once this change committed:
+    /// held polls that may now get work.
+    public func wake(_ keys: some Sequence<String>) {
+        wakeKeys.withLock { $0.formUnion(keys) }
+    }
+
+    func takeWakeKeys() -> Set<String> { wakeKeys.withLock { keys in defer { keys = [] }; return keys } }
 
     /// Queues an event of this change.
     public func append(
@@ -87,12 +96,16 @@ extension Store {
             try await Self.write(events.take(), db: db, postgres: postgres)
             return value
         }
-        await hub.signal([Self.eventsKey])
+        await hub.signal([Self.eventsKey] + events.takeWakeKeys())
         return value
     }
 
     /// The wake-up key signalled after events were committed.
     public static let eventsKey = "events"
+    /// The wake-up key of an agent's held poll.
+    public static func agentKey(_ id: String) -> String { "agent:" + id }
+    /// The wake-up key of a zone primary's held poll.
+    public static func zoneKey(_ id: String) -> String { "zone:" + id }
 
     static func write(_ events: [EventWriter.Pending], db: any SQLDatabase, postgres: Bool) async throws {
         guard !events.isEmpty else { return }

@@ -33,6 +33,8 @@ extension Store {
                     ORDER BY r.deliver_by, r.id LIMIT \(bind: Int64(limit))
                     """
             ).all().map(Self.run(from:))
+            // Expired runs are errors of their rollout: its tasks are locked first, counted after.
+            let rollouts = try await Self.lockRollouts(db, taskIDs: Set(overdue.map(\.taskID)))
             var expired: [RunRecord] = []
             // One reason per deadline, so that the runs of one task move together.
             for (deadline, runs) in Dictionary(grouping: overdue, by: { $0.deliverBy ?? 0 }) {
@@ -43,6 +45,7 @@ extension Store {
                 let moved = Set(moves.changed.map(\.id))
                 expired += runs.filter { moved.contains($0.id) }
             }
+            try await Self.runsEnded(db, rollouts: rollouts, now: now, events: events)
             return expired
         }
     }
@@ -114,6 +117,9 @@ extension Store {
         /// The occurrences that run now, each on every agent of `agentIDs`.
         public var fire: [Int64]
         public var agentIDs: [String]
+        /// The zone of each agent of `agentIDs` (a selector task's agents span zones); an agent not in
+        /// it is of the task's zone.
+        public var zones: [String: String] = [:]
         /// Occurrences that did not run, with why (recorded as one `task.skipped` event).
         public var skipped: Int
         public var skipReason: String
@@ -173,7 +179,8 @@ extension Store {
             var runIDs: [String] = []
             for occurrence in firing.fire {
                 runIDs += try await Self.insertRuns(
-                    db, task: task, agentIDs: firing.agentIDs, status: .queued, dueAt: occurrence,
+                    db, task: task, targets: firing.agentIDs.map { RunTarget(agentID: $0, zoneID: firing.zones[$0] ?? task.zoneID) },
+                    status: .queued, dueAt: occurrence,
                     occurrence: occurrence, actor: .system, now: now, events: events)
             }
             if !firing.fire.isEmpty {

@@ -41,7 +41,13 @@ public struct ReportedBatch: Sendable {
     public var results: [ReportedResult]
     /// The agent's wall clock minus the manager's (ms), when it said.
     public var clockSkewMillis: Int64?
-    public init(agentID: String, started: [ReportedStart], logs: [ReportedLog], results: [ReportedResult], clockSkewMillis: Int64? = nil) {
+    /// The labels the agent reports (`--labels`), when its report carries its host facts.
+    public var labels: [String: String]?
+    public init(
+        agentID: String, started: [ReportedStart], logs: [ReportedLog], results: [ReportedResult], clockSkewMillis: Int64? = nil,
+        labels: [String: String]? = nil
+    ) {
+        self.labels = labels
         self.agentID = agentID
         self.started = started
         self.logs = logs
@@ -95,6 +101,10 @@ extension Store {
                     db, zoneID: fence.zoneID, agentID: fence.primaryID, epoch: fence.epoch, now: now, duration: fence.leaseDuration)
                 else { throw StoreError.staleEpoch("epoch \(fence.epoch) is not the zone's current lease; step down") }
             }
+            // The rollout tasks of the reported results are locked before any agent or run row is written
+            // (see ``lockRollouts(_:taskIDs:)``): their errors and free slots are counted after the results.
+            let resultIDs = batches.flatMap { $0.results.map(\.runID) }
+            let rollouts = resultIDs.isEmpty ? [:] : try await Self.lockRollouts(db, ofRuns: resultIDs)
             for slice in stride(from: 0, to: alsoSeen.count, by: 500).map({ Array(alsoSeen[$0..<min($0 + 500, alsoSeen.count)]) }) {
                 try await db.raw(
                     "UPDATE agents SET last_seen_at = \(bind: now) WHERE zone_id = \(bind: zoneID) AND id IN (\(binds: slice))"
@@ -104,6 +114,7 @@ extension Store {
             for batch in batches {
                 outcomes.append(try await Self.apply(batch, db: db, now: now, events: events))
             }
+            try await Self.runsEnded(db, rollouts: rollouts, now: now, events: events)
             return outcomes
         }
     }
@@ -125,8 +136,11 @@ extension Store {
         } else {
             agentRow = try await db.raw("UPDATE agents SET last_seen_at = \(bind: now) WHERE id = \(bind: agentID) RETURNING hostname").first()
         }
-        if batch.started.isEmpty && batch.recovering.isEmpty && batch.logs.isEmpty && batch.results.isEmpty { return outcome }
         let actor = EventActor(kind: .agent, id: agentID, name: try agentRow?.decode(column: "hostname", as: String.self) ?? agentID)
+        if let labels = batch.labels, agentRow != nil {
+            try await reportLabels(db, agentID: agentID, labels: labels, actor: actor, now: now, events: events)
+        }
+        if batch.started.isEmpty && batch.recovering.isEmpty && batch.logs.isEmpty && batch.results.isEmpty { return outcome }
         var owned: [String: OwnedRun] = [:]
         func run(_ runID: String) async throws -> OwnedRun? {
             if let known = owned[runID] { return known }
@@ -259,7 +273,6 @@ extension Store {
                         ORDER BY r.created_at, r.id
                         """
                 ).all().map(Self.run(from:)).filter { wanted.contains($0.agentID) }
-                if rows.count > limit { rows = Array(rows.prefix(limit)) }
             }
             for slice in slices where rows.count < limit {
                 rows += try await db.raw(
@@ -273,6 +286,17 @@ extension Store {
                         """
                 ).all().map(Self.run(from:))
             }
+            // A task with a concurrency limit is locked, and its runs in flight counted, before any of its runs
+            // is handed out: two syncs at once never hand out more than the limit between them. The runs it
+            // holds back are left out before the batch is cut to `limit`, so that a large rollout waiting in
+            // a zone does not hide the zone's other work from its primary.
+            let queuedTasks = Set(rows.lazy.filter { $0.status == .queued }.map(\.taskID))
+            let limited = try await Self.lockRollouts(db, taskIDs: queuedTasks, concurrencyOnly: true)
+            if !limited.isEmpty {
+                let held = try await Self.heldByConcurrency(db, candidates: rows, rollouts: limited)
+                rows.removeAll { held.contains($0.id) }
+            }
+            if rows.count > limit { rows = Array(rows.prefix(limit)) }
             var tasks: [String: TaskRecord] = [:]
             let taskIDs = Array(Set(rows.map(\.taskID)))
             for slice in stride(from: 0, to: taskIDs.count, by: 500).map({ Array(taskIDs[$0..<min($0 + 500, taskIDs.count)]) }) {
@@ -280,9 +304,9 @@ extension Store {
                     tasks[task.id] = task
                 }
             }
+            let handable = rows.filter { tasks[$0.taskID] != nil }
             // Through the run door: queued runs are dispatched (their dispatch time is kept for good),
             // dispatched ones whose start was not reported in time are delivered again.
-            let handable = rows.filter { tasks[$0.taskID] != nil }
             let dispatched = try await Self.moveRuns(
                 db, handable.filter { $0.status == .queued }.map(RunRef.init), .dispatch,
                 set: "dispatched_at = \(bind: now), delivered_at = \(bind: now)", actor: .system, now: now, events: events)

@@ -7,24 +7,39 @@ extension Store {
     /// Stores a task and one run per target agent, atomically, with a `task.created` event and one
     /// `run.created` event per run: `queued`, or `scheduled` until the task's `runAt` when that is later
     /// than its creation; with `deliverWithinSeconds`, each run must start by then (`deliver_by`).
+    /// With a `callback`, the task's run events are delivered to its URL (see Store+Webhooks), from the first.
     /// Returns the run ids.
-    public func createTask(_ task: TaskRecord, agentIDs: [String], actor: EventActor) async throws -> [String] {
+    public func createTask(_ task: TaskRecord, agentIDs: [String], actor: EventActor, callback: TaskCallback? = nil) async throws -> [String] {
+        try await createTask(task, targets: agentIDs.map { RunTarget(agentID: $0, zoneID: task.zoneID) }, actor: actor, callback: callback)
+    }
+
+    /// Stores a task with one run per target (see ``createTask(_:agentIDs:actor:callback:)``); each run is of its
+    /// agent's zone, and its events go to that zone.
+    public func createTask(_ task: TaskRecord, targets: [RunTarget], actor: EventActor, callback: TaskCallback? = nil) async throws -> [String] {
         try await change { db, events in
+            if let callback {
+                _ = try await Self.insertWebhook(
+                    db, try callback.webhook(taskID: task.id, createdAt: task.createdAt, createdBy: task.createdBy), sealedSecret: callback.sealedSecret)
+            }
             try await db.raw(
                 """
                 INSERT INTO tasks (id, name, zone_id, target, steps, params, timeout_seconds, created_at, created_by, run_at, deliver_within_seconds,
-                    cron, cron_time_zone, until_at, max_occurrences, overlap, catch_up, schedule_cursor, fired_count, next_fire_at, credentials, recover)
+                    cron, cron_time_zone, until_at, max_occurrences, overlap, catch_up, schedule_cursor, fired_count, next_fire_at,
+                    max_concurrency, max_errors, credentials, recover)
                 VALUES (\(bind: task.id), \(bind: task.name), \(bind: task.zoneID), \(bind: task.targetJSON), \(bind: task.stepsJSON),
                 \(bind: task.paramsJSON), \(bind: Int64(task.timeoutSeconds)), \(bind: task.createdAt), \(bind: task.createdBy),
                 \(bind: task.runAt), \(bind: task.deliverWithinSeconds.map(Int64.init)), \(bind: task.recurrence?.cron),
                 \(bind: task.recurrence?.timeZone), \(bind: task.recurrence?.until), \(bind: task.recurrence?.maxOccurrences.map(Int64.init)),
                 \(bind: task.recurrence?.overlap), \(bind: task.recurrence?.catchUp), \(bind: task.recurrence?.cursor), 0,
-                \(bind: task.recurrence?.nextFireAt), \(bind: try Self.namesJSON(task.credentials)), \(bind: task.recoverJSON))
+                \(bind: task.recurrence?.nextFireAt), \(bind: task.maxConcurrency), \(bind: task.maxErrors), \(bind: try Self.namesJSON(task.credentials)),
+                \(bind: task.recoverJSON))
                 """
             ).run()
             let dueAt = max(task.runAt ?? task.createdAt, task.createdAt)
             let status: RunStatus = dueAt > task.createdAt ? .scheduled : .queued
-            var detail = ["name": task.name, "runs": String(agentIDs.count)]
+            var detail = ["name": task.name, "runs": String(targets.count)]
+            if let maxConcurrency = task.maxConcurrency { detail["maxConcurrency"] = maxConcurrency }
+            if let maxErrors = task.maxErrors { detail["maxErrors"] = maxErrors }
             if !task.credentials.isEmpty { detail["credentials"] = task.credentials.joined(separator: ",") }
             if let recurrence = task.recurrence {
                 detail["cron"] = recurrence.cron
@@ -32,7 +47,7 @@ extension Store {
             }
             events.append(.taskCreated, actor: actor, zoneID: task.zoneID, subject: task.id, detail: detail, at: task.createdAt)
             let runIDs = try await Self.insertRuns(
-                db, task: task, agentIDs: agentIDs, status: status, dueAt: dueAt, occurrence: nil, actor: actor, now: task.createdAt, events: events)
+                db, task: task, targets: targets, status: status, dueAt: dueAt, occurrence: nil, actor: actor, now: task.createdAt, events: events)
             return runIDs
         }
     }
@@ -40,26 +55,27 @@ extension Store {
     /// Inserts one run per agent for `task` (a few multi-row inserts, not one statement per agent), each
     /// with a `run.created` event; with the task's `deliverWithinSeconds`, each must start by `dueAt` plus that.
     static func insertRuns(
-        _ db: any SQLDatabase, task: TaskRecord, agentIDs: [String], status: RunStatus, dueAt: Int64, occurrence: Int64?, actor: EventActor,
+        _ db: any SQLDatabase, task: TaskRecord, targets: [RunTarget], status: RunStatus, dueAt: Int64, occurrence: Int64?, actor: EventActor,
         now: Int64, events: EventWriter
     ) async throws -> [String] {
         let deliverBy = task.deliverWithinSeconds.map { dueAt + Int64($0) * 1000 }
         var runIDs: [String] = []
-        for start in stride(from: 0, to: agentIDs.count, by: 200) {
-            let slice = agentIDs[start..<min(start + 200, agentIDs.count)]
+        for start in stride(from: 0, to: targets.count, by: 200) {
+            let slice = targets[start..<min(start + 200, targets.count)]
             var query = SQLQueryString("INSERT INTO runs (id, task_id, agent_id, zone_id, status, created_at, due_at, deliver_by, occurrence) VALUES ")
-            for (index, agentID) in slice.enumerated() {
+            for (index, target) in slice.enumerated() {
+                let agentID = target.agentID
                 let runID = Secrets.newID()
                 runIDs.append(runID)
                 if index > 0 { query = query + ", " }
                 query = query
-                    + "(\(bind: runID), \(bind: task.id), \(bind: agentID), \(bind: task.zoneID), \(bind: status.rawValue), "
+                    + "(\(bind: runID), \(bind: task.id), \(bind: agentID), \(bind: target.zoneID), \(bind: status.rawValue), "
                     + "\(bind: now), \(bind: dueAt), \(bind: deliverBy), \(bind: occurrence))"
                 var detail = ["status": status.rawValue, "task": task.id, "agent": agentID]
                 if status == .scheduled { detail["dueAt"] = String(dueAt) }
                 if let deliverBy { detail["deliverBy"] = String(deliverBy) }
                 if let occurrence { detail["occurrence"] = String(occurrence) }
-                events.append(.runCreated, actor: actor, zoneID: task.zoneID, subject: runID, detail: detail, at: now)
+                events.append(.runCreated, actor: actor, zoneID: target.zoneID, subject: runID, detail: detail, at: now)
             }
             try await db.raw(query).run()
         }
@@ -97,6 +113,7 @@ extension Store {
             canceledAt: try row.decode(column: "canceled_at", as: Int64?.self), runAt: try row.decode(column: "run_at", as: Int64?.self),
             deliverWithinSeconds: try row.decode(column: "deliver_within_seconds", as: Int64?.self).map { Int($0) }
         ).with(recurrence: try recurrence(from: row), credentials: try names(from: row, column: "credentials"), recoverJSON: try row.decode(column: "recover", as: String.self))
+            .with(maxConcurrency: try row.decode(column: "max_concurrency", as: String?.self), maxErrors: try row.decode(column: "max_errors", as: String?.self))
     }
 
     static func recurrence(from row: any SQLRow) throws -> RecurrenceRecord? {

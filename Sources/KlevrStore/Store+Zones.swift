@@ -64,6 +64,7 @@ extension Store {
             // Children first, so the statements work whether or not the engine enforces cascades.
             try await db.raw("DELETE FROM run_logs WHERE run_id IN (SELECT id FROM runs WHERE zone_id = \(bind: id))").run()
             try await db.raw("DELETE FROM runs WHERE zone_id = \(bind: id)").run()
+            try await Self.deleteTaskCallbacks(db, zoneID: id)
             try await db.raw("DELETE FROM tasks WHERE zone_id = \(bind: id)").run()
             try await db.raw("DELETE FROM agents WHERE zone_id = \(bind: id)").run()
             try await db.raw("DELETE FROM enroll_keys WHERE zone_id = \(bind: id)").run()

@@ -3,6 +3,7 @@ import Foundation
 import KlevrAPI
 import KlevrAgent
 import KlevrClient
+import KlevrCore
 import Logging
 import ServiceLifecycle
 import UnixSignals
@@ -10,7 +11,7 @@ import UnixSignals
 struct AgentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "agent", abstract: "Run the agent daemon (default), or list, show and retire agents.",
-        subcommands: [Run.self, List.self, Show.self, Retire.self], defaultSubcommand: Run.self)
+        subcommands: [Run.self, List.self, Show.self, Label.self, Retire.self], defaultSubcommand: Run.self)
 
     struct Run: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "run", abstract: "Run the agent daemon.")
@@ -31,12 +32,20 @@ struct AgentCommand: AsyncParsableCommand {
         @Option(help: "Trust only the CAs of this PEM file for an https:// manager (default: the system trust store).") var ca: String?
         @Option(help: "Trust only an https:// manager whose certificate's public key has this pin (sha256:<hex>, printed by the manager).")
         var caPin: String?
+        @Option(help: "The agent's labels, key=value,... (reported at enrollment and at each start; labels an operator set through the API win).")
+        var labels: String?
         @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (the built-in command agent.set-log-level changes it until a restart).")
         var logLevel = "info"
 
         func run() async throws {
             let agentLog = AgentLog(level: Logger.Level(rawValue: logLevel) ?? .info)
             LogSetup.bootstrap(agentLog: agentLog)
+            let agentLabels: [String: String]
+            do {
+                agentLabels = try labels.map { try Labels(parsing: $0).values } ?? [:]
+            } catch {
+                throw ValidationError("--labels: \(error)")
+            }
             if let manager, !(manager.hasPrefix("http://") || manager.hasPrefix("https://")) {
                 throw ValidationError("--manager must be an http:// or https:// URL")
             }
@@ -68,7 +77,7 @@ struct AgentCommand: AsyncParsableCommand {
             let key = enrollKey ?? ProcessInfo.processInfo.environment["KLEVR_ENROLL_KEY"]
             let config = AgentConfig(
                 managerURL: manager, zone: zone, enrollKey: key, stateDir: stateDir, listenHost: host, listenPort: port, advertise: advertise,
-                peers: peers, priority: priority, workDir: work, runAs: runAs, maxRuns: maxRuns, managerTrust: trust)
+                peers: peers, priority: priority, workDir: work, runAs: runAs, maxRuns: maxRuns, managerTrust: trust, labels: agentLabels)
             let logger = Logger(label: "klevr.agent")
             let group = ServiceGroup(
                 configuration: .init(services: [.init(service: AgentService(config: config, logger: logger, log: agentLog))],
@@ -101,16 +110,20 @@ struct AgentCommand: AsyncParsableCommand {
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List agents.")
         @Option(help: "Only this zone.") var zone: String?
+        @Option(help: "Only agents whose labels match this selector (env=prod,role!=db).") var selector: String?
         @Option(help: "At most this many.") var limit = 200
         @OptionGroup var options: ClientOptions
         func run() async throws {
             let page = try await options.withClient { client in
-                try await api { try await client.listAgents(query: .init(zone: zone, limit: limit)).ok.body.json }
+                try await api { try await client.listAgents(query: .init(zone: zone, selector: selector, limit: limit)).ok.body.json }
             }
             if options.output == .json { return try Printer.json(page.items) }
             Printer.table(
-                ["ID", "ZONE", "HOSTNAME", "STATUS", "LAST SEEN"],
-                page.items.map { [$0.id, $0.zone, $0.hostname, $0.status.rawValue + ($0.statusReason.map { " (\($0))" } ?? ""), Printer.time($0.lastSeenAt)] })
+                ["ID", "ZONE", "HOSTNAME", "STATUS", "LAST SEEN", "LABELS"],
+                page.items.map {
+                    [$0.id, $0.zone, $0.hostname, $0.status.rawValue + ($0.statusReason.map { " (\($0))" } ?? ""), Printer.time($0.lastSeenAt),
+                        Label.text($0.labels.additionalProperties)]
+                })
         }
     }
 
@@ -128,9 +141,49 @@ struct AgentCommand: AsyncParsableCommand {
                 ("id", agent.id), ("zone", agent.zone), ("hostname", agent.hostname), ("os", agent.os), ("version", agent.version),
                 ("status", agent.status.rawValue + (agent.statusReason.map { " (\($0))" } ?? "")), ("last seen", Printer.time(agent.lastSeenAt)),
                 ("enrolled", Printer.time(agent.enrolledAt)),
+                ("labels", Label.text(agent.labels.additionalProperties) + (agent.labelsSetBy.map { " (set by \($0))" } ?? "")),
             ] {
                 print("\(name.padding(toLength: 10, withPad: " ", startingAt: 0)) \(value)")
             }
+        }
+    }
+
+    struct Label: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Set an agent's labels (they replace its labels and override its --labels), or --clear them.",
+            discussion: "Example: klevr agent label 3f2a env=prod,role=web    klevr agent label 3f2a --clear (its own --labels count again)")
+        @Argument var id: String
+        @Argument(help: "key=value,... (empty for no labels).") var labels: String?
+        @Flag(help: "Clear the labels set through the API: the agent's own --labels count again.") var clear = false
+        @OptionGroup var options: ClientOptions
+
+        func validate() throws {
+            guard clear != (labels != nil) else { throw ValidationError("give the labels (key=value,...) or --clear") }
+        }
+
+        func run() async throws {
+            let parsed: [String: String]?
+            do {
+                parsed = try labels.map { try Labels(parsing: $0).values }
+            } catch {
+                throw ValidationError("labels: \(error)")
+            }
+            let agent = try await options.withClient { client in
+                let id = try await IDResolver(client: client).agent(self.id)
+                if let parsed {
+                    return try await api {
+                        try await client.setAgentLabels(path: .init(id: id), body: .json(.init(labels: .init(additionalProperties: parsed)))).ok.body.json
+                    }
+                }
+                return try await api { try await client.clearAgentLabels(path: .init(id: id)).ok.body.json }
+            }
+            if options.output == .json { return try Printer.json(agent) }
+            print("agent \(agent.id) labels: \(Self.text(agent.labels.additionalProperties))\(agent.labelsSetBy == nil ? " (its own --labels)" : "")")
+        }
+
+        /// `key=value,…` in key order, `-` for none.
+        static func text(_ labels: [String: String]) -> String {
+            labels.isEmpty ? "-" : labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
         }
     }
 

@@ -11,7 +11,8 @@ struct Klevr: AsyncParsableCommand {
         abstract: "Manage machines in separated networks: a manager, agents in zones, tasks and runs.",
         subcommands: [
             UpCommand.self, ManagerCommand.self, AgentCommand.self, LoginCommand.self, UserCommand.self, TokenCommand.self, ZoneCommand.self,
-            TaskCommand.self, RunCommand.self, CommandCommand.self, CredentialCommand.self, EventsCommand.self, AuditCommand.self, BenchCommand.self,
+            TaskCommand.self, RunCommand.self, CommandCommand.self, CredentialCommand.self, EventsCommand.self, AuditCommand.self, WebhookCommand.self,
+            BenchCommand.self,
         ])
 }
 

@@ -23,6 +23,12 @@ struct TaskCommand: AsyncParsableCommand {
         @Option(help: "Run on this agent.") var agent: String?
         @Flag(help: "Run on one online agent of the zone.") var any = false
         @Flag(help: "Run on every agent of the zone.") var all = false
+        @Option(help: "Run on every agent whose labels match this selector (env=prod,role!=db), in the zone or with --all-zones in every zone.")
+        var selector: String?
+        @Flag(help: "With --selector: agents of every zone match, not only --zone's (the task stays in --zone).") var allZones = false
+        @Option(help: "At most this many runs at once (a count or a percentage of the agents, like 2 or 10%).") var maxConcurrency: String?
+        @Option(help: "Stop the rollout when more runs than this failed (a count or a percentage); runs not started end canceled.")
+        var maxErrors: String?
         @Option(help: "Seconds the whole run may take.") var timeout: Int?
         @Option(name: .customLong("param"), help: "A parameter NAME=VALUE (repeatable); the script reads $KLEVR_PARAM_NAME.")
         var params: [String] = []
@@ -45,8 +51,17 @@ struct TaskCommand: AsyncParsableCommand {
         @Argument(help: "The script, after --.") var script: [String] = []
 
         func validate() throws {
-            let chosen = [agent != nil, any, all].filter { $0 }.count
-            guard chosen == 1 else { throw ValidationError("choose exactly one of --agent ID, --any, --all") }
+            let chosen = [agent != nil, any, all, selector != nil].filter { $0 }.count
+            guard chosen == 1 else { throw ValidationError("choose exactly one of --agent ID, --any, --all, --selector") }
+            if allZones && selector == nil { throw ValidationError("--all-zones goes with --selector") }
+            if let selector {
+                do { _ = try LabelSelector(selector) } catch { throw ValidationError("--selector: \(error)") }
+            }
+            do {
+                _ = try RolloutPolicy(maxConcurrency: maxConcurrency, maxErrors: maxErrors)
+            } catch {
+                throw ValidationError("--\(error.field == "maxErrors" ? "max-errors" : "max-concurrency"): \(error.message)")
+            }
             if command != nil && !script.isEmpty { throw ValidationError("give --command or a script after --, not both") }
             guard command != nil || !script.isEmpty else { throw ValidationError("give the script after --, or --command NAME") }
             if args != nil && command == nil { throw ValidationError("--args goes with --command") }
@@ -72,7 +87,9 @@ struct TaskCommand: AsyncParsableCommand {
                 guard let equals = param.firstIndex(of: "=") else { throw ValidationError("--param must be NAME=VALUE, got '\(param)'") }
                 parameters[String(param[..<equals])] = String(param[param.index(after: equals)...])
             }
-            let target = agent.map { Components.Schemas.Target.agent($0) } ?? (any ? .anyOnlineAgent : .everyAgent)
+            let target =
+                agent.map { Components.Schemas.Target.agent($0) } ?? selector.map { .matching($0, allZones: allZones) }
+                ?? (any ? .anyOnlineAgent : .everyAgent)
             var step = Components.Schemas.Step(script: script.joined(separator: " "))
             if let command {
                 do {
@@ -85,6 +102,7 @@ struct TaskCommand: AsyncParsableCommand {
                 name: name, zone: zone, target: target, steps: [step],
                 params: parameters.isEmpty ? nil : .init(additionalProperties: parameters), timeoutSeconds: timeout,
                 runAt: try at.map { try TimeArgument.millis($0, option: "--at") }, deliverWithinSeconds: deliverWithin, schedule: try schedule(),
+                rollout: maxConcurrency == nil && maxErrors == nil ? nil : .init(maxConcurrency: maxConcurrency, maxErrors: maxErrors),
                 credentials: credentials.isEmpty ? nil : credentials)
             let runs = try await options.withClient { client -> [Components.Schemas.Run]? in
                 let task = try await api { try await client.createTask(body: .json(request)).created.body.json }
@@ -132,6 +150,15 @@ struct TaskCommand: AsyncParsableCommand {
             let request = try TaskFile.load(file)
             let runs = try await options.withClient { client -> [Components.Schemas.Run]? in
                 let task = try await api { try await client.createTask(body: .json(request)).created.body.json }
+                // A callbackUrl's signing secret is in this answer only (docs/webhooks.md).
+                if let secret = task.callbackSecret {
+                    let line = "callback \(task.callbackUrl ?? "") signing secret (shown once): \(secret)\n"
+                    if options.output == .table {
+                        print(line, terminator: "")
+                    } else if wait && task.schedule == nil {
+                        FileHandle.standardError.write(Data(line.utf8))
+                    }
+                }
                 if !wait || task.schedule != nil {
                     if options.output == .json {
                         try Printer.json(task)
@@ -181,6 +208,10 @@ struct TaskCommand: AsyncParsableCommand {
             }
             if options.output == .json { return try Printer.json(task) }
             print("task \(task.id) \"\(task.name)\" zone \(task.zone) target \(task.target.kindName) by \(task.createdBy)")
+            if let selector = task.target.selectorText { print("selector \(selector)") }
+            if let rollout = task.rollout {
+                print("rollout: at most \(rollout.maxConcurrency ?? "all") at once, stops after more than \(rollout.maxErrors ?? "any number of") errors")
+            }
             if let schedule = task.schedule { print(Self.describe(schedule)) }
             if let runAt = task.runAt { print("runs at \(Printer.time(runAt))") }
             if let within = task.deliverWithinSeconds { print("each run must start within \(within) s of being due, or it expires") }

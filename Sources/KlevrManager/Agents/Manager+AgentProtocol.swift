@@ -108,7 +108,8 @@ extension Manager {
         do {
             agentID = try await store.enrollAgent(
                 zoneID: zone.id, publicKey: body.publicKey, sealKey: sealKey, proofTime: proofTime, credentialHash: Secrets.hash(credential),
-                hostname: body.facts.hostname, os: body.facts.os, version: body.facts.version, addresses: body.facts.addresses, now: now)
+                hostname: body.facts.hostname, os: body.facts.os, version: body.facts.version, addresses: body.facts.addresses,
+                labels: body.facts.labels?.additionalProperties, now: now)
         } catch StoreError.conflict(let message) {
             throw Problem.enrollRefused(message)
         }
@@ -134,6 +135,13 @@ extension Manager {
         if facts.version.unicodeScalars.count > 64 { errors.append(.init(field: "facts.version", message: "at most 64 characters")) }
         if facts.addresses.count > 64 || facts.addresses.contains(where: { $0.unicodeScalars.count > 64 }) {
             errors.append(.init(field: "facts.addresses", message: "at most 64 addresses of 64 characters"))
+        }
+        if let labels = facts.labels?.additionalProperties {
+            do {
+                _ = try Labels(labels)
+            } catch {
+                errors.append(.init(field: "facts.labels", message: error.description))
+            }
         }
         if !errors.isEmpty { throw Problem.invalid(errors) }
     }

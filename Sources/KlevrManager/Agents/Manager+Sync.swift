@@ -161,8 +161,12 @@ extension Manager {
                         envelope = try envelope.sealingParams(to: sealKey)
                     }
                     if !pending.task.credentials.isEmpty {
+                        // Resolved in the run's zone: a selector task across zones never hands one zone's
+                        // credential to another zone's agents (they get their zone's, else the global one).
+                        var scoped = pending.task
+                        scoped.zoneID = pending.run.zoneID
                         envelope = try envelope.sealingCredentials(
-                            try await credentialValues(of: pending.task), names: pending.task.credentials, to: sealKey)
+                            try await credentialValues(of: scoped), names: pending.task.credentials, to: sealKey)
                     }
                     envelopes.append(try envelope.signed(with: config.signingKey))
                 }
@@ -201,7 +205,8 @@ extension Manager {
                 ReportedResult(
                     runID: $0.runId, outcome: $0.outcome, exitCode: $0.exitCode, reason: $0.reason, result: $0.result, finishedAt: $0.finishedAt)
             },
-            clockSkewMillis: report.clockSkewMillis.map { max(-10 * 365 * 86_400_000, min(10 * 365 * 86_400_000, $0)) })
+            clockSkewMillis: report.clockSkewMillis.map { max(-10 * 365 * 86_400_000, min(10 * 365 * 86_400_000, $0)) },
+            labels: report.facts?.labels?.additionalProperties)
         batch.recovering = (report.recovering ?? []).map { ReportedStart(runID: $0.runId, at: $0.at) }
         return batch
     }
@@ -226,6 +231,8 @@ extension Manager {
     }
 
     static func validate(_ report: AgentReport) throws {
+        // A relayed member's facts (its labels) are checked as the agent's own are.
+        if let facts = report.facts { try validate(facts) }
         let count = report.started.count + (report.recovering?.count ?? 0) + report.logs.count + report.results.count
         guard count <= maxItemsPerReport else { throw Problem.invalid("reports", "at most \(maxItemsPerReport) items per sync") }
         for (index, chunk) in report.logs.enumerated() {
@@ -256,7 +263,7 @@ extension Manager {
 
     static func envelope(_ pending: PendingRun, issuedAt: Int64, lifetime: Int64) throws -> RunEnvelope {
         RunEnvelope(
-            runId: pending.run.id, taskId: pending.task.id, agentId: pending.run.agentID, zone: pending.task.zoneName,
+            runId: pending.run.id, taskId: pending.task.id, agentId: pending.run.agentID, zone: pending.run.zoneName,
             steps: try JSONDecoder().decode([StepSpec].self, from: Data(pending.task.stepsJSON.utf8)).map(\.withLegacyRefusal),
             params: .init(additionalProperties: try JSONDecoder().decode([String: String].self, from: Data(pending.task.paramsJSON.utf8))),
             timeoutSeconds: pending.task.timeoutSeconds, issuedAt: issuedAt,

@@ -7,8 +7,23 @@ import KlevrStore
 extension ManagerAPI {
     func listAgents(_ input: Operations.ListAgents.Input) async throws -> Operations.ListAgents.Output {
         let limit = try Self.pageLimit(input.query.limit)
-        let agents = try await store.agents(zoneName: input.query.zone, after: try Self.cursor(input.query.cursor), limit: limit)
-        let next = agents.count == limit ? agents.last.map { Cursor(createdAt: $0.enrolledAt, id: $0.id).text } : nil
+        let cursor = try Self.cursor(input.query.cursor)
+        let agents: [AgentRecord]
+        let next: String?
+        if let text = input.query.selector {
+            let selector: LabelSelector
+            do {
+                selector = try LabelSelector(text)
+            } catch {
+                throw Problem.invalid("selector", error.description)
+            }
+            let page = try await store.agents(zoneName: input.query.zone, selector: selector, after: cursor, limit: limit)
+            agents = page.agents
+            next = page.next?.text
+        } else {
+            agents = try await store.agents(zoneName: input.query.zone, after: cursor, limit: limit)
+            next = agents.count == limit ? agents.last.map { Cursor(createdAt: $0.enrolledAt, id: $0.id).text } : nil
+        }
         // One lease lookup per zone on the page, not per agent.
         var unreachable: [String: Bool] = [:]
         var views: [Components.Schemas.Agent] = []
@@ -35,6 +50,25 @@ extension ManagerAPI {
         return .ok(.init(body: .json(view(agent))))
     }
 
+    func setAgentLabels(_ input: Operations.SetAgentLabels.Input) async throws -> Operations.SetAgentLabels.Output {
+        let id = try Self.id(input.path.id)
+        guard case .json(let body) = input.body else { throw Problem.badRequest("the body must be JSON") }
+        let labels: Labels
+        do {
+            labels = try Labels(body.labels.additionalProperties)
+        } catch {
+            throw Problem.invalid("labels", error.description)
+        }
+        let agent = try await store.setLabels(agentID: id, labels: labels.values, actor: try context.actor, now: Clock.nowMillis())
+        return .ok(.init(body: .json(view(agent, zoneUnreachable: try await manager.zoneUnreachable(agent.zoneID)))))
+    }
+
+    func clearAgentLabels(_ input: Operations.ClearAgentLabels.Input) async throws -> Operations.ClearAgentLabels.Output {
+        let id = try Self.id(input.path.id)
+        let agent = try await store.setLabels(agentID: id, labels: nil, actor: try context.actor, now: Clock.nowMillis())
+        return .ok(.init(body: .json(view(agent, zoneUnreachable: try await manager.zoneUnreachable(agent.zoneID)))))
+    }
+
     // MARK: - Views
 
     func view(_ agent: AgentRecord, zoneUnreachable: Bool = false) -> Components.Schemas.Agent {
@@ -42,6 +76,7 @@ extension ManagerAPI {
         return .init(
             id: agent.id, zone: agent.zoneName, hostname: agent.hostname, os: agent.os, version: agent.version, addresses: agent.addresses,
             status: status.value, statusReason: status.reason, lastSeenAt: agent.lastSeenAt, enrolledAt: agent.enrolledAt,
-            clockSkewMillis: agent.clockSkewMillis)
+            clockSkewMillis: agent.clockSkewMillis, labels: .init(additionalProperties: agent.labels),
+            reportedLabels: agent.labelsSetBy == nil ? nil : .init(additionalProperties: agent.reportedLabels), labelsSetBy: agent.labelsSetBy)
     }
 }

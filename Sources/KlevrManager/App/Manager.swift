@@ -114,9 +114,13 @@ public struct Manager: Sendable {
     /// manager`, `klevr up`, the tests and the benchmarks (all of which run ``application(onGeneratedPassword:onServerRunning:)``):
     /// the database (the PostgreSQL pool, or closing SQLite), the stall watch and the liveness sweeper
     /// (which also retires agents that never confirmed their runs stopped) and the run scheduler (due
-    /// runs queued, overdue ones expired). Webhook deliverers join here.
+    /// runs queued, overdue ones expired) and the webhook dispatcher (deliveries queued from the event log,
+    /// sent and retried).
     public func services() -> [any Service] {
-        [store.database, StallWatch(clock: stalls, logger: logger), LivenessSweeper(manager: self), RunScheduler(manager: self)]
+        [
+            store.database, StallWatch(clock: stalls, logger: logger), LivenessSweeper(manager: self), RunScheduler(manager: self),
+            WebhookDispatcher(manager: self),
+        ]
     }
 
     /// All routes of the manager. `operations` (default: the document's) decide who may call what.
@@ -161,9 +165,9 @@ public struct Manager: Sendable {
         return value
     }
 
-    static func agentKey(_ id: String) -> String { "agent:" + id }
+    static func agentKey(_ id: String) -> String { Store.agentKey(id) }
     static func runKey(_ id: String) -> String { "run:" + id }
-    static func zoneKey(_ id: String) -> String { "zone:" + id }
+    static func zoneKey(_ id: String) -> String { Store.zoneKey(id) }
 }
 
 extension Manager: CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {

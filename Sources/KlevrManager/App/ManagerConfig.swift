@@ -49,6 +49,15 @@ public struct ManagerConfig: Sendable {
     public var idleTimeoutSeconds: Double = 30
     /// At most this many connections are open at once; past it, new ones wait in the listen backlog.
     public var maxConnections: Int = 512
+    /// When a failed webhook delivery is tried again (tests shorten it).
+    public var webhookRetry = WebhookRetryPolicy()
+    /// How often the webhook dispatcher looks for new events and due deliveries when nothing wakes it (events
+    /// and deliveries of this manager wake it at once, and it sleeps only until the next retry is due).
+    public var webhookPollSeconds: Double = 5
+    /// The longest a webhook delivery attempt may take (connect, send, answer).
+    public var webhookTimeoutSeconds: Double = 10
+    /// At most this many webhook deliveries are in flight at once.
+    public var webhookConcurrency: Int = 8
 
     public init(
         host: String = "127.0.0.1", port: Int = 8090, database: DatabaseURL, adminPassword: String? = nil,

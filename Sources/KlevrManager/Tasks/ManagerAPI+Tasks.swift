@@ -17,10 +17,15 @@ extension ManagerAPI {
     func createTask(_ input: Operations.CreateTask.Input) async throws -> Operations.CreateTask.Output {
         guard case .json(let body) = input.body else { throw Problem.badRequest("the body must be JSON") }
         let context = try context
-        let request = try Self.taskRequest(body)
+        var request = try Self.taskRequest(body)
+        // A callback URL gets its own secret, answered here only (see ManagerAPI+Webhooks).
+        let callbackSecret = try body.callbackUrl.map { url in try taskCallback(url: url) }
+        request.callback = callbackSecret?.callback
         let created = try await tasks.create(request, by: try context.requireUser(), actor: context.actor, now: Clock.nowMillis())
         await manager.hub.signal(created.targets.map { Manager.agentKey($0.id) } + [Manager.zoneKey(created.task.zoneID)])
-        return .created(.init(body: .json(try await task(id: created.task.id))))
+        var answer = try await task(id: created.task.id)
+        answer.callbackSecret = callbackSecret?.secret.text
+        return .created(.init(body: .json(answer)))
     }
 
     func pauseTask(_ input: Operations.PauseTask.Input) async throws -> Operations.PauseTask.Output {
@@ -71,7 +76,9 @@ extension ManagerAPI {
     func task(id: String) async throws -> Components.Schemas.Task {
         guard let task = try await store.task(id: id) else { throw Problem.notFound("no task \(id)") }
         let runs = try await store.runs(RunFilter(taskID: id), after: nil, limit: 100_000)
-        return try Self.view(task, runs: runs)
+        var view = try Self.view(task, runs: runs)
+        view.callbackUrl = try await store.taskCallback(taskID: id)?.url
+        return view
     }
 
     // MARK: - The request
@@ -86,7 +93,8 @@ extension ManagerAPI {
                     cron: $0.cron, timeZone: $0.timeZone ?? "UTC", until: $0.until, maxOccurrences: $0.maxOccurrences,
                     overlap: $0.overlap.flatMap { OverlapPolicy(rawValue: $0.rawValue) } ?? .skip, catchUp: $0.catchUp?.rawValue ?? "none",
                     catchUpLimit: $0.catchUpLimit ?? 10)
-            }, credentials: body.credentials ?? [], recover: body.recover ?? [])
+            }, maxConcurrency: body.rollout?.maxConcurrency, maxErrors: body.rollout?.maxErrors, credentials: body.credentials ?? [],
+            recover: body.recover ?? [])
     }
 
     /// The target a request names. The document's `Target` is a `oneOf` whose generated type keeps `kind`
@@ -95,10 +103,14 @@ extension ManagerAPI {
     static func targetSpec(_ target: Components.Schemas.Target) throws -> TaskTarget {
         let kind: (any Sendable)?
         let agentID: String?
+        var selector: (any Sendable)?
+        var allZones: (any Sendable)?
         switch target {
         case .case1(let target):
             kind = target.kind.value
             agentID = target.agentId
+            selector = target.selector?.value
+            allZones = target.allZones?.value
         case .case2(let target):
             kind = target.kind?.value
             switch target.agentId?.value {
@@ -106,11 +118,20 @@ extension ManagerAPI {
             case let text as String: agentID = text
             default: throw Problem.invalid("target.agentId", "must be a string")
             }
+            selector = target.selector?.value
+            allZones = target.allZones?.value
+        case .case3(let target):
+            kind = target.kind.value
+            agentID = target.agentId?.value.map { "\($0)" }
+            selector = target.selector
+            allZones = target.allZones
         }
         guard let kind else { throw Problem.invalid("target.kind", "is required") }
         guard let text = kind as? String else { throw Problem.invalid("target.kind", "must be a string") }
-        guard let value = TaskTarget.Kind(rawValue: text) else { throw Problem.invalid("target.kind", "must be agent, any or all") }
-        return TaskTarget(kind: value, agentId: agentID)
+        guard let value = TaskTarget.Kind(rawValue: text) else { throw Problem.invalid("target.kind", "must be agent, any, all or selector") }
+        if selector != nil, !(selector is String) { throw Problem.invalid("target.selector", "must be a string") }
+        if allZones != nil, !(allZones is Bool) { throw Problem.invalid("target.allZones", "must be true or false") }
+        return TaskTarget(kind: value, agentId: agentID, selector: selector as? String, allZones: allZones as? Bool)
     }
 
     // MARK: - Views
@@ -141,11 +162,13 @@ extension ManagerAPI {
                     overlap: .init(rawValue: recurrence.overlap) ?? .skip, catchUp: recurrence.catchUp, firedCount: recurrence.firedCount,
                     paused: recurrence.pausedAt != nil, nextFireTimes: try TaskService.nextFireTimes(of: task, count: 5))
             },
+            rollout: task.maxConcurrency == nil && task.maxErrors == nil ? nil : .init(maxConcurrency: task.maxConcurrency, maxErrors: task.maxErrors),
             runs: runs.map { Self.view($0) })
     }
 
     static func view(_ target: TaskTarget) throws -> Components.Schemas.Target {
         let kind = try OpenAPIValueContainer(unvalidatedValue: target.kind.rawValue)
+        if let selector = target.selector { return .case3(.init(kind: kind, selector: selector, allZones: target.allZones)) }
         guard let agentID = target.agentId else { return .case2(.init(kind: kind)) }
         return .case1(.init(kind: kind, agentId: agentID))
     }

@@ -46,7 +46,7 @@ struct TaskService: Sendable {
         let targets: [AgentRecord]
         switch body.target.kind {
         // A recurring task picks its agents at each occurrence; only a named agent must exist now.
-        case .any where recurrence != nil, .all where recurrence != nil:
+        case .any where recurrence != nil, .all where recurrence != nil, .selector where recurrence != nil:
             targets = []
         case .agent:
             // One lookup by id: creating a task for one agent costs the same in a zone of any size.
@@ -65,6 +65,14 @@ struct TaskService: Sendable {
             let agents = try await store.activeAgents(zoneID: zone.id, retiring: false)
             guard !agents.isEmpty else { throw ServiceError.conflict("zone '\(zone.name)' has no agents") }
             targets = agents
+        case .selector:
+            let selector = try Self.selector(body.target)
+            let agents = try await store.activeAgents(matching: selector, zoneID: body.target.allZones == true ? nil : zone.id)
+            guard !agents.isEmpty else {
+                let scope = body.target.allZones == true ? "in any zone" : "in zone '\(zone.name)'"
+                throw ServiceError.conflict("no active agent \(scope) matches the selector '\(selector)'")
+            }
+            targets = agents
         }
         let name = body.name ?? Self.defaultName(body.steps[0])
         let record = TaskRecord(
@@ -73,7 +81,10 @@ struct TaskService: Sendable {
             timeoutSeconds: body.timeoutSeconds ?? Self.defaultTimeoutSeconds, createdAt: now, createdBy: user.username, canceledAt: nil,
             runAt: body.runAt, deliverWithinSeconds: body.deliverWithinSeconds
         ).with(recurrence: recurrence, credentials: body.credentials, recoverJSON: try Self.json(body.recover))
-        _ = try await store.createTask(record, agentIDs: recurrence == nil ? targets.map(\.id) : [], actor: actor)
+            .with(maxConcurrency: body.maxConcurrency, maxErrors: body.maxErrors)
+        _ = try await store.createTask(
+            record, targets: recurrence == nil ? targets.map { RunTarget(agentID: $0.id, zoneID: $0.zoneID) } : [], actor: actor,
+            callback: body.callback)
         return (record, targets)
     }
 
@@ -192,7 +203,7 @@ struct TaskService: Sendable {
         if due.skippedForOverlap > 0 { reasons.append("\(due.skippedForOverlap) while a run of the task was still active (overlap: skip)") }
         if due.missed > 0 { reasons.append("\(due.missed) missed while the manager was down (catchUp)") }
         var skipped = due.skippedForOverlap + due.missed
-        var agents: [String] = []
+        var agents: [RunTarget] = []
         if !fire.isEmpty {
             agents = try await targetsNow(task, zoneAgents: &zoneAgents)
             if agents.isEmpty {
@@ -201,21 +212,23 @@ struct TaskService: Sendable {
                 fire = []
             }
         }
-        let firing = Store.Firing(
-            fire: fire, agentIDs: agents, skipped: skipped, skipReason: reasons.joined(separator: "; "), cursor: due.cursor,
+        var firing = Store.Firing(
+            fire: fire, agentIDs: agents.map(\.agentID), skipped: skipped, skipReason: reasons.joined(separator: "; "), cursor: due.cursor,
             firedCount: recurrence.firedCount + fire.count, nextFireAt: due.next)
+        firing.zones = Dictionary(agents.map { ($0.agentID, $0.zoneID) }, uniquingKeysWith: { first, _ in first })
         return (recurrence.cursor, firing)
     }
 
-    /// The agents a recurring task's occurrence runs on now.
-    func targetsNow(_ task: TaskRecord) async throws -> [String] {
+    /// The agents a recurring task's occurrence runs on now (a selector is matched against the labels as
+    /// they are at that occurrence).
+    func targetsNow(_ task: TaskRecord) async throws -> [RunTarget] {
         var zoneAgents: [String: [AgentRecord]] = [:]
         return try await targetsNow(task, zoneAgents: &zoneAgents)
     }
 
     /// The agents a recurring task's occurrence runs on now; a zone's active agents are read once per
     /// `zoneAgents` (one scheduling pass).
-    func targetsNow(_ task: TaskRecord, zoneAgents: inout [String: [AgentRecord]]) async throws -> [String] {
+    func targetsNow(_ task: TaskRecord, zoneAgents: inout [String: [AgentRecord]]) async throws -> [RunTarget] {
         let target: TaskTarget
         do {
             target = try JSONDecoder().decode(TaskTarget.self, from: Data(task.targetJSON.utf8))
@@ -227,7 +240,7 @@ struct TaskService: Sendable {
             guard let id = target.agentId, let agent = try await store.agent(id: id), agent.zoneID == task.zoneID, agent.retiredAt == nil,
                 agent.retireRequestedAt == nil
             else { return [] }
-            return [agent.id]
+            return [RunTarget(agentID: agent.id, zoneID: agent.zoneID)]
         case .any, .all:
             let active: [AgentRecord]
             if let known = zoneAgents[task.zoneID] {
@@ -236,7 +249,27 @@ struct TaskService: Sendable {
                 active = try await store.activeAgents(zoneID: task.zoneID, retiring: false)
                 zoneAgents[task.zoneID] = active
             }
-            return target.kind == .any ? active.filter(isOnline).randomElement().map { [$0.id] } ?? [] : active.map(\.id)
+            let chosen = target.kind == .any ? active.filter(isOnline).randomElement().map { [$0] } ?? [] : active
+            return chosen.map { RunTarget(agentID: $0.id, zoneID: $0.zoneID) }
+        case .selector:
+            let selector: LabelSelector
+            do {
+                selector = try Self.selector(target)
+            } catch {
+                throw StoreError.corrupt("task \(task.id) has a stored selector that does not parse: \(error)")
+            }
+            return try await store.activeAgents(matching: selector, zoneID: target.allZones == true ? nil : task.zoneID)
+                .map { RunTarget(agentID: $0.id, zoneID: $0.zoneID) }
+        }
+    }
+
+    /// The parsed selector of a `kind: selector` target; a 422 names `target.selector` and the position.
+    static func selector(_ target: TaskTarget) throws(ServiceError) -> LabelSelector {
+        guard let text = target.selector else { throw .invalid("target.selector", "is required when target.kind is 'selector'") }
+        do {
+            return try LabelSelector(text)
+        } catch {
+            throw .invalid("target.selector", error.description)
         }
     }
 
@@ -310,6 +343,21 @@ struct TaskService: Sendable {
         }
         if body.target.kind != .agent && body.target.agentId != nil {
             errors.append(.init(field: "target.agentId", message: "only goes with target.kind 'agent'"))
+        }
+        if body.target.kind == .selector {
+            do {
+                _ = try selector(body.target)
+            } catch {
+                if case .invalid(let fields) = error { errors += fields }
+            }
+        } else {
+            if body.target.selector != nil { errors.append(.init(field: "target.selector", message: "only goes with target.kind 'selector'")) }
+            if body.target.allZones != nil { errors.append(.init(field: "target.allZones", message: "only goes with target.kind 'selector'")) }
+        }
+        do {
+            _ = try RolloutPolicy(maxConcurrency: body.maxConcurrency, maxErrors: body.maxErrors)
+        } catch {
+            errors.append(.init(field: "rollout.\(error.field)", message: error.message))
         }
         if !errors.isEmpty { throw ServiceError.invalid(errors) }
     }

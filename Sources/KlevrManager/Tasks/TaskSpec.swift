@@ -1,5 +1,6 @@
 import KlevrAPI
 import KlevrCore
+import KlevrStore
 
 /// A task as the service creates it: what the API's `TaskCreateRequest` asks for, in the service's
 /// terms (the API part checks the request's shapes; ``TaskService`` checks its rules).
@@ -16,10 +17,15 @@ struct TaskSpec: Sendable, Equatable {
     var deliverWithinSeconds: Int? = nil
     /// A recurring task's schedule; nil for a one-off task.
     var recurrence: RecurrenceSpec? = nil
+    /// The fan-out's limits as written (`"2"`, `"10%"`); nil for none.
+    var maxConcurrency: String? = nil
+    var maxErrors: String? = nil
     /// The credentials its runs receive, by name.
     var credentials: [String] = []
     /// The steps run when a step fails.
     var recover: [StepSpec] = []
+    /// Where the task's run events are delivered, with its sealed secret; nil for none.
+    var callback: TaskCallback? = nil
 }
 
 /// A recurring task's schedule as asked for.
@@ -44,8 +50,15 @@ struct TaskTarget: Codable, Sendable, Equatable {
         case any
         /// Every agent of the zone that is not retired.
         case all
+        /// Every active agent whose labels match `selector`: of the task's zone, or of every zone with
+        /// `allZones`.
+        case selector
     }
 
     var kind: Kind
     var agentId: String?
+    /// The label selector of `kind: selector`, as written.
+    var selector: String? = nil
+    /// With `kind: selector`: agents of every zone, not only the task's.
+    var allZones: Bool? = nil
 }
