@@ -116,10 +116,14 @@ struct ScheduleSystemTests {
         try await cluster.bootstrap(zone: "z")
         let agent = try await cluster.startAgent("a", zone: "z")
         // Every minute, until half a minute after the next one: exactly one occurrence.
-        // (At least 5 s ahead, so that the task is created before it.)
-        let now = Self.nowMillis()
-        var nextMinute = (now / 60_000 + 1) * 60_000
-        if nextMinute - now < 5_000 { nextMinute += 60_000 }
+        // (At least 5 s ahead, so that the task is created before it: closer than that, the test waits
+        // for that minute to pass and takes the one after.)
+        var now = Self.nowMillis()
+        if (now / 60_000 + 1) * 60_000 - now < 5_000 {
+            try await Task.sleep(for: .milliseconds((now / 60_000 + 1) * 60_000 - now + 100))
+            now = Self.nowMillis()
+        }
+        let nextMinute = (now / 60_000 + 1) * 60_000
         let task = try await cluster.createTask(
             .init(
                 zone: "z", target: .agent(agent), steps: [.init(script: "echo tick")],
