@@ -143,4 +143,48 @@ struct ScheduleSystemTests {
         #expect(finished.schedule?.nextFireTimes == [])
         #expect(finished.schedule?.firedCount == 1)
     }
+
+    @Test func anOccurrenceWhileTheLastRunStillRunsIsSkippedOnceAcrossAManagerRestart() async throws {
+        let cluster = try Cluster()
+        defer { cluster.shutdown() }
+        try await cluster.startManager()
+        try await cluster.bootstrap(zone: "z")
+        let agent = try await cluster.startAgent("a", zone: "z")
+        // Two occurrences a minute apart; the first run outlasts the second occurrence (overlap: skip).
+        var now = Self.nowMillis()
+        if (now / 60_000 + 1) * 60_000 - now < 5_000 {
+            try await Task.sleep(for: .milliseconds((now / 60_000 + 1) * 60_000 - now + 100))
+            now = Self.nowMillis()
+        }
+        let first = (now / 60_000 + 1) * 60_000
+        let second = first + 60_000
+        let gate = cluster.directory + "/long-run-may-end"
+        let task = try await cluster.createTask(
+            .init(
+                zone: "z", target: .agent(agent), steps: [.init(script: "while [ ! -e '\(gate)' ]; do sleep 0.2; done; echo done")],
+                schedule: .init(cron: "* * * * *", until: second + 20_000, overlap: .skip)))
+        #expect(task.schedule?.nextFireTimes == [first, second])
+        try await eventually(120, "the first occurrence runs") {
+            (try? await cluster.api.getTask(path: .init(id: task.id)).ok.body.json.runs.first?.status) == .running
+        }
+        // The manager restarts between the two occurrences (or across the second one, on a slow machine).
+        cluster.manager?.stop()
+        try await cluster.startManager()
+        try await eventually(120, "the second occurrence is dealt with") {
+            ((try? await cluster.api.getTask(path: .init(id: task.id)).ok.body.json.schedule?.nextFireTimes) ?? [0]).isEmpty
+        }
+        FileManager.default.createFile(atPath: gate, contents: Data())
+        var runs: [Components.Schemas.Run] = []
+        try await eventually(60, "the first run ends") {
+            runs = try await cluster.api.getTask(path: .init(id: task.id)).ok.body.json.runs
+            return runs.first?.status == .succeeded
+        }
+        // One run (the first occurrence); the second skipped once, saying why.
+        #expect(runs.count == 1)
+        #expect(runs.first?.occurrence == first)
+        let skipped = try await cluster.events(kind: "task.skipped", subject: task.id)
+        #expect(skipped.count == 1)
+        #expect(skipped.first?.detail.additionalProperties["reason"]?.contains("overlap") == true, "\(skipped.first?.detail.additionalProperties ?? [:])")
+        #expect(try await cluster.events(kind: "task.fired", subject: task.id).count == 1)
+    }
 }
