@@ -17,6 +17,10 @@ field and the position (RecurringTaskTests checks those answers). The fuzzer is 
 expressions and zones instead, and the rule "runAt or schedule, not both" (said in the document's
 text) as a `not` clause, so that what it sends is what the service accepts.
 
+A step is a `script` or a built-in `command` with `args` checked against that command's parameter
+schema (served at GET /api/v1/commands; CommandStepTests checks the 422 answers). The fuzzer is given
+the two kinds as a `oneOf`: scripts without command fields, and commands that take no parameters.
+
 A label selector (`target.selector` of a task, `selector` of the agents list) is a grammar too, whose
 language no JSON schema says: a string that fits the document may be refused with a 422 naming the field
 and the position, and a string outside any list of examples is often a valid selector (`AAA` selects the
@@ -47,6 +51,7 @@ def before_load_schema(context, raw_schema):
                 if isinstance(response, dict) and isinstance(response.get("content"), dict):
                     response["content"].pop("text/event-stream", None)
     _restrict_schedules(raw_schema)
+    _restrict_steps(raw_schema)
     _restrict_selectors(raw_schema)
     _restrict_webhooks(raw_schema)
 
@@ -78,6 +83,33 @@ def _restrict_schedules(raw_schema):
         }
 
 
+_COMMANDS_WITHOUT_PARAMETERS = ["agent.info", "agent.running-runs", "host.facts"]
+
+
+def _restrict_steps(raw_schema):
+    schemas = raw_schema.get("components", {}).get("schemas", {})
+    step = schemas.get("Step")
+    if not isinstance(step, dict) or "command" not in step.get("properties", {}):
+        return
+    properties = step["properties"]
+    common = {name: value for name, value in properties.items() if name in ("name", "timeoutSeconds")}
+    script_step = {
+        "type": "object",
+        "required": ["script"],
+        "additionalProperties": False,
+        "properties": dict(common, script=properties["script"]),
+    }
+    command_step = {
+        "type": "object",
+        "required": ["command"],
+        "additionalProperties": False,
+        "properties": dict(
+            common,
+            command={"type": "string", "enum": _COMMANDS_WITHOUT_PARAMETERS},
+            args={"type": "object", "maxProperties": 0},
+        ),
+    }
+    schemas["Step"] = {"oneOf": [script_step, command_step]}
 def _restrict_selectors(raw_schema):
     schemas = raw_schema.get("components", {}).get("schemas", {})
     target = schemas.get("Target", {})

@@ -33,9 +33,9 @@ extension RunEnvelope {
         var taskId: String
         var agentId: String
         var zone: String
-        var steps: [StepSpec]
+        var steps: [LegacyStep]
         /// Encoded only when set (tasks with recover steps).
-        var recover: [StepSpec]?
+        var recover: [LegacyStep]?
         var params: [String: String]
         var sealedParams: SealedBox?
         var timeoutSeconds: Int
@@ -48,20 +48,63 @@ extension RunEnvelope {
         var sealedCredentials: SealedBox?
     }
 
+    /// A step as every agent version knows it: what `signature` covers of it (agents that predate
+    /// built-in commands re-encode the steps they decoded, which have only these fields).
+    private struct LegacyStep: Encodable {
+        var name: String?
+        var script: String?
+        var timeoutSeconds: Int?
+
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encodeIfPresent(name, forKey: .name)
+            try container.encodeIfPresent(script, forKey: .script)
+            try container.encodeIfPresent(timeoutSeconds, forKey: .timeoutSeconds)
+        }
+
+        enum CodingKeys: String, CodingKey { case name, script, timeoutSeconds }
+
+        init(_ step: StepSpec) {
+            name = step.name
+            script = step.script
+            timeoutSeconds = step.timeoutSeconds
+        }
+    }
+
+    /// What `stepsSignature` covers besides the run id: the full steps and recover steps.
+    private struct FullSteps: Encodable {
+        var steps: [StepSpec]
+        /// Encoded only when set.
+        var recover: [StepSpec]?
+    }
+
+    /// Whether a step carries more than every agent version knows (a command, arguments): then the
+    /// envelope needs `stepsSignature`.
+    public var hasExtendedSteps: Bool { (steps + (recover ?? [])).contains { $0.command != nil || $0.args != nil } }
+
     /// The bytes the signature covers.
     public func signedPayload() throws -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let part = SignedPart(
-            runId: runId, taskId: taskId, agentId: agentId, zone: zone, steps: steps, recover: recover, params: params.additionalProperties, sealedParams: sealedParams, timeoutSeconds: timeoutSeconds,
-            issuedAt: issuedAt, expiresAt: expiresAt, deliverBy: deliverBy, credentials: credentials, sealedCredentials: sealedCredentials)
+            runId: runId, taskId: taskId, agentId: agentId, zone: zone, steps: steps.map(LegacyStep.init), recover: recover?.map(LegacyStep.init),
+            params: params.additionalProperties, sealedParams: sealedParams, timeoutSeconds: timeoutSeconds, issuedAt: issuedAt, expiresAt: expiresAt,
+            deliverBy: deliverBy, credentials: credentials, sealedCredentials: sealedCredentials)
         return Data("klevr-run-v1\n".utf8) + (try encoder.encode(part))
     }
 
-    /// This envelope, signed with the manager's key.
+    /// The bytes `stepsSignature` covers: the full steps and recover steps, bound to the run.
+    public func signedStepsPayload() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return Data("klevr-run-steps-v1\n\(runId)\n".utf8) + (try encoder.encode(FullSteps(steps: steps, recover: recover)))
+    }
+
+    /// This envelope, signed with the manager's key (and its steps too when they need it).
     public func signed(with key: Curve25519.Signing.PrivateKey) throws -> RunEnvelope {
         var copy = self
         copy.signature = try key.signature(for: signedPayload()).base64EncodedString()
+        copy.stepsSignature = hasExtendedSteps ? try key.signature(for: signedStepsPayload()).base64EncodedString() : nil
         return copy
     }
 
@@ -72,6 +115,11 @@ extension RunEnvelope {
             let payload = try? signedPayload(),
             managerKey.isValidSignature(signatureData, for: payload)
         else { throw .badSignature }
+        if hasExtendedSteps {
+            guard let stepsSignature, let stepsData = Data(base64Encoded: stepsSignature), let stepsPayload = try? signedStepsPayload(),
+                managerKey.isValidSignature(stepsData, for: stepsPayload)
+            else { throw .badSignature }
+        }
         guard agentId == agentID else { throw .wrongAgent(agentId) }
         if let deliverBy, now > deliverBy { throw .pastDeadline(deliverBy) }
         guard now <= expiresAt else { throw .expired(expiresAt) }

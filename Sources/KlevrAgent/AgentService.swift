@@ -20,10 +20,13 @@ import ServiceLifecycle
 public struct AgentService: Service {
     let config: AgentConfig
     let logger: Logger
+    /// The process's changeable log level and recent lines (`agent.set-log-level`, `agent.collect-logs`).
+    let log: AgentLog?
 
-    public init(config: AgentConfig, logger: Logger) {
+    public init(config: AgentConfig, logger: Logger, log: AgentLog? = nil) {
         self.config = config
         self.logger = logger
+        self.log = log
     }
 
     /// The agent's HTTP client: a refused connection fails at once instead of being retried until the
@@ -75,13 +78,18 @@ public struct AgentService: Service {
                     reason: "the agent stopped (crash or kill) while the run was executing or waiting for a slot; it was not run again",
                     result: nil, finishedAt: Clock.nowMillis()))
         }
-        let executor = try Executor(
+        var executor = try Executor(
             workDir: config.workDir, runAs: config.runAs, maskedSecrets: identity.secrets + (config.enrollKey.map { [$0] } ?? []),
             sealKey: identity.sealPrivateKey.flatMap { Data(base64Encoded: $0) }.flatMap { try? Curve25519.KeyAgreement.PrivateKey(rawRepresentation: $0) },
             outbox: outbox,
             killGraceSeconds: config.killGraceSeconds, logger: logger, clock: clock)
         let slots = RunSlots(limit: config.maxRuns)
         let registry = RunRegistry()
+        let lifecycle = AgentLifecycle()
+        executor.commands = BuiltinCommandRunner(
+            agentID: identity.agentId, zone: identity.zone, zoneID: zoneID, maxRuns: config.maxRuns, hasManagerRoute: config.managerURL != nil,
+            stateDir: config.stateDir, registry: registry, lifecycle: lifecycle, log: log, startedAt: clock.now(), now: { clock.now() }, logger: logger)
+        let runner = executor
         let intake = try RunIntake(identity: identity, outbox: outbox, clock: clock)
         let (incoming, incomingContinuation) = AsyncStream<RunEnvelope>.makeStream()
         let canceler = RunCanceler(outbox: outbox, registry: registry, logger: logger, clock: clock)
@@ -119,8 +127,14 @@ public struct AgentService: Service {
                 await session.pushLoop()
             }
             for await envelope in incoming {
+                // Stopping (agent.shutdown, agent.restart): a new run is not taken, so not recorded either;
+                // the manager hands it out again when the agent is back.
+                if await lifecycle.draining {
+                    logger.info("not taking a run: the agent is stopping", metadata: ["run.id": "\(envelope.runId)"])
+                    continue
+                }
                 guard let envelope = try await intake.admit(envelope, logger: logger) else { continue }
-                let control = await registry.add(envelope.runId)
+                let control = await registry.add(envelope.runId, taskID: envelope.taskId, at: clock.now())
                 group.addTask {
                     let result = await slots.withSlot(unlessStopped: control) { () async -> RunResult in
                         // A run that waited for a slot past its delivery deadline does not start late.
@@ -134,15 +148,35 @@ public struct AgentService: Service {
                         }
                         // Reported as started only now that it has a slot (--max-runs): until then it is queued here.
                         if await control.stopReason == nil {
+                            await registry.markStarted(envelope.runId, at: clock.now())
                             try? await outbox.reportStart(envelope.runId, at: clock.now())
                             logger.info("run started", metadata: ["run.id": "\(envelope.runId)"])
                         }
-                        return await executor.execute(envelope, control: control)
+                        return await runner.execute(envelope, control: control)
                     }
                     try await outbox.finish(result)
                     await registry.remove(envelope.runId)
                     logger.info("run finished", metadata: ["run.id": "\(envelope.runId)", "outcome": "\(result.outcome.rawValue)"])
+                    // A built-in command asked the agent to stop: its result is in the outbox; stop taking runs.
+                    if await lifecycle.exit != nil { incomingContinuation.finish() }
                 }
+            }
+            if let exit = await lifecycle.exit {
+                // Stopped by a built-in command: what still runs is stopped and reported, and the outbox is
+                // given a bounded time to be acknowledged (what is not stays on disk and is sent after a
+                // restart; the ledger keeps the command from running again).
+                await registry.stopAll(.shutdown)
+                await registry.waitUntilEmpty()
+                let deadline = ContinuousClock.now + .seconds(30)
+                while await !outbox.isEmpty && ContinuousClock.now < deadline {
+                    try? await Task.sleep(for: .milliseconds(100))
+                }
+                let delivered = await outbox.isEmpty
+                // The push loop flushes once more and returns; the other loops end when the throw cancels them.
+                await session.finishAfterRuns()
+                logger.notice(
+                    "stopping the agent", metadata: ["reason": "\(exit.reason)", "exit.status": "\(exit.status)", "outbox.delivered": "\(delivered)"])
+                throw exit
             }
             // Graceful shutdown: stop what still runs; its results are reported by the push loop's
             // last flush.
@@ -311,35 +345,55 @@ enum EnrollTarget: CustomStringConvertible {
     }
 }
 
-/// The runs executing on this agent, by id, with their controls.
+/// The runs executing on this agent (or waiting for a slot), by id, with their controls.
 actor RunRegistry {
-    private var controls: [String: RunControl] = [:]
+    /// One run the agent holds.
+    struct Entry: Sendable {
+        var control: RunControl
+        var taskID: String
+        /// When it was admitted, then when it started (epoch ms).
+        var since: Int64
+        var started: Bool
+    }
+
+    private var entries: [String: Entry] = [:]
     private var emptyWaiters: [CheckedContinuation<Void, Never>] = []
 
-    func add(_ runID: String) -> RunControl {
+    func add(_ runID: String, taskID: String = "", at: Int64 = 0) -> RunControl {
         let control = RunControl()
-        controls[runID] = control
+        entries[runID] = Entry(control: control, taskID: taskID, since: at, started: false)
         return control
     }
 
+    func markStarted(_ runID: String, at: Int64) {
+        entries[runID]?.started = true
+        entries[runID]?.since = at
+    }
+
     func remove(_ runID: String) {
-        controls[runID] = nil
-        if controls.isEmpty {
+        entries[runID] = nil
+        if entries.isEmpty {
             for waiter in emptyWaiters { waiter.resume() }
             emptyWaiters.removeAll()
         }
     }
 
-    func control(_ runID: String) -> RunControl? { controls[runID] }
+    func control(_ runID: String) -> RunControl? { entries[runID]?.control }
 
-    func stopAll(_ reason: StopReason) async {
-        for control in controls.values { await control.stop(reason) }
+    /// The runs held now, by id.
+    var all: [String: Entry] { entries }
+
+    func stopAll(_ reason: StopReason, except: String? = nil) async {
+        for (runID, entry) in entries where runID != except { await entry.control.stop(reason) }
     }
 
     func waitUntilEmpty() async {
-        if controls.isEmpty { return }
+        if entries.isEmpty { return }
         await withCheckedContinuation { emptyWaiters.append($0) }
     }
+
+    /// Whether the run is held.
+    func holds(_ runID: String) -> Bool { entries[runID] != nil }
 }
 
 extension AgentService: CustomStringConvertible {

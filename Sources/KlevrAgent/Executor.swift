@@ -3,6 +3,7 @@ import Foundation
 import KlevrAPI
 import KlevrCore
 import Logging
+import OpenAPIRuntime
 import Subprocess
 import SystemPackage
 
@@ -14,8 +15,9 @@ import Musl
 import Darwin
 #endif
 
-/// Executes a run's script steps with `/bin/sh`, each step in its own process group, and streams the
-/// output into the outbox.
+/// Executes a run's steps: scripts with `/bin/sh`, each in its own process group, their output
+/// streamed into the outbox; built-in commands through ``BuiltinCommandRunner``, their JSON result
+/// chained to the next step like a script's result file.
 ///
 /// The script contract (`docs/tasks.md`): parameters reach the script only through the environment
 /// (`KLEVR_PARAM_<NAME>`) and the JSON file `$KLEVR_PARAMS_FILE`, never through the script text; a
@@ -37,6 +39,8 @@ public struct Executor: Sendable {
     let logger: Logger
     /// The time reports carry: the manager's, as the agent estimates it (the wall clock without one).
     let clock: ManagerClock?
+    /// Runs the steps that are built-in commands; nil: such steps fail with the reason.
+    var commands: BuiltinCommandRunner?
 
     /// Prepares the work directory (creates it, checks it is the agent's own, removes run directories
     /// a crashed agent left behind) and resolves the run-as user.
@@ -186,9 +190,43 @@ public struct Executor: Sendable {
             let paramsFile = directory + "/" + WorkDirectory.parametersFileName
             let deadline = ContinuousClock.now + .seconds(envelope.timeoutSeconds)
             var previousResult: String?
+            var previousResultText: String?
             var lastResultText: String?
             for (index, step) in envelope.steps.enumerated() {
                 let resultFile = directory + "/result-\(index + 1)"
+                let stepName = step.name.map { "step \(index + 1) (\($0))" } ?? "step \(index + 1)"
+                var stepDeadline = deadline
+                if let seconds = step.timeoutSeconds { stepDeadline = min(deadline, ContinuousClock.now + .seconds(seconds)) }
+                // A built-in command: its JSON result is the next step's previous result.
+                if let command = step.command {
+                    switch await runCommand(command, args: step.args, runID: runID, deadline: stepDeadline, control: control) {
+                    case .stopped(let why):
+                        return stoppedResult(runID: runID, why, stepName: stepName, result: lastResultText)
+                    case .finished(.failed(let reason)):
+                        return RunResult(
+                            runId: runID, outcome: .failed, exitCode: nil, reason: "\(stepName) (\(command)) failed: \(reason)", result: lastResultText,
+                            finishedAt: now())
+                    case .finished(.succeeded(let value, let endsRun)):
+                        let text = value.jsonText()
+                        lastResultText = text
+                        previousResultText = text
+                        // Readable by a --run-as user: the next step reads it.
+                        if FileManager.default.createFile(atPath: resultFile, contents: Data(text.utf8), attributes: [.posixPermissions: 0o644]) {
+                            previousResult = resultFile
+                        }
+                        if endsRun {
+                            return RunResult(runId: runID, outcome: .succeeded, exitCode: 0, reason: nil, result: text, finishedAt: now())
+                        }
+                    }
+                    continue
+                }
+                // A step of a kind this agent does not know (a newer manager's): refused, nothing runs.
+                guard let script = step.script else {
+                    return RunResult(
+                        runId: runID, outcome: .failed, exitCode: nil,
+                        reason: "\(stepName) is neither a script nor a built-in command this agent (version \(HostFactsCollector.agentVersion)) knows; nothing of it ran",
+                        result: lastResultText, finishedAt: now())
+                }
                 var env = Self.baseEnvironment(user: user)
                 env["KLEVR_RUN_ID"] = runID
                 env["KLEVR_TASK_ID"] = envelope.taskId
@@ -198,20 +236,18 @@ public struct Executor: Sendable {
                 env["KLEVR_RESULT_FILE"] = resultFile
                 env["KLEVR_PREVIOUS_RESULT_FILE"] = previousResult ?? "/dev/null"
                 env["TASK_ORIGIN_PARAM"] = String(decoding: paramsJSON, as: UTF8.self)
-                env["TASK_RESULT"] = previousResult.flatMap { workDirectory.readResult($0) } ?? ""
+                env["TASK_RESULT"] = previousResultText ?? ""
                 for (name, value) in envelope.params.additionalProperties { env["KLEVR_PARAM_" + name] = value }
                 for (name, value) in credentials { env["KLEVR_CRED_" + name] = value }
                 for (name, value) in extra { env[name] = value }
-                var stepDeadline = deadline
-                if let seconds = step.timeoutSeconds { stepDeadline = min(deadline, ContinuousClock.now + .seconds(seconds)) }
                 let end = try await runStep(
-                    runID: runID, script: step.script, environment: env, directory: directory, deadline: stepDeadline, secrets: secrets,
+                    runID: runID, script: script, environment: env, directory: directory, deadline: stepDeadline, secrets: secrets,
                     control: control)
                 lastResultText = workDirectory.readResult(resultFile)
-                let stepName = step.name.map { "step \(index + 1) (\($0))" } ?? "step \(index + 1)"
                 switch end {
                 case .exited(0):
                     previousResult = resultFile
+                    previousResultText = lastResultText
                 case .exited(let code):
                     return RunResult(
                         runId: runID, outcome: .failed, exitCode: Int(code), reason: "\(stepName) exited with status \(code)",
@@ -220,23 +256,64 @@ public struct Executor: Sendable {
                     return RunResult(
                         runId: runID, outcome: .failed, exitCode: nil, reason: "\(stepName) was killed by signal \(signal)",
                         result: lastResultText, finishedAt: now())
-                case .stopped(.timedOut):
-                    return RunResult(
-                        runId: runID, outcome: .timedOut, exitCode: nil, reason: "\(stepName) exceeded its timeout; its process group was killed",
-                        result: lastResultText, finishedAt: now())
-                case .stopped(.canceled):
-                    return RunResult(
-                        runId: runID, outcome: .canceled, exitCode: nil, reason: "canceled during \(stepName); its process group was killed",
-                        result: lastResultText, finishedAt: now())
-                case .stopped(.shutdown):
-                    return RunResult(
-                        runId: runID, outcome: .failed, exitCode: nil, reason: "the agent shut down during \(stepName); its process group was killed",
-                        result: lastResultText, finishedAt: now())
+                case .stopped(let why):
+                    return stoppedResult(runID: runID, why, stepName: stepName, result: lastResultText)
                 }
             }
             return RunResult(runId: runID, outcome: .succeeded, exitCode: 0, reason: nil, result: lastResultText, finishedAt: now())
         } catch {
             return couldNotExecute(runID: runID, error)
+        }
+    }
+
+    private func stoppedResult(runID: String, _ why: StopReason, stepName: String, result: String?) -> RunResult {
+        switch why {
+        case .timedOut:
+            RunResult(
+                runId: runID, outcome: .timedOut, exitCode: nil, reason: "\(stepName) exceeded its timeout; its process group was killed", result: result,
+                finishedAt: now())
+        case .canceled:
+            RunResult(
+                runId: runID, outcome: .canceled, exitCode: nil, reason: "canceled during \(stepName); its process group was killed", result: result,
+                finishedAt: now())
+        case .shutdown:
+            RunResult(
+                runId: runID, outcome: .failed, exitCode: nil, reason: "the agent shut down during \(stepName); its process group was killed",
+                result: result, finishedAt: now())
+        }
+    }
+
+    /// How a command step ended.
+    enum CommandStepEnd: Sendable {
+        case finished(BuiltinCommandRunner.Outcome)
+        case stopped(StopReason)
+    }
+
+    /// Runs a built-in command step, stopped early by the step's deadline or a stop order.
+    private func runCommand(
+        _ name: String, args: OpenAPIObjectContainer?, runID: String, deadline: ContinuousClock.Instant, control: RunControl
+    ) async -> CommandStepEnd {
+        guard let commands else { return .finished(.failed("this agent process runs no built-in commands")) }
+        let value: JSONValue?
+        do {
+            value = try args.map { try JSONDecoder().decode(JSONValue.self, from: JSONEncoder().encode($0)) }
+        } catch {
+            return .finished(.failed("args: not a JSON object"))
+        }
+        if let stop = await control.stopReason { return .stopped(stop) }
+        return await withTaskGroup(of: CommandStepEnd?.self) { race in
+            race.addTask { .finished(await commands.run(name, args: value, runID: runID)) }
+            race.addTask {
+                do {
+                    try await Task.sleep(until: deadline, clock: .continuous)
+                    return .stopped(.timedOut)
+                } catch { return nil }
+            }
+            race.addTask { await control.stopped().map { .stopped($0) } }
+            var first: CommandStepEnd?
+            while first == nil, let next = await race.next() { first = next }
+            race.cancelAll()
+            return first ?? .stopped(.canceled)
         }
     }
 

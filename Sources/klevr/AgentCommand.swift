@@ -34,10 +34,12 @@ struct AgentCommand: AsyncParsableCommand {
         var caPin: String?
         @Option(help: "The agent's labels, key=value,... (reported at enrollment and at each start; labels an operator set through the API win).")
         var labels: String?
-        @Option(help: "Log level.") var logLevel = "info"
+        @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (the built-in command agent.set-log-level changes it until a restart).")
+        var logLevel = "info"
 
         func run() async throws {
-            LogSetup.bootstrap(level: logLevel)
+            let agentLog = AgentLog(level: Logger.Level(rawValue: logLevel) ?? .info)
+            LogSetup.bootstrap(agentLog: agentLog)
             let agentLabels: [String: String]
             do {
                 agentLabels = try labels.map { try Labels(parsing: $0).values } ?? [:]
@@ -78,10 +80,14 @@ struct AgentCommand: AsyncParsableCommand {
                 peers: peers, priority: priority, workDir: work, runAs: runAs, maxRuns: maxRuns, managerTrust: trust, labels: agentLabels)
             let logger = Logger(label: "klevr.agent")
             let group = ServiceGroup(
-                configuration: .init(services: [.init(service: AgentService(config: config, logger: logger))],
+                configuration: .init(services: [.init(service: AgentService(config: config, logger: logger, log: agentLog))],
                     gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             do {
                 try await group.run()
+            } catch let stop as AgentExit {
+                // agent.restart exits with a status of its own, for the supervisor (systemd, klevr up) to start it again.
+                logger.notice("agent stopped by a built-in command", metadata: ["reason": "\(stop.reason)", "exit.status": "\(stop.status)"])
+                throw ExitCode(stop.status)
             } catch let refused as AgentService.EnrollmentRefused {
                 throw CLIError(refused.description)
             } catch let mismatch as ServerTrust.PinMismatch {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KlevrAgent
 import KlevrCore
 import Logging
 
@@ -10,7 +11,7 @@ struct Klevr: AsyncParsableCommand {
         abstract: "Manage machines in separated networks: a manager, agents in zones, tasks and runs.",
         subcommands: [
             UpCommand.self, ManagerCommand.self, AgentCommand.self, LoginCommand.self, UserCommand.self, TokenCommand.self, ZoneCommand.self,
-            TaskCommand.self, RunCommand.self, CredentialCommand.self, EventsCommand.self, AuditCommand.self, WebhookCommand.self,
+            TaskCommand.self, RunCommand.self, CommandCommand.self, CredentialCommand.self, EventsCommand.self, AuditCommand.self, WebhookCommand.self,
             BenchCommand.self,
         ])
 }
@@ -23,6 +24,16 @@ enum LogSetup {
             var handler = EscapingLogHandler(StreamLogHandler.standardError(label: label))
             handler.logLevel = parsed
             return handler
+        }
+    }
+}
+
+extension LogSetup {
+    /// The agent's logging: standard error, at the level ``KlevrAgent/AgentLog`` holds (changeable while
+    /// it runs), its recent lines kept for `agent.collect-logs`.
+    static func bootstrap(agentLog: AgentLog) {
+        LoggingSystem.bootstrap { label in
+            AgentLogHandler(label: label, log: agentLog, inner: EscapingLogHandler(StreamLogHandler.standardError(label: label)))
         }
     }
 }

@@ -3,6 +3,7 @@ import Foundation
 import KlevrAPI
 import KlevrClient
 import KlevrCore
+import OpenAPIRuntime
 
 struct TaskCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -14,6 +15,7 @@ struct TaskCommand: AsyncParsableCommand {
             abstract: "Run a script on agents of a zone, print each agent's output, exit non-zero if any run failed.",
             discussion: """
                 Example: klevr task run --zone local --all --param WHO=world -- 'uname -n; echo "$KLEVR_PARAM_WHO"'
+                A built-in command: klevr task run --zone local --all --command agent.set-log-level --args '{"level": "debug"}'
                 Later: --at 2026-12-01T03:00:00Z (or +15m). Recurring: --cron '*/15 * * * *' --tz Europe/Berlin (the command
                 prints the task and its next fire times and returns). Times are RFC 3339 or +90s, +15m, +2h, +1d.
                 """)
@@ -41,10 +43,12 @@ struct TaskCommand: AsyncParsableCommand {
         @Option(help: "While a run of the task has not ended, an occurrence is skipped (skip, default) or fires anyway (queue).")
         var overlap: String?
         @Option(help: "After manager downtime: none (default), latest, or all missed occurrences.") var catchUp: String?
+        @Option(help: "Run this built-in command instead of a script (see 'klevr command list').") var command: String?
+        @Option(help: "The built-in command's arguments, a JSON object (with --command).") var args: String?
         @Option(name: .customLong("credential"), help: "A credential the runs receive (repeatable); the script reads $KLEVR_CRED_<NAME>.")
         var credentials: [String] = []
         @OptionGroup var options: ClientOptions
-        @Argument(help: "The script, after --.") var script: [String]
+        @Argument(help: "The script, after --.") var script: [String] = []
 
         func validate() throws {
             let chosen = [agent != nil, any, all, selector != nil].filter { $0 }.count
@@ -58,7 +62,9 @@ struct TaskCommand: AsyncParsableCommand {
             } catch {
                 throw ValidationError("--\(error.field == "maxErrors" ? "max-errors" : "max-concurrency"): \(error.message)")
             }
-            guard !script.isEmpty else { throw ValidationError("give the script after --") }
+            if command != nil && !script.isEmpty { throw ValidationError("give --command or a script after --, not both") }
+            guard command != nil || !script.isEmpty else { throw ValidationError("give the script after --, or --command NAME") }
+            if args != nil && command == nil { throw ValidationError("--args goes with --command") }
             if at != nil && cron != nil { throw ValidationError("give --at or --cron, not both") }
             if cron == nil && (tz != nil || until != nil || maxOccurrences != nil || overlap != nil || catchUp != nil) {
                 throw ValidationError("--tz, --until, --max-occurrences, --overlap and --catch-up go with --cron")
@@ -84,8 +90,16 @@ struct TaskCommand: AsyncParsableCommand {
             let target =
                 agent.map { Components.Schemas.Target.agent($0) } ?? selector.map { .matching($0, allZones: allZones) }
                 ?? (any ? .anyOnlineAgent : .everyAgent)
+            var step = Components.Schemas.Step(script: script.joined(separator: " "))
+            if let command {
+                do {
+                    step = .init(command: command, args: try args.map { try JSONDecoder().decode(OpenAPIObjectContainer.self, from: Data($0.utf8)) })
+                } catch {
+                    throw ValidationError("--args must be a JSON object, like '{\"level\": \"debug\"}'")
+                }
+            }
             let request = Components.Schemas.TaskCreateRequest(
-                name: name, zone: zone, target: target, steps: [.init(script: script.joined(separator: " "))],
+                name: name, zone: zone, target: target, steps: [step],
                 params: parameters.isEmpty ? nil : .init(additionalProperties: parameters), timeoutSeconds: timeout,
                 runAt: try at.map { try TimeArgument.millis($0, option: "--at") }, deliverWithinSeconds: deliverWithin, schedule: try schedule(),
                 rollout: maxConcurrency == nil && maxErrors == nil ? nil : .init(maxConcurrency: maxConcurrency, maxErrors: maxErrors),
@@ -112,6 +126,8 @@ struct TaskCommand: AsyncParsableCommand {
                 for run in runs {
                     let label = RunWatcher.label(run)
                     print("[\(label)] \(run.status.rawValue)\(run.reason.map { ": \($0)" } ?? "")")
+                    // A command writes no output: its result is what it did.
+                    if command != nil, let result = run.result { print(result) }
                 }
             }
             if !failed.isEmpty { throw ExitCode(1) }

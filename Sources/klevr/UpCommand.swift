@@ -148,8 +148,29 @@ actor AgentProcesses: Service {
         }
     }
 
+    /// Starts again each agent that exited with the status of `agent.restart` (a built-in command);
+    /// an agent that stopped otherwise (`agent.shutdown`, a crash) stays stopped.
+    func restartRequested() {
+        for (index, process) in processes.enumerated()
+        where !process.isRunning && process.terminationReason == .exit && process.terminationStatus == BuiltinCommands.restartExitStatus {
+            let again = Process()
+            again.executableURL = process.executableURL
+            again.arguments = process.arguments
+            again.environment = process.environment
+            do {
+                try again.run()
+                processes[index] = again
+            } catch {
+                say("could not restart agent \(index + 1): \(error)")
+            }
+        }
+    }
+
     func run() async throws {
-        try? await gracefulShutdown()
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            restartRequested()
+            try? await Task.sleep(for: .milliseconds(500))
+        }
         for process in processes where process.isRunning { process.terminate() }
         let deadline = ContinuousClock.now + .seconds(10)
         while processes.contains(where: \.isRunning) && ContinuousClock.now < deadline {

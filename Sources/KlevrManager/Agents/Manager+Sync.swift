@@ -258,13 +258,13 @@ extension Manager {
     /// without recover steps are unchanged).
     static func recoverSteps(_ task: TaskRecord) throws -> [StepSpec]? {
         let steps = try JSONDecoder().decode([StepSpec].self, from: Data(task.recoverJSON.utf8))
-        return steps.isEmpty ? nil : steps
+        return steps.isEmpty ? nil : steps.map(\.withLegacyRefusal)
     }
 
     static func envelope(_ pending: PendingRun, issuedAt: Int64, lifetime: Int64) throws -> RunEnvelope {
         RunEnvelope(
             runId: pending.run.id, taskId: pending.task.id, agentId: pending.run.agentID, zone: pending.run.zoneName,
-            steps: try JSONDecoder().decode([StepSpec].self, from: Data(pending.task.stepsJSON.utf8)),
+            steps: try JSONDecoder().decode([StepSpec].self, from: Data(pending.task.stepsJSON.utf8)).map(\.withLegacyRefusal),
             params: .init(additionalProperties: try JSONDecoder().decode([String: String].self, from: Data(pending.task.paramsJSON.utf8))),
             timeoutSeconds: pending.task.timeoutSeconds, issuedAt: issuedAt,
             expiresAt: min(issuedAt + lifetime * 1000, pending.run.deliverBy ?? .max), deliverBy: pending.run.deliverBy,
@@ -317,5 +317,18 @@ actor ZoneMembers {
         if let last = touched[zoneID], now - last < 2_000, now >= last { return false }
         touched[zoneID] = now
         return true
+    }
+}
+
+extension StepSpec {
+    /// A command step with the script that agents predating built-in commands run in its place: it fails
+    /// with a message, so that such an agent reports the run failed with the reason instead of running
+    /// something else (newer agents run the command and ignore the script).
+    var withLegacyRefusal: StepSpec {
+        guard let command, script == nil else { return self }
+        var step = self
+        let name = command.filter { $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" }
+        step.script = "echo 'klevr: this agent does not know built-in commands (\(name)); upgrade it' >&2; exit 64"
+        return step
     }
 }

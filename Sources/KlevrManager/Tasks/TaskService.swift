@@ -74,7 +74,7 @@ struct TaskService: Sendable {
             }
             targets = agents
         }
-        let name = body.name ?? String(body.steps[0].script.split(separator: "\n").first?.prefix(60) ?? "task")
+        let name = body.name ?? Self.defaultName(body.steps[0])
         let record = TaskRecord(
             id: Secrets.newID(), name: name, zoneID: zone.id, zoneName: zone.name, targetJSON: try Self.json(body.target),
             stepsJSON: try Self.json(body.steps), paramsJSON: try Self.json(body.params ?? [:]),
@@ -279,11 +279,14 @@ struct TaskService: Sendable {
         if body.steps.isEmpty || body.steps.count > 50 { errors.append(.init(field: "steps", message: "1 to 50 steps")) }
         var scriptBytes = 0
         for (index, step) in body.steps.enumerated() {
-            scriptBytes += step.script.utf8.count
-            if Validation.isBlank(step.script) {
-                errors.append(.init(field: "steps[\(index)].script", message: "must not be empty"))
+            errors += commandProblems(step, field: "steps[\(index)]")
+            if let script = step.script {
+                scriptBytes += script.utf8.count
+                if Validation.isBlank(script) {
+                    errors.append(.init(field: "steps[\(index)].script", message: "must not be empty"))
+                }
+                if script.unicodeScalars.contains("\0") { errors.append(.init(field: "steps[\(index)].script", message: "must not contain NUL")) }
             }
-            if step.script.unicodeScalars.contains("\0") { errors.append(.init(field: "steps[\(index)].script", message: "must not contain NUL")) }
             if let timeout = step.timeoutSeconds, !(1...maxTimeoutSeconds).contains(timeout) {
                 errors.append(.init(field: "steps[\(index)].timeoutSeconds", message: "1 to \(maxTimeoutSeconds)"))
             }
@@ -291,9 +294,12 @@ struct TaskService: Sendable {
         }
         if body.recover.count > 10 { errors.append(.init(field: "recover", message: "at most 10 recover steps")) }
         for (index, step) in body.recover.enumerated() {
-            scriptBytes += step.script.utf8.count
-            if Validation.isBlank(step.script) || step.script.unicodeScalars.contains("\0") {
-                errors.append(.init(field: "recover[\(index)].script", message: "must not be empty or contain NUL"))
+            errors += commandProblems(step, field: "recover[\(index)]")
+            if let script = step.script {
+                scriptBytes += script.utf8.count
+                if Validation.isBlank(script) || script.unicodeScalars.contains("\0") {
+                    errors.append(.init(field: "recover[\(index)].script", message: "must not be empty or contain NUL"))
+                }
             }
             if let timeout = step.timeoutSeconds, !(1...maxTimeoutSeconds).contains(timeout) {
                 errors.append(.init(field: "recover[\(index)].timeoutSeconds", message: "1 to \(maxTimeoutSeconds)"))
@@ -356,6 +362,39 @@ struct TaskService: Sendable {
         if !errors.isEmpty { throw ServiceError.invalid(errors) }
     }
 
+    /// A task's name when none is given: the first line of its first step's script, or the command's name.
+    static func defaultName(_ step: StepSpec) -> String {
+        if let command = step.command { return String(command.prefix(64)) }
+        return String(step.script?.split(separator: "\n").first?.prefix(60) ?? "task")
+    }
+
+    /// What is wrong with a step's kind: a script or a known built-in command with valid arguments,
+    /// checked against the command's parameter schema (`GET /api/v1/commands`).
+    static func commandProblems(_ step: StepSpec, field: String) -> [ProblemDocument.FieldError] {
+        switch (step.script, step.command) {
+        case (nil, nil): return [.init(field: field, message: "needs a script or a command")]
+        case (.some, .some): return [.init(field: field, message: "has a script and a command; give one")]
+        case (.some, nil):
+            return step.args == nil ? [] : [.init(field: field + ".args", message: "only goes with a command")]
+        case (nil, .some(let name)):
+            guard let command = BuiltinCommands.named(name) else {
+                return [
+                    .init(
+                        field: field + ".command",
+                        message: "is not a built-in command (\(BuiltinCommands.all.map(\.name.rawValue).joined(separator: ", ")))")
+                ]
+            }
+            let args: JSONValue?
+            do {
+                args = try step.args.map { try JSONDecoder().decode(JSONValue.self, from: JSONEncoder().encode($0)) }
+            } catch {
+                return [.init(field: field + ".args", message: "must be a JSON object")]
+            }
+            return command.problems(with: args).map {
+                .init(field: $0.field.isEmpty ? field + ".args" : field + ".args." + $0.field, message: $0.message)
+            }
+        }
+    }
 
     static func json(_ value: some Encodable) throws -> String {
         let encoder = JSONEncoder()
