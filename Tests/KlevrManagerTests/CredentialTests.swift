@@ -90,11 +90,11 @@ import Testing
             #expect(try await client.call(.delete, "/api/v1/credentials/\(zoneOwn.id)", token: admin).status == .noContent)
             _ = try await api.cancelTask(path: .init(id: task.id))
             #expect(try await client.call(.delete, "/api/v1/credentials/\(tokenID)", token: admin).status == .noContent)
-            // Unknown names and bad names in a task are 422s naming the entry.
+            // A name that exists in neither scope is a 404 naming the entry.
             let unknown = try await client.call(
                 .post, "/api/v1/tasks", token: admin, json: #"{"zone":"y","target":{"kind":"all"},"steps":[{"script":"true"}],"credentials":["DB","GONE"]}"#)
-            #expect(unknown.status == .unprocessableContent)
-            #expect(unknown.body.contains("credentials[1]"))
+            #expect(unknown.status == .notFound)
+            #expect(unknown.body.contains("credentials[1]"), "\(unknown.body)")
         }
         #expect(!harness.logs.text.contains(value), "the manager logged a credential's value")
     }

@@ -3,10 +3,15 @@ import KlevrCore
 
 #if canImport(Glibc)
 import Glibc
+/// The C library's `struct stat`, named by its module: an unqualified `stat()` has been seen to resolve
+/// to CoreFoundation's re-export in some incremental builds (a MemberImportVisibility error).
+private typealias FileStatus = Glibc.stat
 #elseif canImport(Musl)
 import Musl
+private typealias FileStatus = Musl.stat
 #elseif canImport(Darwin)
 import Darwin
+private typealias FileStatus = Darwin.stat
 #endif
 
 /// The directory runs execute in (`--work-dir`): `<workDir>/<run id>/`, one per run, removed when the
@@ -56,7 +61,7 @@ struct WorkDirectory: Sendable {
             }
         }
         if mkdir(path, 0o700) != 0 && errno != EEXIST { throw .io("create \(path)", errno) }
-        var status = stat()
+        var status = FileStatus()
         guard lstat(path, &status) == 0 else { throw .io("stat \(path)", errno) }
         guard status.st_mode & S_IFMT == S_IFDIR else { throw .notADirectory(path) }
         guard status.st_uid == geteuid() else { throw .ownedByAnother(path, status.st_uid) }
@@ -78,7 +83,7 @@ struct WorkDirectory: Sendable {
             throw .io("list \(path)", errno)
         }
         for name in names {
-            var status = stat()
+            var status = FileStatus()
             guard Validation.isValidID(name), lstat(path + "/" + name, &status) == 0, status.st_mode & S_IFMT == S_IFDIR else {
                 throw .foreignEntry(path + "/" + name)
             }
@@ -138,7 +143,7 @@ struct WorkDirectory: Sendable {
     /// access back.
     static func removeTree(_ path: String) throws(Failure) {
         if (try? FileManager.default.removeItem(atPath: path)) != nil { return }
-        var status = stat()
+        var status = FileStatus()
         if lstat(path, &status) != 0 && errno == ENOENT { return }
         restoreAccess(path)
         do {
@@ -149,7 +154,7 @@ struct WorkDirectory: Sendable {
     }
 
     private static func restoreAccess(_ path: String) {
-        var status = stat()
+        var status = FileStatus()
         guard lstat(path, &status) == 0, status.st_mode & S_IFMT == S_IFDIR, status.st_uid == geteuid() else { return }
         chmod(path, 0o700)
         for name in (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? [] {
@@ -166,7 +171,7 @@ struct WorkDirectory: Sendable {
         let fd = open(file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
-        var status = stat()
+        var status = FileStatus()
         guard fstat(fd, &status) == 0, status.st_mode & S_IFMT == S_IFREG, status.st_nlink == 1 else { return nil }
         if let owner, status.st_uid != owner.uid { return nil }
         var bytes = [UInt8](repeating: 0, count: limit)

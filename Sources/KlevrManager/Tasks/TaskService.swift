@@ -39,10 +39,10 @@ struct TaskService: Sendable {
         // A well-formed reference to something that does not exist is a 404, as for a path.
         guard let zone = try await store.zone(named: body.zone) else { throw ServiceError.notFound("no zone named '\(body.zone)'") }
         let known = try await store.credentialNames(body.credentials, zoneID: zone.id)
-        let unknown = body.credentials.enumerated().filter { !known.contains($0.element) }.map {
-            ProblemDocument.FieldError(field: "credentials[\($0.offset)]", message: "no credential '\($0.element)' in zone '\(zone.name)' or global")
+        // Like a zone that does not exist: a well-formed name of nothing is a 404, naming the entry.
+        if let (index, name) = body.credentials.enumerated().first(where: { !known.contains($0.element) }) {
+            throw ServiceError.notFound("credentials[\(index)]: no credential '\(name)' in zone '\(zone.name)' or global")
         }
-        if !unknown.isEmpty { throw ServiceError.invalid(unknown) }
         let targets: [AgentRecord]
         switch body.target.kind {
         // A recurring task picks its agents at each occurrence; only a named agent must exist now.
