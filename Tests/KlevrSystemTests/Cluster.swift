@@ -148,7 +148,8 @@ final class Cluster: @unchecked Sendable {
     /// enrolled. With `viaPeers` it gets no manager URL, only those members' addresses.
     @discardableResult
     func startAgent(
-        _ name: String, zone: String, viaPeers: [String]? = nil, extraArguments: [String] = [], environment extraEnvironment: [String: String] = [:]
+        _ name: String, zone: String, viaPeers: [String]? = nil, managerURL: String? = nil, extraArguments: [String] = [],
+        environment extraEnvironment: [String: String] = [:]
     ) async throws -> String {
         let state = directory + "/agents/" + name
         let port = try peerPorts[name] ?? LoopbackPort.free()
@@ -157,7 +158,7 @@ final class Cluster: @unchecked Sendable {
         if let viaPeers {
             for peer in viaPeers { arguments += ["--peer", "127.0.0.1:\(peerPorts[peer] ?? 0)"] }
         } else {
-            arguments += ["--manager", url]
+            arguments += ["--manager", managerURL ?? url]
         }
         arguments += extraArguments
         agents[name] = try KlevrProcess(

@@ -1,10 +1,13 @@
 import Foundation
 import KlevrCore
 
+// `struct stat` is seen through Foundation's CoreFoundation in some builds of this module (release, and
+// some incremental debug ones): without this import its members are a MemberImportVisibility error.
+#if canImport(CoreFoundation)
+import CoreFoundation
+#endif
 #if canImport(Glibc)
 import Glibc
-/// The C library's `struct stat`, named by its module: an unqualified `stat()` has been seen to resolve
-/// to CoreFoundation's re-export in some incremental builds (a MemberImportVisibility error).
 private typealias FileStatus = Glibc.stat
 #elseif canImport(Musl)
 import Musl
