@@ -83,6 +83,25 @@ extension Store {
         }
     }
 
+    /// The earliest time at which the scheduler has something to do: a recurring task's next occurrence,
+    /// a scheduled run's due time, or the moment a run passes its delivery deadline (`grace` later for a
+    /// dispatched one); nil when nothing is waiting. One statement, so an idle scheduler costs one read.
+    public func nextSchedulerMoment(grace: Int64) async throws -> Int64? {
+        try await database.read { db in
+            try await db.raw(
+                """
+                SELECT MIN(m) AS m FROM (
+                  SELECT MIN(next_fire_at) AS m FROM tasks
+                   WHERE cron IS NOT NULL AND canceled_at IS NULL AND paused_at IS NULL AND next_fire_at IS NOT NULL
+                  UNION ALL SELECT MIN(due_at) AS m FROM runs WHERE status = 'scheduled'
+                  UNION ALL SELECT MIN(deliver_by) + 1 AS m FROM runs WHERE deliver_by IS NOT NULL AND status IN ('scheduled', 'queued')
+                  UNION ALL SELECT MIN(deliver_by) + \(bind: grace + 1) AS m FROM runs WHERE deliver_by IS NOT NULL AND status = 'dispatched'
+                ) moments
+                """
+            ).first()?.decode(column: "m", as: Int64?.self)
+        }
+    }
+
     // MARK: - Recurring tasks
 
     /// Recurring tasks whose next occurrence has come (not paused, not canceled), oldest due first.

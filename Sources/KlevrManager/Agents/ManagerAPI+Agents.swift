@@ -77,6 +77,7 @@ extension ManagerAPI {
             id: agent.id, zone: agent.zoneName, hostname: agent.hostname, os: agent.os, version: agent.version, addresses: agent.addresses,
             status: status.value, statusReason: status.reason, lastSeenAt: agent.lastSeenAt, enrolledAt: agent.enrolledAt,
             clockSkewMillis: agent.clockSkewMillis, labels: .init(additionalProperties: agent.labels),
-            reportedLabels: agent.labelsSetBy == nil ? nil : .init(additionalProperties: agent.reportedLabels), labelsSetBy: agent.labelsSetBy)
+            reportedLabels: agent.labelsSetBy == nil ? nil : .init(additionalProperties: agent.reportedLabels), labelsSetBy: agent.labelsSetBy,
+            managerRoute: agent.managerRoute, peerAddress: agent.peerAddress.isEmpty ? nil : agent.peerAddress)
     }
 }

@@ -27,6 +27,8 @@ public struct Manager: Sendable {
     let prepared = Gate()
     /// Open connections and those closed for slowness (see ``ConnectionCap``).
     let connections = ConnectionCounter()
+    /// The web console's pages (read once at start).
+    let console = ConsoleAssets.bundled()
 
     /// Opens the store, applies migrations and creates the first admin if there is no user yet.
     /// - Returns: the manager, and the first admin's password when this start generated it (print it once).
@@ -127,6 +129,7 @@ public struct Manager: Sendable {
     public func router(operations: [OpenAPIDocument.Operation]? = nil) -> Router<KlevrRequestContext> {
         let router = Router(context: KlevrRequestContext.self)
         router.add(middleware: ProblemMiddleware())
+        router.add(middleware: ConsoleMiddleware(console: console))
         router.add(middleware: MethodNotAllowedMiddleware(methodsByPath: OpenAPIDocument.text().map(OpenAPIDocument.methodsByPath) ?? [:]))
         router.add(middleware: Authenticator(store: store, operations: operations ?? self.operations))
         router.add(middleware: Authorizer(operations: operations ?? self.operations))

@@ -14,7 +14,7 @@ struct Authorizer: RouterMiddleware {
     let operations: [OpenAPIDocument.Operation]
 
     /// The only routes a user whose password must be changed may call (besides the public ones).
-    static let passwordChangeRoutes: Set<String> = ["POST /api/v1/me/password", "POST /api/v1/auth/logout", "GET /api/v1/me"]
+    static let passwordChangeRoutes: Set<String> = ["POST /api/v1/me/password", "POST /api/v1/auth/logout", "GET /api/v1/me", "GET /api/v1/auth/session"]
 
     init(operations: [OpenAPIDocument.Operation]) {
         // Literal segments before templates, so `/agents/{id}` never shadows a fixed path of the same shape.

@@ -45,6 +45,14 @@ extension ManagerAPI {
         return .noContent(.init(headers: .init(setCookie: sessionCookie("", maxAge: 0).description)))
     }
 
+    /// The cookie's session as the login answered it, so a console page opened later can send its CSRF token.
+    func currentSession(_ input: Operations.CurrentSession.Input) async throws -> Operations.CurrentSession.Output {
+        let caller = try context.requireCaller()
+        guard case .session(let hash) = caller.credential, let (user, csrf) = try await store.session(tokenHash: hash, now: Clock.nowMillis())
+        else { throw Problem.notFound("this call was made with an API token, which has no session") }
+        return .ok(.init(body: .json(.init(user: Self.view(user), csrfToken: csrf, passwordChangeRequired: user.mustChangePassword))))
+    }
+
     func me(_ input: Operations.Me.Input) async throws -> Operations.Me.Output {
         .ok(.init(body: .json(Self.view(try context.requireUser()))))
     }

@@ -50,6 +50,7 @@ extension ManagerAPI {
         guard try await store.resumeTask(id: id, now: now, nextFireAt: next, actor: try context.actor) else {
             throw Problem.conflict("task \(id) is not a paused recurring task")
         }
+        await store.hub.signal([RunScheduler.wakeKey])
         return .ok(.init(body: .json(try await task(id: id))))
     }
 

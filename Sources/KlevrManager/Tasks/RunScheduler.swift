@@ -11,26 +11,42 @@ import ServiceLifecycle
 /// twice; the state lives in the database, so nothing is lost across a restart.
 struct RunScheduler: Service {
     let manager: Manager
-    /// How often it looks (a run becomes due at most this late).
-    static let interval = Duration.milliseconds(250)
+    /// The shortest and longest sleep between passes. It sleeps until the next moment something is due
+    /// (``Store/nextSchedulerMoment(grace:)``), or until a task or run with a time is created here
+    /// (``wakeKey``); the longest sleep bounds how late it notices one created by another manager.
+    static let shortestSleepMillis: Int64 = 100
+    static let longestSleepMillis: Int64 = 5_000
+    /// Signalled when something with a time is created or resumed, so the scheduler looks at once.
+    static let wakeKey = "scheduler"
     /// How long a dispatched run is given past its deadline before it is expired: its agent may have
     /// started it just before, by its own estimate of the manager's clock.
     static let dispatchedGraceMillis: Int64 = 5_000
 
-    /// Every this many passes, runs that can no longer be delivered are ended (a rarer, wider query).
-    static let undeliverableEvery = 20
+    /// How often runs that can no longer be delivered are ended (a rarer, wider query).
+    static let undeliverableEveryMillis: Int64 = 30_000
 
     func run() async throws {
         await cancelWhenGracefulShutdown { await manager.prepared.wait() }
-        var passes = 0
+        var lastSweep: Int64 = 0
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            let version = await manager.hub.version(Self.wakeKey)
+            var sleepMillis = Self.longestSleepMillis
             do {
-                passes += 1
-                try await pass(now: Clock.nowMillis(), sweepUndeliverable: passes % Self.undeliverableEvery == 1)
+                let now = Clock.nowMillis()
+                let sweep = now - lastSweep >= Self.undeliverableEveryMillis
+                try await pass(now: now, sweepUndeliverable: sweep)
+                if sweep { lastSweep = now }
+                if let next = try await manager.store.nextSchedulerMoment(grace: Self.dispatchedGraceMillis) {
+                    sleepMillis = min(max(next - Clock.nowMillis(), Self.shortestSleepMillis), Self.longestSleepMillis)
+                }
             } catch {
                 manager.logger.warning("scheduling pass failed", metadata: ["error": "\(DatabaseErrors.describe(error))"])
+                sleepMillis = 1_000
             }
-            try? await Task.sleep(for: Self.interval)
+            let seconds = Double(sleepMillis) / 1000
+            _ = await cancelWhenGracefulShutdown {
+                await manager.hub.wait(Self.wakeKey, since: version, seconds: seconds)
+            }
         }
     }
 

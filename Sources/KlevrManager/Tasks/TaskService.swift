@@ -85,6 +85,10 @@ struct TaskService: Sendable {
         _ = try await store.createTask(
             record, targets: recurrence == nil ? targets.map { RunTarget(agentID: $0.id, zoneID: $0.zoneID) } : [], actor: actor,
             callback: body.callback)
+        if recurrence != nil || body.runAt != nil || body.deliverWithinSeconds != nil {
+            // Something with a time: the scheduler looks again now instead of at its next moment.
+            await store.hub.signal([RunScheduler.wakeKey])
+        }
         return (record, targets)
     }
 

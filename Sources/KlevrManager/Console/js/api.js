@@ -1,0 +1,92 @@
+// The console's only way to the manager: the same REST API as the CLI, with the session cookie and the
+// CSRF token of the session on every write. Errors are the API's problem documents.
+
+const session = { csrf: null, user: null };
+
+export class ApiError extends Error {
+  constructor(status, problem) {
+    super(problem?.detail || problem?.title || `HTTP ${status}`);
+    this.status = status;
+    this.problem = problem || {};
+    this.type = this.problem.type || '';
+    this.fieldErrors = Array.isArray(this.problem.errors) ? this.problem.errors : [];
+  }
+  // The message with each field error, as one line of text.
+  describe() {
+    const fields = this.fieldErrors.map((e) => `${e.field}: ${e.message}`);
+    return fields.length ? `${this.message} (${fields.join('; ')})` : this.message;
+  }
+}
+
+const listeners = new Set();
+// Called with the ApiError when a call finds the session gone (401) or a password change required.
+export function onSessionProblem(listener) { listeners.add(listener); }
+
+export function setSession(answer) {
+  session.csrf = answer ? answer.csrfToken : null;
+  session.user = answer ? answer.user : null;
+}
+export function currentUser() { return session.user; }
+export function hasRole(role) {
+  const order = { viewer: 0, operator: 1, admin: 2 };
+  return !!session.user && order[session.user.role] >= order[role];
+}
+
+function url(path, query) {
+  const u = new URL(path, window.location.origin);
+  for (const [key, value] of Object.entries(query || {})) {
+    if (value !== undefined && value !== null && value !== '') u.searchParams.set(key, String(value));
+  }
+  return u.pathname + u.search;
+}
+
+export async function request(method, path, { query, body, raw } = {}) {
+  const headers = { Accept: 'application/json' };
+  if (method !== 'GET' && method !== 'HEAD' && session.csrf) headers['X-Klevr-CSRF'] = session.csrf;
+  let payload;
+  if (body !== undefined) {
+    headers['Content-Type'] = 'application/json';
+    payload = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(url(path, query), { method, headers, body: payload, credentials: 'same-origin', cache: 'no-store' });
+  } catch (error) {
+    throw new ApiError(0, { detail: `the manager cannot be reached (${error.message})` });
+  }
+  if (raw) return response;
+  const text = await response.text();
+  let data = null;
+  if (text) {
+    try { data = JSON.parse(text); } catch { data = { detail: text.slice(0, 500) }; }
+  }
+  if (!response.ok) {
+    const error = new ApiError(response.status, data);
+    if (response.status === 401 || error.type === 'password-change-required') {
+      for (const listener of listeners) listener(error);
+    }
+    throw error;
+  }
+  return data;
+}
+
+export const api = {
+  get: (path, query) => request('GET', path, { query }),
+  post: (path, body, query) => request('POST', path, { body: body === undefined ? {} : body, query }),
+  put: (path, body) => request('PUT', path, { body }),
+  patch: (path, body) => request('PATCH', path, { body }),
+  del: (path, query) => request('DELETE', path, { query }),
+  // Every item of a paginated list (at most `max`).
+  async all(path, query = {}, max = 2000) {
+    const items = [];
+    let cursor;
+    do {
+      const page = await request('GET', path, { query: { ...query, limit: 500, cursor } });
+      items.push(...(page.items || []));
+      cursor = page.nextCursor;
+    } while (cursor && items.length < max);
+    return items;
+  },
+};
+
+export const enc = encodeURIComponent;
