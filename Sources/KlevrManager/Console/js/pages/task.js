@@ -96,9 +96,9 @@ export async function render(ctx) {
     recoverSection.hidden = !(task.recover && task.recover.length);
     clear(recoverBox).append(stepsView(task.recover || []));
     const runs = [...task.runs].sort((a, b) => b.createdAt - a.createdAt);
-    clear(runsBox).append(
+    clear(runsBox).append(...[
       runs.length > 200 ? h('p.muted', `The newest 200 of ${runs.length} runs; `, link(`#/runs?task=${enc(id)}`, 'all of them under Runs'), '.') : null,
-      runsTable(runs.slice(0, 200), { hostOf, empty: task.schedule ? 'No run yet: runs appear when an occurrence fires.' : 'No run.' }));
+      runsTable(runs.slice(0, 200), { hostOf, empty: task.schedule ? 'No run yet: runs appear when an occurrence fires.' : 'No run.' })].filter(Boolean));
   }
 
   await load();
@@ -136,8 +136,9 @@ function paramsView(params) {
 function stepsView(steps) {
   if (!steps.length) return h('p.empty', 'None.');
   return h('ol.step-list', steps.map((s, i) => h('li.step-view', { dataset: { index: String(i) } },
-    h('div.step-view-head', h('strong', s.name || (s.command ? s.command : `Step ${i + 1}`)),
-      h('span.muted', s.command ? ` built-in command ${s.command}` : ' script'), s.timeoutSeconds ? h('span.muted', ` · timeout ${s.timeoutSeconds} s`) : null),
+    h('div.step-view-head', h('strong', s.name || `Step ${i + 1}`),
+      h('span.muted', s.command ? ' · built-in command ' : ' · script'), s.command ? h('code', s.command) : null,
+      s.timeoutSeconds ? h('span.muted', ` · timeout ${s.timeoutSeconds} s`) : null),
     s.command
       ? h('pre.code', JSON.stringify(s.args || {}, null, 2))
       : h('pre.code', s.script || ''))));
