@@ -324,6 +324,198 @@ class Suite:
         self.b.goto(f"#/agents/{self.agents[0].id}", "agent", shot="agent")
         wait_until("the agent's facts", lambda: self.b.q('[data-part="host-facts"] dl'))
 
+    # --- tasks and runs ---------------------------------------------------------------------------
+    def create_task(self, values, credentials=(), recurring=None):
+        """Creates a task through the console's New task form; returns its id (from the page it opens)."""
+        self.b.goto(f"#/tasks/new?zone={ZONE}", "task-new")
+        if "new_task_shot" not in self.state:
+            self.state["new_task_shot"] = True
+            self.b.screenshot("task-new")
+        form_values = {"zone": ZONE}
+        form_values.update(values)
+        if recurring:
+            form_values["recurring"] = True
+        target_kind = form_values.pop("target-kind", None)
+        agent_id = form_values.pop("agent-id", None)
+        if target_kind:
+            self.b.fill("create-task", {"target-kind": target_kind})
+        if agent_id:
+            wait_until("the agent in the target list", lambda: self.b.js(
+                "return [...document.querySelectorAll('select[name=\"agent-id\"] option')].some((o) => o.value === arguments[0]);", agent_id))
+            self.b.fill("create-task", {"agent-id": agent_id})
+        if recurring:
+            self.b.fill("create-task", {"recurring": True})
+            form_values.pop("recurring")
+            form_values.update(recurring)
+        self.b.fill("create-task", form_values)
+        for name in credentials:
+            wait_until(f"credential {name} in the form", lambda: self.b.js(
+                "return [...document.querySelectorAll('select[name=\"credentials\"] option')].some((o) => o.value === arguments[0]);", name))
+            self.b.js("""const o = [...document.querySelectorAll('select[name="credentials"] option')].find((o) => o.value === arguments[0]);
+                o.selected = true;""", name)
+        self.b.submit("create-task")
+        def opened():
+            error = self.b.form_error("create-task")
+            if error:
+                raise SystemExit(f"the task was refused: {error}")
+            m = re.match(r"#/tasks/([0-9a-f-]{36})$", self.b.js("return location.hash;"))
+            return m.group(1) if m else None
+        try:
+            task_id = wait_until("the new task's page", opened)
+        except SystemExit as error:
+            raise Failure(str(error))
+        self.b.wait_rendered("task")
+        return task_id
+
+    def open_first_run(self, task_id):
+        run_id = wait_until("a run in the task's runs", lambda: self.b.js(
+            "const r = document.querySelector('[data-part=\"task-runs\"] tr[data-run]'); return r && r.dataset.run;"))
+        link = self.b.one(f'[data-part="task-runs"] tr[data-run="{run_id}"] a[href^="#/runs/"]')
+        self.b.js("if (document.activeElement) document.activeElement.blur();")
+        self.b.click(link)
+        self.b.wait_rendered("run")
+        return run_id
+
+    def run_log(self):
+        return self.b.js("const l = document.querySelector('pre[data-part=\"run-log\"]'); return l ? l.textContent : '';") or ""
+
+    def run_status(self):
+        return self.b.js("const s = document.querySelector('[data-part=\"run-status\"]'); return s ? s.dataset.status : null;")
+
+    def step_task_live_log(self):
+        """A task on the first agent; its output appears on the run page while it runs."""
+        go = os.path.join(self.tmp, "go-" + self.mark)
+        script = (f'echo "first line {self.mark}"\n'
+                  f'i=0; while [ ! -e "{go}" ] && [ $i -lt 3000 ]; do sleep 0.1; i=$((i+1)); done\n'
+                  f'echo "second line {self.mark}"\n')
+        task_id = self.create_task({"name": "live-log", "target-kind": "agent", "agent-id": self.agents[0].id,
+                                    "step-script": script})
+        self.b.screenshot("task")
+        self.open_first_run(task_id)
+        self.set_reload_mark()
+        wait_until("the first line in the live log", lambda: f"first line {self.mark}" in self.run_log())
+        if f"second line {self.mark}" in self.run_log():
+            raise Failure("the second line is there before the script was let go")
+        wait_until("the run shown running", lambda: self.run_status() == "running")
+        self.b.screenshot("run-live")
+        with open(go, "w"):
+            pass
+        wait_until("the second line in the live log", lambda: f"second line {self.mark}" in self.run_log())
+        wait_until("the run shown succeeded", lambda: self.run_status() == "succeeded")
+        wait_until("the log marked finished", lambda: self.b.js(
+            "return document.querySelector('pre[data-part=\"run-log\"]').dataset.state;") == "ended")
+        self.assert_no_reload()
+        self.b.screenshot("run-succeeded")
+        self.b.goto("#/runs", "runs", shot="runs")
+        if not self.b.q("tr[data-run]"):
+            raise Failure("the runs list shows no run")
+
+    def step_cron(self):
+        """A recurring task shows its next fire times (those of the API), pause and resume."""
+        task_id = self.create_task({"name": "yearly", "target-kind": "any", "step-script": "echo yearly"},
+                                   recurring={"cron": "0 0 1 1 *", "time-zone": "UTC"})
+        shown = lambda: self.b.js("""return [...document.querySelectorAll('[data-part="next-fire-times"] li[data-at]')]
+            .map((li) => Number(li.dataset.at));""")
+        times = wait_until("the next fire times", shown)
+        task = self.api("GET", f"/api/v1/tasks/{task_id}")
+        if times != task["schedule"]["nextFireTimes"]:
+            raise Failure(f"the page shows fire times {times}, the API {task['schedule']['nextFireTimes']}")
+        year = time.gmtime().tm_year
+        first = time.gmtime(times[0] / 1000)
+        if (first.tm_year, first.tm_mon, first.tm_mday, first.tm_hour, first.tm_min) != (year + 1, 1, 1, 0, 0):
+            raise Failure(f"the first fire time is {time.strftime('%Y-%m-%d %H:%M', first)} UTC, want {year + 1}-01-01 00:00")
+        self.b.screenshot("task-recurring")
+        self.b.action("pause-task")
+        wait_until("no fire time while paused", lambda: not shown() and self.b.q('[data-action="resume-task"]'))
+        self.b.action("resume-task")
+        wait_until("the fire times back after resuming", lambda: shown() == times)
+        self.b.goto("#/tasks", "tasks", shot="tasks")
+        wait_until("the recurring task in the list", lambda: self.b.q(f'tr[data-task="{task_id}"][data-recurring="true"]'))
+
+    def step_credential_masked(self):
+        """A credential created in the console; a task using it shows it masked in its log."""
+        value = "s3cr3t-" + secrets.token_hex(12)
+        self.b.goto("#/credentials", "credentials")
+        self.b.fill("create-credential", {"name": "DB_PASSWORD", "zone": ZONE, "description": "browser suite", "value": value})
+        self.b.submit("create-credential")
+        wait_until("the credential in the list", lambda: self.b.q('tr[data-name="DB_PASSWORD"]'))
+        if value in self.b.js("return document.documentElement.outerHTML;"):
+            raise Failure("the credential's value is in the page after it was stored")
+        self.b.screenshot("credentials")
+        self.create_task({"name": "uses-credential", "target-kind": "agent", "agent-id": self.agents[0].id,
+                          "step-script": 'echo "the password is $KLEVR_CRED_DB_PASSWORD."'}, credentials=["DB_PASSWORD"])
+        self.open_first_run(None)
+        wait_until("the run's log", lambda: "the password is" in self.run_log())
+        wait_until("the run shown succeeded", lambda: self.run_status() == "succeeded")
+        log = self.run_log()
+        if value in log or value in self.b.js("return document.documentElement.outerHTML;"):
+            raise Failure(f"the credential's value is shown in the run page: {log!r}")
+        if "the password is ********." not in log:
+            raise Failure(f"the log does not show the value masked: {log!r}")
+        self.b.screenshot("run-masked")
+
+    def step_webhook(self):
+        """A webhook to the suite's own receiver: a delivery attempt shows on its page."""
+        self.b.goto("#/webhooks", "webhooks")
+        self.b.fill("create-webhook", {"url": self.receiver.url, "description": "browser suite receiver"})
+        self.b.submit("create-webhook")
+        secret = wait_until("the webhook's secret shown once", lambda: self.b.text('[data-value="webhook-secret"]'))
+        if not secret.startswith("whsec_"):
+            raise Failure(f"the secret shown is not a whsec_ secret: {secret!r}")
+        self.b.screenshot("webhooks")
+        webhook_id = wait_until("the webhook in the list", lambda: self.b.js(
+            "const r = document.querySelector('tr[data-webhook]'); return r && r.dataset.webhook;"))
+        self.b.goto(f"#/webhooks/{webhook_id}", "webhook")
+        # Something happens: a zone is created and deleted (zone.created, zone.deleted).
+        self.api("POST", "/api/v1/zones", {"name": "hooked"})
+        self.api("DELETE", "/api/v1/zones/hooked")
+        wait_until("the receiver to get a delivery", lambda: self.receiver.received(), timeout=90)
+        headers = {k.lower() for k in self.receiver.received()[0]["headers"]}
+        if not {"webhook-id", "webhook-signature", "webhook-timestamp"} <= headers:
+            raise Failure(f"the delivery lacks the Standard Webhooks headers: {sorted(headers)}")
+        wait_until("a delivery attempt answered 204 on the webhook's page",
+                   lambda: self.b.q('tr[data-delivery] li.attempt [data-code="204"]'), timeout=90)
+        self.b.screenshot("webhook")
+
+    def step_cancel_run(self):
+        """A long run is canceled from its page."""
+        self.create_task({"name": "long", "target-kind": "agent", "agent-id": self.agents[0].id,
+                          "step-script": f'echo "long run {self.mark}"; sleep 600'})
+        self.open_first_run(None)
+        wait_until("the long run's output", lambda: f"long run {self.mark}" in self.run_log())
+        wait_until("the run shown running", lambda: self.run_status() == "running")
+        self.set_reload_mark()
+        self.b.action("cancel-run")
+        wait_until("the run shown canceled", lambda: self.run_status() == "canceled", timeout=90)
+        self.assert_no_reload()
+        if self.b.q('[data-action="cancel-run"]'):
+            raise Failure("a canceled run still offers Cancel")
+        self.b.screenshot("run-canceled")
+
+    # --- admin pages ------------------------------------------------------------------------------
+    def step_users_tokens(self):
+        """Users (a viewer is created here for the viewer step), tokens, events and the audit log."""
+        self.b.goto("#/users", "users")
+        self.state["viewer_password"] = "viewer-pass-" + secrets.token_hex(6)
+        self.b.fill("create-user", {"username": "viewer1", "role": "viewer", "password": self.state["viewer_password"]})
+        self.b.submit("create-user")
+        wait_until("the viewer in the users list", lambda: self.b.q('tr[data-user="viewer1"][data-role="viewer"]'))
+        self.b.screenshot("users")
+        self.b.goto("#/tokens", "tokens")
+        self.b.fill("create-token", {"name": "browser-suite"})
+        self.b.submit("create-token")
+        token = wait_until("the token shown once", lambda: self.b.text('[data-value="api-token"]'))
+        status, _, _ = http("GET", self.manager.url + "/api/v1/zones", headers={"Authorization": f"Bearer {token}"})
+        if status != 200:
+            raise Failure(f"the token shown does not work: GET /api/v1/zones answered {status}")
+        self.b.screenshot("tokens")
+        self.b.goto("#/events", "events")
+        wait_until("events in the list", lambda: self.b.q("tr[data-event]"))
+        self.b.screenshot("events")
+        self.b.goto("#/audit", "audit")
+        wait_until("entries in the audit log", lambda: self.b.q("tr[data-event]"))
+        self.b.screenshot("audit")
+
     def step_failover(self):
         """SIGKILL of the primary: the map shows the new primary and a higher epoch without a reload."""
         self.b.goto(f"#/zones/{ZONE}", "zone")
@@ -418,6 +610,12 @@ class Suite:
         s("agent-online", self.step_agent_online, needs=["zone-and-key"])
         s("more-agents", self.step_more_agents, needs=["agent-online"])
         s("agents-pages", self.step_agents_pages, needs=["agent-online"])
+        s("task-live-log", self.step_task_live_log, needs=["agent-online"])
+        s("cron", self.step_cron, needs=["login"])
+        s("credential-masked", self.step_credential_masked, needs=["agent-online"])
+        s("webhook", self.step_webhook, needs=["login"])
+        s("cancel-run", self.step_cancel_run, needs=["agent-online"])
+        s("users-tokens-logs", self.step_users_tokens, needs=["login"])
         s("failover", self.step_failover, needs=["more-agents"])
         s("csrf", self.step_csrf, needs=["login"])
         s("csp-enforced", self.step_csp_enforced, needs=["login"])
