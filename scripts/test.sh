@@ -69,4 +69,12 @@ fuzz_rc=0
 fuzz_api || fuzz_rc=$?
 log "schemathesis: $([ "$fuzz_rc" = 0 ] && echo clean || echo "findings (exit $fuzz_rc)")"
 [ "$rc" = 0 ] && rc=$fuzz_rc
+
+# --- The web console in headless Chromium, against a real manager and real agents -----------------
+# (scripts/console-test.sh: installs Chromium, chromedriver, nodejs and selenium when missing; its own
+# manager, agents, temp dir and ports, all stopped and removed on exit; screenshots under .build.)
+console_rc=0
+bash scripts/console-test.sh "$KLEVR_BIN" || console_rc=$?
+log "console: $([ "$console_rc" = 0 ] && echo clean || echo "findings (exit $console_rc)")"
+[ "$rc" = 0 ] && rc=$console_rc
 exit "$rc"

@@ -154,7 +154,7 @@ class Suite:
             return { status: response.status, body: data };""", method, path, body, csrf)
 
     def api(self, method, path, body=None):
-        """The API as the admin, from the page (session cookie + CSRF); fails on a non-2xx answer."""
+        """The API as the user logged in, from the page (session cookie + CSRF); fails on a non-2xx answer."""
         answer = self.page_fetch(method, path, body)
         if answer["status"] >= 300:
             raise Failure(f"{method} {path} answered {answer['status']}: {answer['body']}")
@@ -516,6 +516,69 @@ class Suite:
         wait_until("entries in the audit log", lambda: self.b.q("tr[data-event]"))
         self.b.screenshot("audit")
 
+    # --- the viewer -------------------------------------------------------------------------------
+    # Buttons and forms that change nothing (filters, paging, live toggles): a viewer may see them.
+    READ_ONLY_ACTIONS = {"older", "live", "clear-filters", "load-more", "tab-form", "tab-yaml"}
+    # What a viewer may change: their own API tokens and password.
+    VIEWER_WRITES = {"create-token", "revoke-token", "password"}
+
+    def write_controls(self):
+        return self.b.js("""
+            const main = document.getElementById('main');
+            const actions = [...main.querySelectorAll('[data-action]')].filter((e) => e.offsetParent !== null)
+              .map((e) => e.dataset.action);
+            const forms = [...main.querySelectorAll('form[data-form]')].filter((e) => e.offsetParent !== null)
+              .map((e) => e.dataset.form);
+            return { actions, forms };""")
+
+    def step_viewer(self):
+        """A viewer sees no write action on any page, and the API refuses a forced write (403)."""
+        self.login("viewer1", self.state["viewer_password"])
+        page = wait_until("the viewer logged in", lambda: self.b.js(
+            "const r = document.querySelector('#main > .page'); return r && ['overview', 'password'].includes(r.dataset.page) && r.dataset.page;"))
+        if page == "password":
+            new = "viewer-new-" + secrets.token_hex(6)
+            self.b.wait_rendered("password")
+            self.b.fill("password", {"current": self.state["viewer_password"], "new": new, "again": new})
+            self.b.submit("password")
+            self.state["viewer_password"] = new
+        self.b.wait_rendered("overview")
+        if "viewer" not in (self.b.text("#who") or ""):
+            raise Failure(f"the header does not say the viewer's role: {self.b.text('#who')!r}")
+        if self.b.js("return !document.querySelector('#nav a[data-nav=\"users\"]').hidden;"):
+            raise Failure("the Users link is shown to a viewer")
+        task_id = self.api("GET", "/api/v1/tasks", None)["items"][0]["id"]
+        run_id = self.api("GET", "/api/v1/runs", None)["items"][0]["id"]
+        webhooks_visible = None
+        pages = [("#/", "overview"), ("#/zones", "zones"), (f"#/zones/{ZONE}", "zone"), ("#/agents", "agents"),
+                 (f"#/agents/{self.agents[-1].id}", "agent"), ("#/tasks", "tasks"), ("#/tasks/new", "task-new"),
+                 (f"#/tasks/{task_id}", "task"), ("#/runs", "runs"), (f"#/runs/{run_id}", "run"),
+                 ("#/credentials", "credentials"), ("#/webhooks", "webhooks"), ("#/events", "events"),
+                 ("#/audit", "audit"), ("#/tokens", "tokens")]
+        offending = []
+        for route, page in pages:
+            self.b.goto(route, page, shot=f"viewer-{page}")
+            controls = self.write_controls()
+            writes = [f"action {a}" for a in controls["actions"] if a not in self.READ_ONLY_ACTIONS | self.VIEWER_WRITES]
+            writes += [f"form {f}" for f in controls["forms"] if not f.endswith("-filters") and f not in self.VIEWER_WRITES]
+            if writes:
+                offending.append(f"{route}: {', '.join(sorted(set(writes)))}")
+        if offending:
+            raise Failure("write actions shown to a viewer:\n  " + "\n  ".join(offending))
+        # Forced: the viewer's own session, with its CSRF token, still may not write.
+        self.expect_network(r"/api/v1/(zones|tasks|runs/[0-9a-f-]+/cancel|credentials)$", 403)
+        for method, path, body in [
+            ("POST", "/api/v1/zones", {"name": "by-viewer"}),
+            ("POST", "/api/v1/tasks", {"zone": ZONE, "target": {"kind": "any"}, "steps": [{"script": "echo no"}]}),
+            ("POST", f"/api/v1/runs/{run_id}/cancel", {}),
+            ("POST", "/api/v1/credentials", {"name": "BY_VIEWER", "value": "nope-nope"}),
+        ]:
+            answer = self.page_fetch(method, path, body)
+            if answer["status"] != 403:
+                raise Failure(f"the viewer's {method} {path} answered {answer['status']}: {answer['body']}")
+        self.b.click(self.b.one("#logout"))
+        self.b.wait_rendered("login")
+
     def step_failover(self):
         """SIGKILL of the primary: the map shows the new primary and a higher epoch without a reload."""
         self.b.goto(f"#/zones/{ZONE}", "zone")
@@ -621,6 +684,7 @@ class Suite:
         s("csp-enforced", self.step_csp_enforced, needs=["login"])
         s("origins", self.step_origins, needs=["login"])
         s("logout", self.step_logout, needs=["login"])
+        s("viewer", self.step_viewer, needs=["users-tokens-logs"])
         if not self.manager.alive():
             self.results.append(("manager", "FAILED", "the manager died:\n" + self.manager.tail()))
 

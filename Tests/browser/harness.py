@@ -273,6 +273,7 @@ class Browser:
         self.set_size("1280x800")
         self.console_entries = []   # every browser log entry seen (with the step it came in)
         self.requests = []          # every URL the page requested
+        self.pending = {}           # requests not finished yet (id → URL), for diagnosis
         self.shots = []
         self.step = "start"
 
@@ -290,9 +291,14 @@ class Browser:
                 message = json.loads(entry["message"])["message"]
             except (KeyError, ValueError):
                 continue
-            if message.get("method") == "Network.requestWillBeSent":
-                url = message["params"]["request"]["url"]
+            method = message.get("method")
+            params = message.get("params", {})
+            if method == "Network.requestWillBeSent":
+                url = params["request"]["url"]
                 self.requests.append((self.step, url))
+                self.pending[params.get("requestId")] = url
+            elif method in ("Network.loadingFinished", "Network.loadingFailed"):
+                self.pending.pop(params.get("requestId"), None)
         return new
 
     # --- navigation and waiting -------------------------------------------------------------------
@@ -330,13 +336,20 @@ class Browser:
                 const root = document.querySelector('#main > .page');
                 if (!root) return null;
                 const error = root.querySelector(':scope > p.error');
-                return { page: root.dataset.page, done: document.activeElement === document.getElementById('main'),
-                         error: error ? error.textContent : null };""")
+                const a = document.activeElement;
+                return { page: root.dataset.page, done: a === document.getElementById('main'),
+                         error: error ? error.textContent : null,
+                         focus: a ? `${a.tagName}#${a.id}.${a.className}` : 'none', hash: location.hash };""")
+            self._last_render_state = state
             if state and state["page"] == page and state["error"]:
                 raise SystemExit(f"page {page} shows an error: {state['error']}")
             return state and state["page"] == page and state["done"]
+        self._last_render_state = None
         try:
             wait_until(f"page '{page}' to render", rendered, timeout=timeout)
+        except Failure as error:
+            self.drain_logs()
+            raise Failure(f"{error}; the page: {self._last_render_state}; requests not finished: {sorted(self.pending.values())}")
         except SystemExit as error:
             raise Failure(str(error))
 
