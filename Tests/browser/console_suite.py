@@ -370,10 +370,13 @@ class Suite:
     def open_first_run(self, task_id):
         run_id = wait_until("a run in the task's runs", lambda: self.b.js(
             "const r = document.querySelector('[data-part=\"task-runs\"] tr[data-run]'); return r && r.dataset.run;"))
-        link = self.b.one(f'[data-part="task-runs"] tr[data-run="{run_id}"] a[href^="#/runs/"]')
-        self.b.js("if (document.activeElement) document.activeElement.blur();")
-        self.b.click(link)
-        self.b.wait_rendered("run")
+        # The link's target, read at once (the runs table is redrawn live as the run moves on).
+        href = wait_until("the run's link", lambda: self.b.js(
+            "const a = document.querySelector(`[data-part=\"task-runs\"] tr[data-run=\"${arguments[0]}\"] a[href^=\"#/runs/\"]`);"
+            "return a && a.getAttribute('href');", run_id))
+        if href != f"#/runs/{run_id}":
+            raise Failure(f"the run's link leads to {href!r}")
+        self.b.goto(href, "run")
         return run_id
 
     def run_log(self):
@@ -388,6 +391,13 @@ class Suite:
         script = (f'echo "first line {self.mark}"\n'
                   f'i=0; while [ ! -e "{go}" ] && [ $i -lt 3000 ]; do sleep 0.1; i=$((i+1)); done\n'
                   f'echo "second line {self.mark}"\n')
+        try:
+            self.live_log_flow(script, go)
+        finally:
+            with open(go, "w"):  # the script ends in any case
+                pass
+
+    def live_log_flow(self, script, go):
         task_id = self.create_task({"name": "live-log", "target-kind": "agent", "agent-id": self.agents[0].id,
                                     "step-script": script})
         self.b.screenshot("task")
@@ -484,6 +494,13 @@ class Suite:
         self.open_first_run(None)
         wait_until("the long run's output", lambda: f"long run {self.mark}" in self.run_log())
         wait_until("the run shown running", lambda: self.run_status() == "running")
+        run_page = self.b.js("return location.hash;")
+        # The overview while it runs: zones, agents, the run in progress, recent events.
+        self.b.goto("#/", "overview")
+        wait_until("the run in progress on the overview", lambda: int(self.b.text('[data-stat="running"] b') or 0) >= 1)
+        self.b.screenshot("overview")
+        self.b.goto(run_page, "run")
+        wait_until("the run shown running", lambda: self.run_status() == "running")
         self.set_reload_mark()
         self.b.action("cancel-run")
         wait_until("the run shown canceled", lambda: self.run_status() == "canceled", timeout=90)
@@ -542,7 +559,7 @@ class Suite:
             self.b.fill("password", {"current": self.state["viewer_password"], "new": new, "again": new})
             self.b.submit("password")
             self.state["viewer_password"] = new
-        self.b.wait_rendered("overview")
+            self.b.wait_rendered("overview")
         if "viewer" not in (self.b.text("#who") or ""):
             raise Failure(f"the header does not say the viewer's role: {self.b.text('#who')!r}")
         if self.b.js("return !document.querySelector('#nav a[data-nav=\"users\"]').hidden;"):
@@ -595,6 +612,12 @@ class Suite:
         after = wait_until("the map to show a new primary with a higher epoch", new_primary, timeout=120)
         state = self.map_state()
         print(f"   new primary {state['primary']} at epoch {state['epoch']}", flush=True)
+        # The dead one is shown offline (missed heartbeats: 3 heartbeats of 5 s), with its reason.
+        wait_until("the killed agent shown offline on the map", lambda: any(
+            n["agent"] == victim.id and n["status"] == "offline" for n in self.map_state()["nodes"]), timeout=120)
+        reason = self.b.js("const n = document.querySelector(`[data-part=\"zone-map\"] [data-agent=\"${arguments[0]}\"]`); return n && n.textContent;", victim.id)
+        if "reason:" not in (reason or ""):
+            raise Failure(f"the offline agent's node gives no reason: {reason!r}")
         self.assert_no_reload()
         self.b.screenshot("zone-map-failover")
         return after

@@ -244,6 +244,13 @@ class Receiver:
         self.server.server_close()
 
 
+FOCUS_HOOK = """
+document.addEventListener('focusin', (e) => {
+  if (e.target && e.target.id === 'main') window.__klevrRendered = document.querySelector('#main > .page');
+}, true);
+"""
+
+
 class Browser:
     """Headless Chromium with the console open. Collects the page's console log and every network
     request (Chrome's performance log) as it goes; saves screenshots of every page at both sizes."""
@@ -270,6 +277,9 @@ class Browser:
         self.driver = webdriver.Chrome(options=options, service=service)
         self.driver.set_script_timeout(WAIT)
         self.driver.execute_cdp_cmd("Network.enable", {})
+        # The shell focuses <main> when a page's render() is done: remember which page root was current
+        # then, so that a later loss of focus (a click, a live refresh) does not hide that it rendered.
+        self.driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": FOCUS_HOOK})
         self.set_size("1280x800")
         self.console_entries = []   # every browser log entry seen (with the step it came in)
         self.requests = []          # every URL the page requested
@@ -322,7 +332,9 @@ class Browser:
         """Opens `#route` and waits until page `page` has rendered (the shell focuses <main> once the
         page's render() is done); fails if the page shows its error. Saves screenshots under `shot`."""
         self.js("if (document.activeElement) document.activeElement.blur();")
-        if self.driver.current_url.startswith(self.origin + "/console/"):
+        if self.js("return window.location.hash;") == route:
+            self.driver.refresh()  # the same route again: hash assignment would not render it anew
+        elif self.driver.current_url.startswith(self.origin + "/console/"):
             self.js("window.location.hash = arguments[0];", route)
         else:
             self.driver.get(self.origin + "/console/" + route)
@@ -337,7 +349,7 @@ class Browser:
                 if (!root) return null;
                 const error = root.querySelector(':scope > p.error');
                 const a = document.activeElement;
-                return { page: root.dataset.page, done: a === document.getElementById('main'),
+                return { page: root.dataset.page, done: window.__klevrRendered === root || a === document.getElementById('main'),
                          error: error ? error.textContent : null,
                          focus: a ? `${a.tagName}#${a.id}.${a.className}` : 'none', hash: location.hash };""")
             self._last_render_state = state
@@ -410,13 +422,19 @@ class Browser:
             self.js("arguments[0].click();", el)
 
     def action(self, name, root_css="#main", confirm=True):
-        """Clicks button[data-action=name] (twice when it asks for a confirmation)."""
-        button = self.one(f'{root_css} [data-action="{name}"]')
-        label = button.text
-        self.click(button)
-        if confirm and self.js("return arguments[0].classList.contains('armed');", button):
-            self.click(button)
-        return label
+        """Clicks button[data-action=name] (twice when it asks for a confirmation). A live page may
+        redraw the button between the clicks: then it starts again with the new one."""
+        def clicked():
+            button = self.one(f'{root_css} [data-action="{name}"]')
+            try:
+                self.js("arguments[0].scrollIntoView({block: 'center'});", button)
+                button.click()
+                if confirm and self.js("return arguments[0].classList.contains('armed');", button):
+                    button.click()
+                return True
+            except StaleElementReferenceException:
+                return False
+        wait_until(f"a click on {name}", clicked)
 
     # --- screenshots ------------------------------------------------------------------------------
     def set_size(self, size):
