@@ -73,7 +73,7 @@ export async function render(ctx) {
     const description = h('input', { name: 'description', maxlength: 500 });
     const value = valueInput(true);
     return form([
-      h('div.row.top',
+      h('div.row.align-top',
         field('Name', name, 'Letters, digits and _, not starting with a digit.'),
         field('Scope', scope, 'A zone\'s own credential wins over a global one of the same name.'),
         field('Description', description)),
