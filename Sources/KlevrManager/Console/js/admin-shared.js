@@ -228,7 +228,8 @@ export async function eventLogPage(ctx, { title, path, route, intro, live, showA
   });
   ctx.onDispose(() => { if (stop) stop(); stop = null; clearTimeout(flushTimer); });
 
-  await load();
+  // A bad filter in the address (a subject that is not an id …) is shown, with the filters to fix it.
+  try { await load(); } catch (error) { show(); showError(error); }
   if (q.live === '1') setLive(true);
 }
 

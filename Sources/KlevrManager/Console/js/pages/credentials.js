@@ -73,7 +73,7 @@ export async function render(ctx) {
     const description = h('input', { name: 'description', maxlength: 500 });
     const value = valueInput(true);
     return form([
-      h('div.row.top',
+      h('div.row.align-top',
         field('Name', name, 'Letters, digits and _, not starting with a digit.'),
         field('Scope', scope, 'A zone\'s own credential wins over a global one of the same name.'),
         field('Description', description)),
@@ -92,19 +92,21 @@ export async function render(ctx) {
   function edit(c) {
     const description = h('input', { name: 'description', maxlength: 500, value: c.description || '' });
     const value = valueInput(false);
+    const editForm = form([value, field('Description', description)], async () => {
+      const body = { description: description.value };
+      const v = value.value();
+      if (v) body.value = v;
+      await api.patch(`/api/v1/credentials/${enc(c.id)}`, body);
+      flash(v ? `The value of ${c.name} was replaced.` : `${c.name} updated.`);
+      clear(editor);
+      await load();
+    }, 'Save', { name: 'update-credential' });
+    editForm.querySelector('.actions').append(
+      h('button', { type: 'button', dataset: { action: 'cancel-edit' }, on: { click: () => clear(editor) } }, 'Cancel'));
     const panel = h('div.card.editor', { dataset: { credential: c.id } },
       h('h3', `Change ${c.name} (${c.scope === 'zone' ? `zone ${c.zone}` : 'global'})`),
       h('p.muted', 'Leave the value empty to keep it. Runs handed out from now on receive the new value.'),
-      form([value, field('Description', description)], async () => {
-        const body = { description: description.value };
-        const v = value.value();
-        if (v) body.value = v;
-        await api.patch(`/api/v1/credentials/${enc(c.id)}`, body);
-        flash(v ? `The value of ${c.name} was replaced.` : `${c.name} updated.`);
-        clear(editor);
-        await load();
-      }, 'Save', { name: 'update-credential' }),
-      h('button', { type: 'button', dataset: { action: 'cancel-edit' }, on: { click: () => clear(editor) } }, 'Cancel'));
+      editForm);
     clear(editor).append(panel);
     panel.scrollIntoView({ block: 'nearest' });
     panel.querySelector('input[name="value"]').focus();

@@ -19,7 +19,7 @@ export async function render(ctx) {
     h('p.muted', 'A token acts as you, with your role, for the CLI and scripts: ', h('code', 'Authorization: Bearer klt_…'),
       '. Its value is shown once, when it is created; the manager keeps only its hash. Changing your password ends all your tokens.'),
     section('Create a token', form([
-      h('div.row.top', field('Name', name, 'What it is for: 1 to 100 characters.'), field('Expires after', expiry)),
+      h('div.row.align-top', field('Name', name, 'What it is for: 1 to 100 characters.'), field('Expires after', expiry)),
     ], async (el) => {
       const created = await api.post('/api/v1/tokens', { name: name.value.trim(), expiresInDays: expiry.value ? Number(expiry.value) : null });
       el.reset();

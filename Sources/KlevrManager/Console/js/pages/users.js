@@ -19,7 +19,7 @@ export async function render(ctx) {
   const listErrors = errorBox();
   const fresh = h('div', { dataset: { part: 'fresh-password' } });
 
-  const username = h('input', { name: 'username', required: true, maxlength: 63, pattern: '[a-z0-9][a-z0-9-]*', autocomplete: 'off', spellcheck: false, placeholder: 'jane' });
+  const username = h('input', { name: 'username', required: true, maxlength: 63, pattern: '[a-z0-9][a-z0-9\\-]*', autocomplete: 'off', spellcheck: false, placeholder: 'jane' });
   const role = select(roles, 'viewer', { name: 'role' });
   const password = h('input', { name: 'password', type: 'password', required: true, minlength: 12, maxlength: 72, autocomplete: 'new-password' });
   let generated = null;
@@ -33,7 +33,7 @@ export async function render(ctx) {
   const show = h('input', { type: 'checkbox', id: 'user-show-password' });
   show.addEventListener('change', () => { password.type = show.checked ? 'text' : 'password'; });
   ctx.root.append(section('Create a user', form([
-    h('div.row.top',
+    h('div.row.align-top',
       field('User name', username, 'Lowercase letters, digits and -.'),
       field('Role', role)),
     h('div.field',
@@ -77,6 +77,12 @@ export async function render(ctx) {
         const set = actionButton('Set', () => about(u.username, `changed to ${choice.value}`)(async () => {
           await api.put(`/api/v1/users/${enc(u.username)}/role`, { role: choice.value });
           flash(`${u.username} is now ${choice.value}.`);
+          if (u.username === me?.username) {
+            // Your own role changed: the console follows the session's new role.
+            ctx.signedIn(await api.get('/api/v1/auth/session'));
+            ctx.navigate('#/');
+            return;
+          }
           await load();
         }), { name: 'set-role', errors: listErrors });
         set.hidden = true;

@@ -77,9 +77,9 @@ export function webhookFields(zones, webhook) {
   if (webhook) picker.set(webhook.kinds);
   return {
     children: [
-      h('div.row.top', field('URL', url, 'http:// or https://, no user info, no fragment.'), field('Description', description)),
+      h('div.row.align-top', field('URL', url, 'http:// or https://, no user info, no fragment.'), field('Description', description)),
       picker,
-      h('div.row.top', field('Zone filter', zone),
+      h('div.row.align-top', field('Zone filter', zone),
         h('div.field.inline.enabled-field', enabled, h('label', { for: enabled.id }, 'Enabled (a disabled webhook gets no new deliveries)'))),
     ],
     body(creating) {
@@ -138,6 +138,7 @@ function kindPicker(prefix) {
   };
   el.set = (patterns) => {
     for (const box of [...familyBoxes.values(), ...kindBoxes.values()]) box.checked = false;
+    for (const details of el.querySelectorAll('details')) details.open = false;
     for (const p of patterns || []) {
       const family = p.endsWith('.*') ? p.slice(0, -2) : p;
       if (familyBoxes.has(family)) familyBoxes.get(family).checked = true;
