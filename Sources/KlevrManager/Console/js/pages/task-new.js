@@ -230,7 +230,7 @@ function stepsEditor(noun, commands, initial) {
   function redraw() {
     clear(list);
     items.forEach((item, i) => {
-      item.setIndex(i, items.length);
+      item.setIndex(i, items.length, initial);
       list.append(item.el);
     });
   }
@@ -274,10 +274,11 @@ function makeStep(noun, commands, { move, remove }) {
 
   const item = {
     el: null,
-    setIndex(i, count) {
+    setIndex(i, count, min) {
       title.textContent = `${noun[0].toUpperCase()}${noun.slice(1)} ${i + 1}`;
       up.disabled = i === 0;
       down.disabled = i === count - 1;
+      del.disabled = count <= min;
       item.el.dataset.index = String(i);
     },
     focus() { kindSelect.focus(); },
