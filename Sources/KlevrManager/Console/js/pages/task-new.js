@@ -181,9 +181,10 @@ export async function render(ctx) {
   }
 
   // --- YAML.
-  const yaml = h('textarea.yaml', { name: 'yaml', rows: 18, spellcheck: false, placeholder: yamlExample(zones[0] ? zones[0].name : 'lab') });
+  const yaml = h('textarea.yaml', { name: 'yaml', rows: 18, spellcheck: false, wrap: 'off', placeholder: yamlExample(zones[0] ? zones[0].name : 'lab') });
   yamlPane.append(
-    h('p.muted', 'A TaskCreateRequest in YAML (or JSON), as `klevr task create -f FILE` reads it; field names as in the API. The manager checks it: a misspelt field is refused.'),
+    h('p.muted', 'A TaskCreateRequest in YAML (or JSON), as ', h('code', 'klevr task create -f FILE'), ' reads it, with the API\'s field names. '
+      + 'It is sent as it is; the manager checks it and refuses a misspelt field.'),
     form([field('Task (YAML)', yaml)], async () => {
       created(await postText('/api/v1/tasks', yaml.value, 'application/yaml'));
     }, 'Create task', { name: 'create-task-yaml' }));
