@@ -372,7 +372,7 @@ function paramsEditor() {
   const add = h('button', { type: 'button', dataset: { action: 'add-param' } }, 'Add parameter');
   const entries = [];
   function addRow() {
-    const key = h('input', { name: 'param-name', placeholder: 'NAME', maxlength: 64, pattern: '[A-Za-z_][A-Za-z0-9_]{0,63}' });
+    const key = h('input', { name: 'param-name', placeholder: 'NAME', maxlength: 64 });
     const value = h('input', { name: 'param-value', placeholder: 'value' });
     const remove = h('button', { type: 'button', dataset: { action: 'remove-param' } }, 'Remove');
     const row = h('div.param-row', field('Name', key), field('Value', value), remove);
