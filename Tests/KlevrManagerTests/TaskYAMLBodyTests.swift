@@ -86,6 +86,21 @@ import Testing
         }
     }
 
+    /// The field list that refuses unknown fields (also null ones) is the request type's own.
+    @Test func theKnownFieldsAreTheRequestsFields() throws {
+        let full = #"""
+            {"name": "n", "zone": "z", "target": {"kind": "all"}, "steps": [{"script": "true"}], "params": {"A": "b"}, "timeoutSeconds": 1,
+             "runAt": 1, "deliverWithinSeconds": 1, "schedule": {"cron": "* * * * *"}, "rollout": {"maxConcurrency": "1"},
+             "credentials": ["C"], "recover": [{"script": "true"}], "callbackUrl": "http://127.0.0.1:9/x"}
+            """#
+        let request = try JSONDecoder().decode(Components.Schemas.TaskCreateRequest.self, from: Data(full.utf8))
+        let encoded = try #require(try JSONSerialization.jsonObject(with: try JSONEncoder().encode(request)) as? [String: Any])
+        #expect(Set(encoded.keys) == TaskYAML.fields)
+        // A null known field is fine; an unknown one is refused, null or not.
+        #expect(throws: Never.self) { try TaskYAML.request(from: "zone: z\ntarget: { kind: all }\nsteps: [{ script: 'true' }]\nname: null\n") }
+        #expect(throws: TaskYAML.Failure.self) { try TaskYAML.request(from: "zone: z\ntarget: { kind: all }\nsteps: [{ script: 'true' }]\nnmae: null\n") }
+    }
+
     @Test func aMisspeltFieldOrBadYAMLIsRefusedAndStoresNothing() async throws {
         let harness = try await TestManager.make()
         try await harness.test { client in
