@@ -181,9 +181,10 @@ export async function render(ctx) {
   }
 
   // --- YAML.
-  const yaml = h('textarea.yaml', { name: 'yaml', rows: 18, spellcheck: false, placeholder: yamlExample(zones[0] ? zones[0].name : 'lab') });
+  const yaml = h('textarea.yaml', { name: 'yaml', rows: 18, spellcheck: false, wrap: 'off', placeholder: yamlExample(zones[0] ? zones[0].name : 'lab') });
   yamlPane.append(
-    h('p.muted', 'A TaskCreateRequest in YAML (or JSON), as `klevr task create -f FILE` reads it; field names as in the API. The manager checks it: a misspelt field is refused.'),
+    h('p.muted', 'A TaskCreateRequest in YAML (or JSON), as ', h('code', 'klevr task create -f FILE'), ' reads it, with the API\'s field names. '
+      + 'It is sent as it is; the manager checks it and refuses a misspelt field.'),
     form([field('Task (YAML)', yaml)], async () => {
       created(await postText('/api/v1/tasks', yaml.value, 'application/yaml'));
     }, 'Create task', { name: 'create-task-yaml' }));
@@ -230,7 +231,7 @@ function stepsEditor(noun, commands, initial) {
   function redraw() {
     clear(list);
     items.forEach((item, i) => {
-      item.setIndex(i, items.length);
+      item.setIndex(i, items.length, initial);
       list.append(item.el);
     });
   }
@@ -274,10 +275,11 @@ function makeStep(noun, commands, { move, remove }) {
 
   const item = {
     el: null,
-    setIndex(i, count) {
+    setIndex(i, count, min) {
       title.textContent = `${noun[0].toUpperCase()}${noun.slice(1)} ${i + 1}`;
       up.disabled = i === 0;
       down.disabled = i === count - 1;
+      del.disabled = count <= min;
       item.el.dataset.index = String(i);
     },
     focus() { kindSelect.focus(); },
@@ -370,7 +372,7 @@ function paramsEditor() {
   const add = h('button', { type: 'button', dataset: { action: 'add-param' } }, 'Add parameter');
   const entries = [];
   function addRow() {
-    const key = h('input', { name: 'param-name', placeholder: 'NAME', maxlength: 64, pattern: '[A-Za-z_][A-Za-z0-9_]{0,63}' });
+    const key = h('input', { name: 'param-name', placeholder: 'NAME', maxlength: 64 });
     const value = h('input', { name: 'param-value', placeholder: 'value' });
     const remove = h('button', { type: 'button', dataset: { action: 'remove-param' } }, 'Remove');
     const row = h('div.param-row', field('Name', key), field('Value', value), remove);

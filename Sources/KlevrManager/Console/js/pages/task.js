@@ -97,8 +97,9 @@ export async function render(ctx) {
     clear(recoverBox).append(stepsView(task.recover || []));
     const runs = [...task.runs].sort((a, b) => b.createdAt - a.createdAt);
     clear(runsBox).append(...[
-      runs.length > 200 ? h('p.muted', `The newest 200 of ${runs.length} runs; `, link(`#/runs?task=${enc(id)}`, 'all of them under Runs'), '.') : null,
-      runsTable(runs.slice(0, 200), { hostOf, empty: task.schedule ? 'No run yet: runs appear when an occurrence fires.' : 'No run.' })].filter(Boolean));
+      runs.length > 50 ? h('p.muted', `The newest 50 of ${runs.length} runs; `, link(`#/runs?task=${enc(id)}`, 'all of them under Runs'), '.') : null,
+      runsTable(runs.slice(0, 50), { hostOf, empty: task.schedule ? 'No run yet: runs appear when an occurrence fires.' : 'No run.' }),
+      runs.length && runs.length <= 50 ? h('p.muted', link(`#/runs?task=${enc(id)}`, 'These runs under Runs'), ' (filter by status there).') : null].filter(Boolean));
   }
 
   await load();
