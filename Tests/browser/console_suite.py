@@ -685,6 +685,14 @@ class Suite:
         if self.b.js("return !document.getElementById('top').hidden;"):
             raise Failure("the navigation is shown to a visitor who is logged out")
 
+    def step_layout(self):
+        """No page visited was wider than the screen at either size (no sideways scrolling; wide
+        tables scroll inside their own box)."""
+        if self.b.overflows:
+            raise Failure("pages wider than the screen:\n  " + "\n  ".join(
+                f"{name} at {size}: {o['scrollWidth']} px wide; {', '.join(o['culprits']) or '?'}"
+                for name, size, o in self.b.overflows))
+
     # ============================================================================================
     def run(self):
         s = self.run_step
@@ -708,6 +716,7 @@ class Suite:
         s("origins", self.step_origins, needs=["login"])
         s("logout", self.step_logout, needs=["login"])
         s("viewer", self.step_viewer, needs=["users-tokens-logs"])
+        s("layout", self.step_layout, needs=["login"])
         if not self.manager.alive():
             self.results.append(("manager", "FAILED", "the manager died:\n" + self.manager.tail()))
 

@@ -285,6 +285,7 @@ class Browser:
         self.requests = []          # every URL the page requested
         self.pending = {}           # requests not finished yet (id → URL), for diagnosis
         self.shots = []
+        self.overflows = []         # (shot, size, what overflows): pages wider than the screen
         self.step = "start"
 
     # --- logs -------------------------------------------------------------------------------------
@@ -452,6 +453,19 @@ class Browser:
             self.set_size(size)
             self.js("window.scrollTo(0, 0);")
             self.settle()
+            # Wider than the screen: the page scrolls sideways (what overflows is named).
+            overflow = self.js("""
+                const width = document.documentElement.clientWidth;
+                if (document.documentElement.scrollWidth <= width + 1) return null;
+                const culprits = [...document.querySelectorAll('#main *, header *')].filter((el) => {
+                  const r = el.getBoundingClientRect();
+                  return r.right > width + 1 && r.width > 0 && getComputedStyle(el).position !== 'fixed';
+                }).filter((el, _, all) => !all.some((other) => other !== el && other.contains(el)))
+                  .slice(0, 5).map((el) => `${el.tagName.toLowerCase()}${el.className ? '.' + String(el.className).split(' ').join('.') : ''}`
+                    + `${el.dataset.part ? `[data-part=${el.dataset.part}]` : ''} (right edge ${Math.round(el.getBoundingClientRect().right)})`);
+                return { scrollWidth: document.documentElement.scrollWidth, culprits };""")
+            if overflow:
+                self.overflows.append((name, size, overflow))
             path = os.path.join(self.shots_dir, f"{name}-{size}.png")
             data = self.driver.execute_cdp_cmd("Page.captureScreenshot", {"format": "png"})["data"]
             with open(path, "wb") as f:
