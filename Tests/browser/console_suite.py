@@ -687,7 +687,9 @@ class Suite:
 
     def step_layout(self):
         """No page visited was wider than the screen at either size (no sideways scrolling; wide
-        tables scroll inside their own box)."""
+        tables scroll inside their own box), and every form control of every page has a label."""
+        if self.b.unlabeled:
+            raise Failure("form controls without a label:\n  " + "\n  ".join(f"{r}: {c}" for r, c in sorted(self.b.unlabeled)))
         if self.b.overflows:
             raise Failure("pages wider than the screen:\n  " + "\n  ".join(
                 f"{name} at {size}: {o['scrollWidth']} px wide; {', '.join(o['culprits']) or '?'}"

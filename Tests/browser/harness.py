@@ -286,6 +286,7 @@ class Browser:
         self.pending = {}           # requests not finished yet (id → URL), for diagnosis
         self.shots = []
         self.overflows = []         # (shot, size, what overflows): pages wider than the screen
+        self.unlabeled = set()      # (route, control): form controls without a label
         self.step = "start"
 
     # --- logs -------------------------------------------------------------------------------------
@@ -340,6 +341,13 @@ class Browser:
         else:
             self.driver.get(self.origin + "/console/" + route)
         self.wait_rendered(page)
+        # Every form control has a label (a <label for>, a wrapping <label>, or an aria-label).
+        for control in self.js("""
+            return [...document.querySelectorAll('#main input, #main select, #main textarea')]
+              .filter((el) => el.type !== 'hidden' && !(el.labels && el.labels.length)
+                && !el.getAttribute('aria-label') && !el.getAttribute('aria-labelledby'))
+              .map((el) => `${el.tagName.toLowerCase()}[name=${el.name || '?'}]`);"""):
+            self.unlabeled.add((route.split("?")[0], control))
         if shot:
             self.screenshot(shot)
 
