@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Rewrites the event kinds in Sources/KlevrAPI/openapi.yaml from Sources/KlevrCore/Events.swift.
+"""Rewrites the event kinds in Sources/KlevrAPI/openapi.yaml and in the console's
+Sources/KlevrManager/Console/js/events.js from Sources/KlevrCore/Events.swift.
 
 EventKind in Swift is the source: this script sets the `Event.kind` enum (in declaration order) and the
 `kind` query parameters' pattern (kinds and families, longest first so a regex alternation prefers the
@@ -42,4 +43,12 @@ new_doc, w = re.subn(r'(    EventKindPattern: \{ type: string, description: "[^"
 if w != 1:
     sys.exit("EventKindPattern not found")
 doc_path.write_text(new_doc)
-print(f"{len(kinds)} kinds, {m} kind parameters")
+
+js_path = root / "Sources/KlevrManager/Console/js/events.js"
+js = js_path.read_text()
+rows = ["  " + ", ".join(f"'{k}'" for k in kinds[i:i + 6]) + "," for i in range(0, len(kinds), 6)]
+new_js, j = re.subn(r"export const kinds = \[\n(?:.*\n)*?\];", lambda g: "export const kinds = [\n" + "\n".join(rows) + "\n];", js, count=1)
+if j != 1:
+    sys.exit("the kinds list of events.js not found")
+js_path.write_text(new_js)
+print(f"{len(kinds)} kinds, {m} kind parameters, events.js")

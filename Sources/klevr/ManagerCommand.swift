@@ -80,7 +80,8 @@ extension ManagerCommand {
             let app = manager.application(
                 onGeneratedPassword: printAdminPassword,
                 onServerRunning: { port in
-                    say("klevr manager listening on \(tls == nil ? "http" : "https")://\(host):\(port) (database \(databaseURL))")
+                    let origin = "\(tls == nil ? "http" : "https")://\(host.contains(":") ? "[\(host)]" : host):\(port)"
+                    say("klevr manager listening on \(origin) (database \(databaseURL)); web console: \(origin)/console/")
                     if let tls { say(ManagerCommand.pinAdvice(tls.pin, host: host, port: port)) }
                 })
             do {

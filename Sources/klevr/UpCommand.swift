@@ -75,6 +75,7 @@ struct UpCommand: AsyncParsableCommand {
                 """
 
                 Klevr is up.
+                  console:   \(url)/console/
                   API:       \(url)/api/v1   (OpenAPI document: \(url)/api/v1/openapi.yaml)
                   user:      admin
                   password:  \(password)

@@ -41,6 +41,30 @@ import Testing
         }
     }
 
+    /// The scheduler sleeps until this moment: the earliest due time, deadline (plus the grace of a
+    /// dispatched run) or occurrence; nothing waiting is nil.
+    @Test(arguments: Engine.available)
+    func theNextSchedulerMomentIsTheEarliestThingDue(engine: Engine) async throws {
+        try await withStore(engine) { store in
+            let fixture = try await StoreConformanceTests.fixture(store)
+            let grace: Int64 = 5_000
+            #expect(try await store.nextSchedulerMoment(grace: grace) == nil)
+            _ = try await store.createTask(Self.task(fixture.zone, runAt: Self.now + 60_000), agentIDs: [fixture.agents[0]], actor: .system)
+            #expect(try await store.nextSchedulerMoment(grace: grace) == Self.now + 60_000)
+            // A queued run with a deadline: due one millisecond after it passes.
+            let deadlined = try await store.createTask(
+                Self.task(fixture.zone, deliverWithin: 30), agentIDs: [fixture.agents[1]], actor: .system)
+            #expect(try await store.nextSchedulerMoment(grace: grace) == Self.now + 30_001)
+            // Handed out, it is given the grace past its deadline.
+            let handed = try await store.takeWork(agentIDs: [fixture.agents[1]], now: Self.now + 1_000, redeliverAfter: 60_000).runs
+            #expect(handed.contains { deadlined.contains($0.run.id) })
+            #expect(try await store.nextSchedulerMoment(grace: grace) == Self.now + 30_000 + grace + 1)
+            // Once due and queued, the scheduled run no longer counts.
+            _ = try await store.queueDueRuns(now: Self.now + 60_000)
+            #expect(try await store.nextSchedulerMoment(grace: grace) == Self.now + 30_000 + grace + 1)
+        }
+    }
+
     @Test(arguments: Engine.available)
     func runsOfARetiredAgentAreEndedWithTheReason(engine: Engine) async throws {
         try await withStore(engine) { store in

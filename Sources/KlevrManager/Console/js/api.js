@@ -13,7 +13,8 @@ export class ApiError extends Error {
   }
   // The message with each field error, as one line of text.
   describe() {
-    const fields = this.fieldErrors.map((e) => `${e.field}: ${e.message}`);
+    // Field errors the message does not already say.
+    const fields = this.fieldErrors.map((e) => `${e.field}: ${e.message}`).filter((text) => !this.message.includes(text));
     return fields.length ? `${this.message} (${fields.join('; ')})` : this.message;
   }
 }

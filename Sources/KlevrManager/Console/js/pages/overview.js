@@ -45,12 +45,12 @@ export async function render(ctx) {
         ], zones, { empty: 'No zone yet: create one under Zones.' })),
         section('Runs in progress', runTable(inProgress, hostOf, 'No run in progress.')),
         section('Recent failures', runTable(failures, hostOf, 'No failure.')),
-        section('Recent events', table([
+        h('div.wide', section('Recent events', table([
           { title: 'When', cell: (e) => timeCell(e.at) },
           { title: 'Event', cell: (e) => h('code', e.kind) },
           { title: 'Zone', cell: (e) => e.zone || '—' },
           { title: 'By', cell: (e) => e.actor?.name || e.actor?.kind || '—' },
-        ], events.items, { empty: 'No event yet.' }))));
+        ], events.items, { empty: 'No event yet.' })))));
   }
   await load();
   ctx.subscribe(['run', 'agent', 'zone', 'primary', 'task'], debounced(() => load().catch(() => {}), 500));

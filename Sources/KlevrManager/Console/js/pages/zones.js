@@ -7,10 +7,10 @@ export async function render(ctx) {
   const list = h('div');
   ctx.root.append(pageHeader('Zones'));
   if (hasRole('admin')) {
-    const name = h('input', { name: 'name', required: true, maxlength: 63, pattern: '[A-Za-z0-9][A-Za-z0-9._-]*', placeholder: 'office-seoul' });
+    const name = h('input', { name: 'name', required: true, maxlength: 63, placeholder: 'office-seoul' });
     const description = h('input', { name: 'description', maxlength: 1000 });
     ctx.root.append(section('Create a zone', form([
-      h('div.row', field('Name', name, 'Letters, digits, dot, dash, underscore.'), field('Description', description)),
+      h('div.row', field('Name', name, 'Lowercase letters, digits and dashes (up to 63), starting with a letter or digit.'), field('Description', description)),
     ], async () => {
       const zone = await api.post('/api/v1/zones', { name: name.value.trim(), description: description.value || null });
       flash(`Zone ${zone.name} created.`);
