@@ -46,8 +46,9 @@ export function runsTable(runs, { hostOf = new Map(), taskOf = null, empty = 'No
     { title: 'Created', cell: (r) => timeCell(r.createdAt) },
     { title: 'Finished', cell: (r) => (r.finishedAt ? timeCell(r.finishedAt) : r.startedAt ? h('span', 'started ', timeCell(r.startedAt)) : r.dueAt && r.dueAt > Date.now() ? h('span', 'due ', timeCell(r.dueAt)) : '—') },
     { title: 'Exit', cell: (r) => (r.exitCode === undefined || r.exitCode === null ? '—' : String(r.exitCode)) },
-    { title: 'Reason', cell: (r) => r.reason || '' },
   );
+  // The reason column only when a run has one.
+  if (runs.some((r) => r.reason)) columns.push({ title: 'Reason', cell: (r) => r.reason || '' });
   return table(columns, runs.map((r) => ({ ...r, dataset: { run: r.id, status: r.status } })), { empty });
 }
 
