@@ -15,7 +15,11 @@ extension ManagerAPI {
     }
 
     func createTask(_ input: Operations.CreateTask.Input) async throws -> Operations.CreateTask.Output {
-        guard case .json(let body) = input.body else { throw Problem.badRequest("the body must be JSON") }
+        let body: Components.Schemas.TaskCreateRequest
+        switch input.body {
+        case .json(let json): body = json
+        case .yaml(let yaml): body = try await Self.taskRequest(yaml: yaml)
+        }
         let context = try context
         var request = try Self.taskRequest(body)
         // A callback URL gets its own secret, answered here only (see ManagerAPI+Webhooks).
@@ -83,6 +87,29 @@ extension ManagerAPI {
     }
 
     // MARK: - The request
+
+    /// A `TaskCreateRequest` sent as YAML (``TaskYAML``): not YAML or not UTF-8 is a 400; not a mapping, a
+    /// field the request does not have or a value of the wrong type is a 422 naming it. The body limit
+    /// is the API's (``BodyLimitMiddleware`` has read it already; this bounds it again).
+    static func taskRequest(yaml body: HTTPBody) async throws -> Components.Schemas.TaskCreateRequest {
+        let data: Data
+        do {
+            data = try await Data(collecting: body, upTo: JSONBody.apiLimit)
+        } catch {
+            throw Problem.tooLarge(JSONBody.apiLimit)
+        }
+        guard let text = String(data: data, encoding: .utf8) else { throw Problem.badRequest("the body is not UTF-8 text") }
+        do {
+            return try TaskYAML.request(from: text)
+        } catch {
+            switch error {
+            case .malformed, .unrepresentable: throw Problem.badRequest("the body \(error.message)")
+            case .notMapping: throw Problem.invalid("body", error.message)
+            case .undecodable(let decoding): throw JSONBody.problem(for: decoding)
+            case .unknownFields(let names): throw Problem.invalid(names.map { .init(field: $0, message: "is not a field of a task (misspelt?)") })
+            }
+        }
+    }
 
     /// The task a request asks for, in the service's terms.
     static func taskRequest(_ body: Components.Schemas.TaskCreateRequest) throws -> TaskSpec {

@@ -1,0 +1,99 @@
+import Foundation
+import KlevrAPI
+import Yams
+
+/// A task written as YAML (or JSON, which is YAML too): the API's `TaskCreateRequest` with the
+/// document's field names. The text is converted to JSON and decoded with the API's own type, so YAML
+/// takes exactly what JSON takes. Used by `POST /api/v1/tasks` with `Content-Type: application/yaml`
+/// and by the CLI's `klevr task create -f`; the manager then validates the request like any other.
+public enum TaskYAML {
+    /// Why a text is not a task request.
+    public enum Failure: Error, Sendable {
+        /// Not YAML at all (the parser's message).
+        case malformed(String)
+        /// YAML, but not a mapping of task fields.
+        case notMapping
+        /// A value JSON cannot represent (the message).
+        case unrepresentable(String)
+        /// A field of the wrong type or a missing one (``TaskYAML/describe(_:)`` names it).
+        case undecodable(DecodingError)
+        /// Fields the request does not have (a misspelling), sorted.
+        case unknownFields([String])
+
+        /// One line naming the problem, after what was read ("task.yaml is not valid YAML: …",
+        /// "task.yaml: steps[0].script: …").
+        public var message: String {
+            switch self {
+            case .malformed(let detail): "is not valid YAML: \(detail)"
+            case .notMapping: "must be a mapping of task fields (zone, target, steps, …)"
+            case .unrepresentable(let detail): "holds a value JSON cannot represent: \(detail)"
+            case .undecodable(let error): TaskYAML.describe(error)
+            case .unknownFields(let names): "unknown field(s) \(names.joined(separator: ", "))"
+            }
+        }
+    }
+
+    /// The top-level fields of a `TaskCreateRequest` (TaskYAMLBodyTests checks them against the type).
+    public static let fields: Set<String> = [
+        "name", "zone", "target", "steps", "params", "timeoutSeconds", "runAt", "deliverWithinSeconds", "schedule", "rollout",
+        "credentials", "recover", "callbackUrl",
+    ]
+
+    /// The request `text` describes.
+    public static func request(from text: String) throws(Failure) -> Components.Schemas.TaskCreateRequest {
+        let value: Any?
+        do {
+            value = try Yams.load(yaml: text)
+        } catch {
+            throw .malformed("\(error)")
+        }
+        guard let object = value as? [String: Any] else { throw .notMapping }
+        let json: Data
+        do {
+            json = try JSONSerialization.data(withJSONObject: jsonCompatible(object), options: [.sortedKeys])
+        } catch {
+            throw .unrepresentable("\(error)")
+        }
+        let request: Components.Schemas.TaskCreateRequest
+        do {
+            request = try JSONDecoder().decode(Components.Schemas.TaskCreateRequest.self, from: json)
+        } catch let error as DecodingError {
+            throw .undecodable(error)
+        } catch {
+            throw .unrepresentable("\(error)")
+        }
+        // A misspelt field is an error, not ignored (also with a null value): every field given is one of
+        // the request's, or survives the round trip (a field added to the document and not to `fields`).
+        let kept = (try? JSONEncoder().encode(request)).flatMap { try? JSONSerialization.jsonObject(with: $0) } as? [String: Any] ?? [:]
+        let unknown = object.keys.filter { !fields.contains($0) && kept[$0] == nil }.sorted()
+        if !unknown.isEmpty { throw .unknownFields(unknown) }
+        return request
+    }
+
+    /// YAML's values as JSONSerialization takes them (YAML dates and other scalars become text).
+    static func jsonCompatible(_ value: Any) -> Any {
+        switch value {
+        case let map as [String: Any]: return map.mapValues(jsonCompatible)
+        case let map as [AnyHashable: Any]: return Dictionary(map.map { ("\($0.key)", jsonCompatible($0.value)) }, uniquingKeysWith: { first, _ in first })
+        case let list as [Any]: return list.map(jsonCompatible)
+        case let double as Double where !double.isFinite: return "\(double)"
+        case is String, is Int, is Double, is Bool, is NSNull: return value
+        case let date as Date: return ISO8601DateFormatter().string(from: date)
+        case let data as Data: return data.base64EncodedString()
+        default: return "\(value)"
+        }
+    }
+
+    /// A decoding error as a field path (`steps[0].script`) and what is wrong.
+    public static func describe(_ error: DecodingError) -> String {
+        func path(_ keys: [any CodingKey]) -> String {
+            keys.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined().trimmingCharacters(in: CharacterSet(charactersIn: "."))
+        }
+        switch error {
+        case .keyNotFound(let key, let context): return "\(path(context.codingPath + [key])) is required"
+        case .typeMismatch(_, let context), .valueNotFound(_, let context), .dataCorrupted(let context):
+            return "\(path(context.codingPath).isEmpty ? "the document" : path(context.codingPath)): \(context.debugDescription)"
+        @unknown default: return "\(error)"
+        }
+    }
+}
