@@ -90,13 +90,19 @@ extension Store {
         let events = EventWriter()
         let postgres = database.isPostgres
         let hooks = self.hooks
-        let value = try await database.transaction { db in
+        let (value, wroteEvents) = try await database.transaction { db in
             let value = try await body(db, events)
             try hooks.beforeEventWrite()
-            try await Self.write(events.take(), db: db, postgres: postgres)
-            return value
+            let written = events.take()
+            try await Self.write(written, db: db, postgres: postgres)
+            return (value, !written.isEmpty)
         }
-        await hub.signal([Self.eventsKey] + events.takeWakeKeys())
+        // Followers of the event log wake only for events: most changes (lease renewals, last-seen
+        // times) write none, and waking the webhook follower and every event stream for them costs the
+        // database two reads each.
+        var keys = events.takeWakeKeys()
+        if wroteEvents { keys.insert(Self.eventsKey) }
+        if !keys.isEmpty { await hub.signal(keys) }
         return value
     }
 

@@ -102,6 +102,13 @@ extension Store {
         }
     }
 
+    /// How many runs exist for this occurrence of recurring tasks (what `klevr bench cron` watches).
+    public func runCount(occurrence: Int64) async throws -> Int {
+        try await database.read { db in
+            Int(try await db.raw("SELECT COUNT(*) AS n FROM runs WHERE occurrence = \(bind: occurrence)").first()?.decode(column: "n", as: Int64.self) ?? 0)
+        }
+    }
+
     // MARK: - Recurring tasks
 
     /// Recurring tasks whose next occurrence has come (not paused, not canceled), oldest due first.

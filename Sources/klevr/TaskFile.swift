@@ -31,14 +31,14 @@ enum TaskFile {
         do {
             return try TaskYAML.request(from: text)
         } catch {
-            throw ValidationError("\(name)\(error.isUndecodable ? ": " : " ")\(error.message)")
+            throw ValidationError("\(name)\(error.followsAColon ? ": " : " ")\(error.message)")
         }
     }
 }
 
 extension TaskYAML.Failure {
     /// Whether the message starts with a field path (then it follows a colon).
-    fileprivate var isUndecodable: Bool {
+    fileprivate var followsAColon: Bool {
         if case .undecodable = self { return true }
         if case .unknownFields = self { return true }
         return false

@@ -103,7 +103,7 @@ extension ManagerAPI {
             return try TaskYAML.request(from: text)
         } catch {
             switch error {
-            case .malformed, .unrepresentable: throw Problem.badRequest("the body is \(error.message)")
+            case .malformed, .unrepresentable: throw Problem.badRequest("the body \(error.message)")
             case .notMapping: throw Problem.invalid("body", error.message)
             case .undecodable(let decoding): throw JSONBody.problem(for: decoding)
             case .unknownFields(let names): throw Problem.invalid(names.map { .init(field: $0, message: "is not a field of a task (misspelt?)") })

@@ -20,10 +20,11 @@ public enum TaskYAML {
         /// Fields the request does not have (a misspelling), sorted.
         case unknownFields([String])
 
-        /// One line naming the problem (the CLI prefixes the file's name).
+        /// One line naming the problem, after what was read ("task.yaml is not valid YAML: …",
+        /// "task.yaml: steps[0].script: …").
         public var message: String {
             switch self {
-            case .malformed(let detail): "not valid YAML: \(detail)"
+            case .malformed(let detail): "is not valid YAML: \(detail)"
             case .notMapping: "must be a mapping of task fields (zone, target, steps, …)"
             case .unrepresentable(let detail): "holds a value JSON cannot represent: \(detail)"
             case .undecodable(let error): TaskYAML.describe(error)

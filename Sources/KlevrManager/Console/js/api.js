@@ -41,11 +41,15 @@ function url(path, query) {
   return u.pathname + u.search;
 }
 
-export async function request(method, path, { query, body, raw } = {}) {
+// `body` goes as JSON; `text` (with `contentType`) as it is, e.g. a task as YAML.
+export async function request(method, path, { query, body, text, contentType, raw } = {}) {
   const headers = { Accept: 'application/json' };
   if (method !== 'GET' && method !== 'HEAD' && session.csrf) headers['X-Klevr-CSRF'] = session.csrf;
   let payload;
-  if (body !== undefined) {
+  if (text !== undefined) {
+    headers['Content-Type'] = contentType || 'text/plain';
+    payload = text;
+  } else if (body !== undefined) {
     headers['Content-Type'] = 'application/json';
     payload = JSON.stringify(body);
   }
@@ -56,10 +60,10 @@ export async function request(method, path, { query, body, raw } = {}) {
     throw new ApiError(0, { detail: `the manager cannot be reached (${error.message})` });
   }
   if (raw) return response;
-  const text = await response.text();
+  const answer = await response.text();
   let data = null;
-  if (text) {
-    try { data = JSON.parse(text); } catch { data = { detail: text.slice(0, 500) }; }
+  if (answer) {
+    try { data = JSON.parse(answer); } catch { data = { detail: answer.slice(0, 500) }; }
   }
   if (!response.ok) {
     const error = new ApiError(response.status, data);
@@ -74,6 +78,7 @@ export async function request(method, path, { query, body, raw } = {}) {
 export const api = {
   get: (path, query) => request('GET', path, { query }),
   post: (path, body, query) => request('POST', path, { body: body === undefined ? {} : body, query }),
+  postText: (path, text, contentType) => request('POST', path, { text, contentType }),
   put: (path, body) => request('PUT', path, { body }),
   patch: (path, body) => request('PATCH', path, { body }),
   del: (path, query) => request('DELETE', path, { query }),

@@ -1,5 +1,5 @@
 // Helpers shared by the task and run pages (tasks.js, task-new.js, task.js, runs.js, run.js).
-import { api, ApiError, enc } from './api.js';
+import { api, enc } from './api.js';
 import { h, badge, link, table, timeCell } from './ui.js';
 
 export const runStatuses = ['scheduled', 'queued', 'dispatched', 'running', 'recovering', 'succeeded', 'failed', 'failed_recover', 'timed_out', 'canceled', 'expired'];
@@ -46,8 +46,9 @@ export function runsTable(runs, { hostOf = new Map(), taskOf = null, empty = 'No
     { title: 'Created', cell: (r) => timeCell(r.createdAt) },
     { title: 'Finished', cell: (r) => (r.finishedAt ? timeCell(r.finishedAt) : r.startedAt ? h('span', 'started ', timeCell(r.startedAt)) : r.dueAt && r.dueAt > Date.now() ? h('span', 'due ', timeCell(r.dueAt)) : '—') },
     { title: 'Exit', cell: (r) => (r.exitCode === undefined || r.exitCode === null ? '—' : String(r.exitCode)) },
-    { title: 'Reason', cell: (r) => r.reason || '' },
   );
+  // The reason column only when a run has one.
+  if (runs.some((r) => r.reason)) columns.push({ title: 'Reason', cell: (r) => r.reason || '' });
   return table(columns, runs.map((r) => ({ ...r, dataset: { run: r.id, status: r.status } })), { empty });
 }
 
@@ -56,31 +57,6 @@ export function runsTable(runs, { hostOf = new Map(), taskOf = null, empty = 'No
 const handoff = new Map();
 export function handOver(key, value) { handoff.set(key, value); }
 export function takeOver(key) { const value = handoff.get(key); handoff.delete(key); return value; }
-
-// POST a text body (YAML) with the session's CSRF token. api.js sends JSON only, so the token is read
-// from the session answer here (the API takes the same token on every write of the session).
-export async function postText(path, text, contentType) {
-  const session = await api.get('/api/v1/auth/session');
-  let response;
-  try {
-    response = await fetch(path, {
-      method: 'POST',
-      headers: { Accept: 'application/json', 'Content-Type': contentType, 'X-Klevr-CSRF': session.csrfToken },
-      body: text,
-      credentials: 'same-origin',
-      cache: 'no-store',
-    });
-  } catch (error) {
-    throw new ApiError(0, { detail: `the manager cannot be reached (${error.message})` });
-  }
-  const answer = await response.text();
-  let data = null;
-  if (answer) {
-    try { data = JSON.parse(answer); } catch { data = { detail: answer.slice(0, 500) }; }
-  }
-  if (!response.ok) throw new ApiError(response.status, data);
-  return data;
-}
 
 // A task's definition as a new one-off creation request: no schedule, no runAt, no callback (a
 // callback gets a new secret, which the "Run again" button could not show).

@@ -20,7 +20,7 @@ export async function render(ctx) {
   const cancelSlot = h('span');
   ctx.root.append(head, errors,
     h('div.grid', section('Run', facts), section('Result', resultBox)),
-    h('section.card.log-card',
+    h('section.card.run-log-card',
       h('div.log-head', h('h2', 'Log'), logState,
         h('span.field.inline', follow, h('label', { for: 'log-follow' }, 'Follow the end'))),
       log));

@@ -1,6 +1,6 @@
 import { api, enc, hasRole } from '../api.js';
 import { h, clear, field, form, pageHeader, select } from '../ui.js';
-import { handOver, postText } from '../tasks-shared.js';
+import { handOver } from '../tasks-shared.js';
 
 // Creating a task: the whole TaskCreateRequest of the API as a form, or YAML pasted as it is (the
 // manager converts it; `klevr task create -f` reads the same). The server validates everything and its
@@ -186,7 +186,7 @@ export async function render(ctx) {
     h('p.muted', 'A TaskCreateRequest in YAML (or JSON), as ', h('code', 'klevr task create -f FILE'), ' reads it, with the API\'s field names. '
       + 'It is sent as it is; the manager checks it and refuses a misspelt field.'),
     form([field('Task (YAML)', yaml)], async () => {
-      created(await postText('/api/v1/tasks', yaml.value, 'application/yaml'));
+      created(await api.postText('/api/v1/tasks', yaml.value, 'application/yaml'));
     }, 'Create task', { name: 'create-task-yaml' }));
 
   await loadZoneThings().catch(() => {});
