@@ -438,11 +438,21 @@ class Browser:
             try:
                 self.js("arguments[0].scrollIntoView({block: 'center'});", button)
                 button.click()
-                if confirm and self.js("return arguments[0].classList.contains('armed');", button):
-                    button.click()
+            except StaleElementReferenceException:
+                return False  # redrawn before the click: again with the new one
+            if not confirm:
+                return True
+            try:
+                armed = self.js("return arguments[0].classList.contains('armed');", button)
+            except StaleElementReferenceException:
+                return True  # redrawn after the click: it asked no confirmation and did its work
+            if not armed:
+                return True
+            try:
+                button.click()
                 return True
             except StaleElementReferenceException:
-                return False
+                return False  # redrawn while armed (unarmed again): both clicks anew
         wait_until(f"a click on {name}", clicked)
 
     # --- screenshots ------------------------------------------------------------------------------
