@@ -502,7 +502,7 @@ class Suite:
         self.b.goto(run_page, "run")
         wait_until("the run shown running", lambda: self.run_status() == "running")
         self.set_reload_mark()
-        self.b.action("cancel-run")
+        self.b.action("cancel-run", confirms=True)
         wait_until("the run shown canceled", lambda: self.run_status() == "canceled", timeout=90)
         self.assert_no_reload()
         if self.b.q('[data-action="cancel-run"]'):

@@ -430,9 +430,9 @@ class Browser:
         except WebDriverException:
             self.js("arguments[0].click();", el)
 
-    def action(self, name, root_css="#main", confirm=True):
-        """Clicks button[data-action=name] (twice when it asks for a confirmation). A live page may
-        redraw the button between the clicks: then it starts again with the new one."""
+    def action(self, name, root_css="#main", confirms=False):
+        """Clicks button[data-action=name]; one that `confirms` (asks "Really …?") is clicked twice. A
+        live page may redraw the button: then the clicks start again on the new one."""
         def clicked():
             button = self.one(f'{root_css} [data-action="{name}"]')
             try:
@@ -440,15 +440,11 @@ class Browser:
                 button.click()
             except StaleElementReferenceException:
                 return False  # redrawn before the click: again with the new one
-            if not confirm:
+            if not confirms:
                 return True
             try:
-                armed = self.js("return arguments[0].classList.contains('armed');", button)
-            except StaleElementReferenceException:
-                return True  # redrawn after the click: it asked no confirmation and did its work
-            if not armed:
-                return True
-            try:
+                if not self.js("return arguments[0].classList.contains('armed');", button):
+                    raise AssertionError(f"{name} did not ask for a confirmation")
                 button.click()
                 return True
             except StaleElementReferenceException:
