@@ -20,7 +20,7 @@ import urllib.error
 import urllib.request
 
 from selenium import webdriver
-from selenium.common.exceptions import StaleElementReferenceException, JavascriptException, WebDriverException
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
@@ -282,6 +282,7 @@ class Browser:
         self.driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": FOCUS_HOOK})
         self.set_size("1280x800")
         self.console_entries = []   # every browser log entry seen (with the step it came in)
+        self.unchecked = []         # those the suite has not judged yet
         self.requests = []          # every URL the page requested
         self.pending = {}           # requests not finished yet (id → URL), for diagnosis
         self.shots = []
@@ -298,6 +299,7 @@ class Browser:
             entry["step"] = self.step
             new.append(entry)
         self.console_entries.extend(new)
+        self.unchecked.extend(new)
         for entry in self.driver.get_log("performance"):
             try:
                 message = json.loads(entry["message"])["message"]
