@@ -88,9 +88,10 @@ extension TestClientProtocol {
         #expect(!harness.logs.text.contains("a-new-good-password"))
     }
 
-    @Test func everyOperationOfTheDocumentButThreeRefusesAUserWhoseGeneratedPasswordIsUnchanged() async throws {
+    @Test func everyOperationOfTheDocumentButFourRefusesAUserWhoseGeneratedPasswordIsUnchanged() async throws {
         let (harness, generated) = try await Self.managerWithGeneratedAdmin()
-        let exempt: Set<String> = ["POST /api/v1/me/password", "POST /api/v1/auth/logout", "GET /api/v1/me"]
+        // The console reads its session (and CSRF token) to show the password change.
+        let exempt: Set<String> = ["POST /api/v1/me/password", "POST /api/v1/auth/logout", "GET /api/v1/me", "GET /api/v1/auth/session"]
         let operations = try RouteAuthorizationTests.operations().filter { $0.role != "public" }
         #expect(operations.count >= 30)
         try await harness.test { client in
@@ -102,6 +103,10 @@ extension TestClientProtocol {
                 #expect(answer.status == .forbidden && answer.body.contains("password-change-required"), "\(operation): \(answer.status)")
             }
             #expect(try await client.call(.get, "/api/v1/me", headers: session.headers).status == .ok)
+            let current = try await client.call(.get, "/api/v1/auth/session", headers: session.headers)
+            #expect(current.status == .ok, "\(current.body)")
+            let answer = try JSONDecoder().decode(Components.Schemas.LoginResponse.self, from: Data(current.body.utf8))
+            #expect(answer.passwordChangeRequired)
             #expect(try await client.call(.post, "/api/v1/auth/logout", headers: session.headers).status == .noContent)
         }
     }

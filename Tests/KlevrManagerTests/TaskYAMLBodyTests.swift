@@ -131,6 +131,18 @@ import Testing
                     #expect(problem.errors?.contains { $0.field == field } == true, "\(item.yaml): \(answer.body)")
                 }
             }
+            // Aliases that repeat what they name, nested: a few hundred bytes that would expand to 10^20
+            // values. Refused at once (the manager stays up), as is nesting deeper than a task has.
+            var laughs = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n"
+            for level in 1...20 { laughs += "a\(level): &a\(level) [" + Array(repeating: "*a\(level - 1)", count: 10).joined(separator: ", ") + "]\n" }
+            laughs += "zone: zone-a\ntarget: { kind: all }\nsteps: [{ script: 'true' }]\nname: *a20\n"
+            let bomb = try await Self.postYAML(client, laughs, token: admin)
+            #expect(bomb.status == .unprocessableContent, "\(bomb.body)")
+            #expect(bomb.body.contains("aliases"))
+            let deep = "zone: zone-a\ntarget: { kind: all }\nsteps: [{ script: 'true' }]\nname: " + String(repeating: "[", count: 5_000) + String(repeating: "]", count: 5_000) + "\n"
+            let nested = try await Self.postYAML(client, deep, token: admin)
+            #expect(nested.status == .unprocessableContent || nested.status == .badRequest, "\(nested.status) \(nested.body.prefix(300))")
+            #expect(try await client.call(.get, "/readyz").status == .ok)
             // Larger than the API's body limit: a 413.
             let huge = "zone: zone-a\ntarget: { kind: all }\nsteps: [{ script: '" + String(repeating: "x", count: 2 << 20) + "' }]\n"
             #expect(try await Self.postYAML(client, huge, token: admin).status == .contentTooLarge)

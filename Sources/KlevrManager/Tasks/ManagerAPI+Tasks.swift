@@ -104,7 +104,7 @@ extension ManagerAPI {
         } catch {
             switch error {
             case .malformed, .unrepresentable: throw Problem.badRequest("the body \(error.message)")
-            case .notMapping: throw Problem.invalid("body", error.message)
+            case .notMapping, .tooLarge: throw Problem.invalid("body", error.message)
             case .undecodable(let decoding): throw JSONBody.problem(for: decoding)
             case .unknownFields(let names): throw Problem.invalid(names.map { .init(field: $0, message: "is not a field of a task (misspelt?)") })
             }

@@ -19,6 +19,8 @@ public enum TaskYAML {
         case undecodable(DecodingError)
         /// Fields the request does not have (a misspelling), sorted.
         case unknownFields([String])
+        /// More values or deeper nesting than a task can have (aliases can repeat a part many times).
+        case tooLarge
 
         /// One line naming the problem, after what was read ("task.yaml is not valid YAML: …",
         /// "task.yaml: steps[0].script: …").
@@ -29,6 +31,8 @@ public enum TaskYAML {
             case .unrepresentable(let detail): "holds a value JSON cannot represent: \(detail)"
             case .undecodable(let error): TaskYAML.describe(error)
             case .unknownFields(let names): "unknown field(s) \(names.joined(separator: ", "))"
+            case .tooLarge:
+                "holds more than \(TaskYAML.maximumValues) values or is nested deeper than \(TaskYAML.maximumDepth) (aliases count each time they repeat what they name)"
             }
         }
     }
@@ -46,6 +50,13 @@ public enum TaskYAML {
             value = try Yams.load(yaml: text)
         } catch {
             throw .malformed("\(error)")
+        }
+        // Aliases share what they name while loaded, but converting would copy each repetition: a small
+        // text with nested aliases ("billion laughs") would take the manager's memory. Counted first.
+        var budget = maximumValues
+        guard let value, fits(value, depth: 0, budget: &budget) else {
+            if value == nil { throw .notMapping }
+            throw .tooLarge
         }
         guard let object = value as? [String: Any] else { throw .notMapping }
         let json: Data
@@ -68,6 +79,24 @@ public enum TaskYAML {
         let unknown = object.keys.filter { !fields.contains($0) && kept[$0] == nil }.sorted()
         if !unknown.isEmpty { throw .unknownFields(unknown) }
         return request
+    }
+
+    /// At most this many values (scalars, lists and mappings) in a task, aliases counted each time.
+    public static let maximumValues = 100_000
+    /// At most this deep (a task's deepest field is a few levels down).
+    public static let maximumDepth = 64
+
+    /// Whether `value` has at most `budget` values and `maximumDepth` levels; stops counting as soon as
+    /// it has too many, so a huge expansion is never walked.
+    static func fits(_ value: Any, depth: Int, budget: inout Int) -> Bool {
+        budget -= 1
+        guard budget >= 0, depth <= maximumDepth else { return false }
+        switch value {
+        case let map as [String: Any]: return map.values.allSatisfy { fits($0, depth: depth + 1, budget: &budget) }
+        case let map as [AnyHashable: Any]: return map.values.allSatisfy { fits($0, depth: depth + 1, budget: &budget) }
+        case let list as [Any]: return list.allSatisfy { fits($0, depth: depth + 1, budget: &budget) }
+        default: return true
+        }
     }
 
     /// YAML's values as JSONSerialization takes them (YAML dates and other scalars become text).

@@ -2,7 +2,7 @@
 // Each page is a module under pages/ exporting `render(ctx)`; ctx.subscribe() and ctx.onDispose()
 // are undone when the page is left, so no stream or timer outlives its page.
 import { api, ApiError, setSession, currentUser, hasRole, onSessionProblem } from './api.js';
-import { connect, disconnect, subscribe } from './events.js';
+import { connect, disconnect, subscribe, cancelPending } from './events.js';
 import { h, clear, flash, errorText } from './ui.js';
 
 const routes = [
@@ -55,6 +55,7 @@ let current = null; // { disposers }
 let generation = 0;
 
 function disposeCurrent() {
+  cancelPending();
   if (!current) return;
   for (const fn of current.disposers) { try { fn(); } catch (error) { console.error(error); } }
   current = null;
@@ -125,6 +126,8 @@ function signedOut() {
 }
 
 onSessionProblem((error) => {
+  // Nobody is logged in (a wrong password at login): the page that asked shows the refusal itself.
+  if (!currentUser()) return;
   if (error.status === 401) {
     if (currentUser()) flash('Your session has ended: log in again.', 'bad');
     signedOut();

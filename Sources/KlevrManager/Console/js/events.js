@@ -63,13 +63,21 @@ export function subscribe(patterns, handler) {
   return () => subscribers.delete(entry);
 }
 
-// `fn` at most once per `ms`, trailing: for refreshing a page after a burst of events.
+// `fn` at most once per `ms`, trailing: for refreshing a page after a burst of events. A refresh still
+// pending when its page is left is dropped (`cancelPending`, called by the router).
+const pending = new Set();
 export function debounced(fn, ms = 300) {
   let timer = null;
   return () => {
     if (timer) return;
-    timer = setTimeout(() => { timer = null; fn(); }, ms);
+    timer = setTimeout(() => { pending.delete(timer); timer = null; fn(); }, ms);
+    pending.add(timer);
   };
+}
+
+export function cancelPending() {
+  for (const timer of pending) clearTimeout(timer);
+  pending.clear();
 }
 
 export function lastEventId() { return lastId; }

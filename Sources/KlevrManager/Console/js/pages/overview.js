@@ -43,8 +43,8 @@ export async function render(ctx) {
           { title: 'Not online', cell: (z) => (byZone.get(z.name).offline ? badge('offline', `${byZone.get(z.name).offline} offline`) : '0') },
           { title: 'Primary', cell: (z) => (z.primary ? link(`#/agents/${enc(z.primary)}`, hostOf.get(z.primary) || z.primary.slice(0, 8)) : h('span.muted', 'none')) },
         ], zones, { empty: 'No zone yet: create one under Zones.' })),
-        section('Runs in progress', runTable(inProgress, hostOf, 'No run in progress.')),
-        section('Recent failures', runTable(failures, hostOf, 'No failure.')),
+        h('div.wide', section('Runs in progress', runTable(inProgress, hostOf, 'No run in progress.'))),
+        h('div.wide', section('Recent failures', runTable(failures, hostOf, 'No failure.'))),
         h('div.wide', section('Recent events', table([
           { title: 'When', cell: (e) => timeCell(e.at) },
           { title: 'Event', cell: (e) => h('code', e.kind) },

@@ -130,7 +130,7 @@ export function zoneMap(zone, agents) {
   const node = (a, role) => h(`div.${role === 'primary' ? 'map-primary' : 'map-member'}`, { dataset: { agent: a.id, role, status: a.status } },
     h('span.map-node-title', link(`#/agents/${enc(a.id)}`, a.hostname), ' ', badge(a.status)),
     h('span.map-node-meta', role === 'primary' ? `primary · epoch ${zone.epoch}` : 'member', ` · ${a.id.slice(0, 8)}`),
-    h('span.map-node-meta', a.managerRoute ? 'has a manager route' : 'no manager route (relayed only)'),
+    h('span.map-node-meta', a.managerRoute ? 'has reached the manager itself' : 'has not reached the manager itself (relayed)'),
     a.statusReason ? h('span.map-node-meta', `reason: ${a.statusReason}`) : null,
     h('span.map-node-meta', 'last seen ', timeCell(a.lastSeenAt)));
   return h('div.zone-map', { dataset: { primary: zone.primary || '', epoch: String(zone.epoch || 0) } },
