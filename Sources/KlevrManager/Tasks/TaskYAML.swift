@@ -45,19 +45,22 @@ public enum TaskYAML {
 
     /// The request `text` describes.
     public static func request(from text: String) throws(Failure) -> Components.Schemas.TaskCreateRequest {
-        let value: Any?
+        // Aliases share what they name in the composed tree, but constructing values would copy each
+        // repetition: a small text with nested aliases ("billion laughs") would take the manager's memory
+        // and time. So the tree is counted first (stopping as soon as it is too big), and only a tree
+        // that fits is constructed. Unbalanced flow brackets are counted before parsing, since the
+        // parser descends once per level.
+        guard !flowNestingExceeds(text, limit: maximumFlowNesting) else { throw .tooLarge }
+        let node: Node?
         do {
-            value = try Yams.load(yaml: text)
+            node = try Yams.compose(yaml: text)
         } catch {
             throw .malformed("\(error)")
         }
-        // Aliases share what they name while loaded, but converting would copy each repetition: a small
-        // text with nested aliases ("billion laughs") would take the manager's memory. Counted first.
+        guard let node else { throw .notMapping }
         var budget = maximumValues
-        guard let value, fits(value, depth: 0, budget: &budget) else {
-            if value == nil { throw .notMapping }
-            throw .tooLarge
-        }
+        guard fits(node, depth: 0, budget: &budget) else { throw .tooLarge }
+        let value = node.any
         guard let object = value as? [String: Any] else { throw .notMapping }
         let json: Data
         do {
@@ -86,16 +89,38 @@ public enum TaskYAML {
     /// At most this deep (a task's deepest field is a few levels down).
     public static let maximumDepth = 64
 
-    /// Whether `value` has at most `budget` values and `maximumDepth` levels; stops counting as soon as
-    /// it has too many, so a huge expansion is never walked.
-    static func fits(_ value: Any, depth: Int, budget: inout Int) -> Bool {
+    /// Unbalanced `[`/`{` allowed before parsing (quotes are not told apart: a script's brackets count too,
+    /// which only matters past a thousand open ones).
+    static let maximumFlowNesting = 1_000
+
+    static func flowNestingExceeds(_ text: String, limit: Int) -> Bool {
+        var depth = 0
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "["), UInt8(ascii: "{"):
+                depth += 1
+                if depth > limit { return true }
+            case UInt8(ascii: "]"), UInt8(ascii: "}"):
+                depth = max(0, depth - 1)
+            default:
+                break
+            }
+        }
+        return false
+    }
+
+    /// Whether `node` has at most `budget` nodes (aliases counted each time they appear) and
+    /// `maximumDepth` levels; stops as soon as it has too many, so a huge expansion is never walked.
+    static func fits(_ node: Node, depth: Int, budget: inout Int) -> Bool {
         budget -= 1
         guard budget >= 0, depth <= maximumDepth else { return false }
-        switch value {
-        case let map as [String: Any]: return map.values.allSatisfy { fits($0, depth: depth + 1, budget: &budget) }
-        case let map as [AnyHashable: Any]: return map.values.allSatisfy { fits($0, depth: depth + 1, budget: &budget) }
-        case let list as [Any]: return list.allSatisfy { fits($0, depth: depth + 1, budget: &budget) }
-        default: return true
+        switch node {
+        case .scalar: return true
+        case .sequence(let sequence): return sequence.allSatisfy { fits($0, depth: depth + 1, budget: &budget) }
+        case .mapping(let mapping):
+            return mapping.allSatisfy { fits($0.key, depth: depth + 1, budget: &budget) && fits($0.value, depth: depth + 1, budget: &budget) }
+        case .alias:
+            return false
         }
     }
 
