@@ -46,9 +46,16 @@ import Testing
             managerStartedMillis: started, retired: false) == .online)
         #expect(Liveness.evaluate(lastSeenMillis: started + 5 * minute, nowMillis: started + 5 * minute + 16_000, heartbeatMillis: 5_000,
             managerStartedMillis: started, retired: false) == .offline(reason: "missed heartbeats"))
-        // Just after a manager restart nobody is marked offline.
+        // Within 6 heartbeats of a manager restart nobody seen before is marked offline; after that, they are.
         #expect(Liveness.evaluate(lastSeenMillis: started - minute, nowMillis: started + 2_000, heartbeatMillis: 5_000,
             managerStartedMillis: started, retired: false) == .online)
+        #expect(Liveness.evaluate(lastSeenMillis: started - minute, nowMillis: started + 30_000, heartbeatMillis: 5_000,
+            managerStartedMillis: started, retired: false) == .online)
+        #expect(Liveness.evaluate(lastSeenMillis: started - minute, nowMillis: started + 30_001, heartbeatMillis: 5_000,
+            managerStartedMillis: started, retired: false) == .offline(reason: "missed heartbeats"))
+        // An agent never seen gets no grace.
+        #expect(Liveness.evaluate(lastSeenMillis: 0, nowMillis: started + 2_000, heartbeatMillis: 5_000,
+            managerStartedMillis: started, retired: false) == .offline(reason: "missed heartbeats"))
         #expect(Liveness.evaluate(lastSeenMillis: started, nowMillis: started, heartbeatMillis: 5_000,
             managerStartedMillis: started, retired: true) == .retired)
     }
