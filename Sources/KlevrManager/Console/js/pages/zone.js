@@ -91,8 +91,9 @@ export async function render(ctx) {
     clear(summary).append(h('div.stats',
       h('div.stat', h('b', String(live.length)), 'agents'),
       h('div.stat', h('b', String(live.filter((a) => a.status === 'online').length)), 'online'),
-      h('div.stat', { dataset: { stat: 'epoch' } }, h('b', String(zone.epoch || 0)), 'election epoch')),
-      zone.description ? h('p', zone.description) : null);
+      h('div.stat', { dataset: { stat: 'epoch' } }, h('b', String(zone.epoch || 0)), 'election epoch')));
+    // Element.append prints null as the text "null": append the description only when there is one.
+    if (zone.description) summary.append(h('p', zone.description));
     clear(map).append(zoneMap(zone, live));
     clear(agentsBox).append(table([
       { title: 'Host', cell: (a) => link(`#/agents/${enc(a.id)}`, a.hostname) },
