@@ -1,7 +1,9 @@
 import Foundation
 import KlevrAPI
 import KlevrClient
+import KlevrAgent
 import KlevrTestSupport
+import NIOHTTP1
 import Testing
 
 /// A manager asked to stop (SIGTERM, as systemd and `klevr up` do) stops, whoever follows it live.
@@ -39,5 +41,73 @@ struct ShutdownSystemTests {
         // Before streams ended on a graceful shutdown, the manager served them until the clients left.
         try await eventually(60, "the manager exits after SIGTERM with two streams open") { !manager.process.isRunning }
         #expect(manager.process.terminationStatus == 0, "\(manager.log)")
+    }
+}
+
+/// The manager installed without the resource folders it needs says so, and never crashes.
+@Suite(.serialized, .timeLimit(.minutes(5)))
+struct InstallSystemTests {
+    /// The binary alone in a fresh folder (a hard link, or a copy across file systems), with the named
+    /// resource folders of the build copied beside it.
+    static func install(in folder: URL, resources: [String]) throws -> String {
+        let fm = FileManager.default
+        try fm.createDirectory(at: folder, withIntermediateDirectories: true)
+        let binary = URL(fileURLWithPath: Cluster.binary).resolvingSymlinksInPath()
+        let installed = folder.appendingPathComponent("klevr")
+        do { try fm.linkItem(at: binary, to: installed) } catch { try fm.copyItem(at: binary, to: installed) }
+        for name in resources {
+            try fm.copyItem(
+                at: binary.deletingLastPathComponent().appendingPathComponent(name), to: folder.appendingPathComponent(name))
+        }
+        return installed.path
+    }
+
+    @Test func aManagerWithoutItsAPIDocumentNamesTheMissingFolderAndExits() async throws {
+        let folder = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("klevr-install-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let binary = try Self.install(in: folder, resources: [])
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = ["manager", "--data-dir", folder.path + "/data", "--listen", "127.0.0.1:\(try LoopbackPort.free())",
+            "--admin-password", "install-test-password-1"]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        try await eventually(60, "the manager exits") { !process.isRunning }
+        // An exit with a status and the reason, not SwiftPM's fatalError (a trap, SIGILL).
+        #expect(process.terminationReason == .exit && process.terminationStatus == 1, "\(process.terminationReason) \(text)")
+        #expect(text.contains(folder.appendingPathComponent("klevr_KlevrAPI.resources").path + " was not found"), "\(text)")
+    }
+
+    @Test func aManagerWithoutItsConsoleServesTheAPIAndSaysTheConsoleIsMissing() async throws {
+        let folder = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("klevr-install-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let binary = try Self.install(in: folder, resources: ["klevr_KlevrAPI.resources"])
+        let port = try LoopbackPort.free()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = ["manager", "--data-dir", folder.path + "/data", "--listen", "127.0.0.1:\(port)", "--admin-password", "install-test-password-1"]
+        let log = folder.appendingPathComponent("manager.log")
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: log)
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        defer {
+            process.terminate()
+            process.waitUntilExit()
+        }
+        var health: RawHTTP.Answer?
+        try await eventually(60, "the API answers") {
+            health = try await RawHTTP.send(.GET, "http://127.0.0.1:\(port)/api/v1/agent/hello")
+            return health?.status == 200
+        }
+        let console = try await RawHTTP.send(.GET, "http://127.0.0.1:\(port)/console/")
+        #expect(console.status == 503, "\(console.status)")
+        #expect(console.problem?.detail.contains("no console assets") == true, "\(String(decoding: console.body, as: UTF8.self))")
+        let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+        #expect(text.contains("the web console is missing"), "\(text)")
     }
 }
