@@ -121,12 +121,12 @@ public struct Manager: Sendable {
     /// manager`, `klevr up`, the tests and the benchmarks (all of which run ``application(onGeneratedPassword:onServerRunning:)``):
     /// the database (the PostgreSQL pool, or closing SQLite), the stall watch and the liveness sweeper
     /// (which also retires agents that never confirmed their runs stopped) and the run scheduler (due
-    /// runs queued, overdue ones expired) and the webhook dispatcher (deliveries queued from the event log,
-    /// sent and retried).
+    /// runs queued, overdue ones expired), the webhook dispatcher (deliveries queued from the event log,
+    /// sent and retried) and the retention sweeper (old history removed).
     public func services() -> [any Service] {
         [
             store.database, StallWatch(clock: stalls, logger: logger), LivenessSweeper(manager: self), RunScheduler(manager: self),
-            WebhookDispatcher(manager: self),
+            WebhookDispatcher(manager: self), RetentionSweeper(manager: self),
         ]
     }
 
