@@ -223,6 +223,34 @@ extension Store {
             return try await db.raw(SQLQueryString(Self.runSelect) + " WHERE r.id IN (\(binds: runIDs))").all().map(Self.run(from:))
     }
 
+    /// Runs a task now, on `targets` (its target as it is now), whatever its schedule: one-off or recurring,
+    /// paused or not. The runs are queued at once as an occurrence of their own (`now`: a rollout counts them
+    /// apart from earlier ones), with the task's deadline counted from now; a recurring task's schedule and
+    /// its count of occurrences do not move. Recorded as a `task.fired` event by `actor` (`manual`).
+    /// - Throws: ``StoreError/notFound(_:)`` for no such task; ``StoreError/conflict(_:)`` for a canceled
+    ///   task, or with `refuseWhileActive` one whose earlier run has not ended (checked in the same transaction).
+    public func runTaskNow(taskID: String, targets: [RunTarget], now: Int64, actor: EventActor, refuseWhileActive: Bool) async throws -> [RunRecord] {
+        try await change { db, events in
+            guard let task = try await db.raw(SQLQueryString(Self.taskSelect) + " WHERE t.id = \(bind: taskID)").first().map(Self.task(from:))
+            else { throw StoreError.notFound("no task \(taskID)") }
+            guard task.canceledAt == nil else { throw StoreError.conflict("task \(taskID) was canceled") }
+            if refuseWhileActive {
+                let active = try await db.raw(
+                    "SELECT COUNT(*) AS n FROM runs WHERE task_id = \(bind: taskID) AND status IN (\(unsafeRaw: Self.unfinishedStatusList))"
+                ).first()?.decode(column: "n", as: Int64.self) ?? 0
+                guard active == 0 else {
+                    throw StoreError.conflict("a run of task \(taskID) has not ended yet, and its overlap policy is skip")
+                }
+            }
+            let runIDs = try await Self.insertRuns(
+                db, task: task, targets: targets, status: .queued, dueAt: now, occurrence: now, actor: actor, now: now, events: events)
+            events.append(
+                .taskFired, actor: actor, zoneID: task.zoneID, subject: taskID, detail: ["manual": "true", "runs": String(runIDs.count)], at: now)
+            guard !runIDs.isEmpty else { return [] }
+            return try await db.raw(SQLQueryString(Self.runSelect) + " WHERE r.id IN (\(binds: runIDs))").all().map(Self.run(from:))
+        }
+    }
+
     /// Pauses a recurring task (nothing fires until it is resumed). Returns false when it is not a
     /// recurring task that runs (one-off, canceled or already paused).
     public func pauseTask(id: String, now: Int64, actor: EventActor) async throws -> Bool {

@@ -7,7 +7,7 @@ import OpenAPIRuntime
 
 struct TaskCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "task", abstract: "Run tasks and look at them.", subcommands: [RunTask.self, Create.self, List.self, Show.self, Cancel.self, Pause.self, Resume.self])
+        commandName: "task", abstract: "Run tasks and look at them.", subcommands: [RunTask.self, Create.self, RunNow.self, List.self, Show.self, Cancel.self, Pause.self, Resume.self])
 
     /// Prints a callback URL's signing secret, which is in the creation answer only (docs/webhooks.md): with
     /// the table output; on standard error when JSON output follows the runs (the JSON is the runs then);
@@ -234,6 +234,27 @@ struct TaskCommand: AsyncParsableCommand {
                 schedule.paused
                 ? "paused" : schedule.nextFireTimes.isEmpty ? "finished" : "next: " + schedule.nextFireTimes.map { Printer.time($0) }.joined(separator: ", ")
             return "cron '\(schedule.cron)' in \(schedule.timeZone), overlap \(schedule.overlap.rawValue), fired \(schedule.firedCount); \(state)"
+        }
+    }
+
+    struct RunNow: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "run-now",
+            abstract: "Run an existing task again now, on its target as it is now (a recurring task's schedule does not move).")
+        @Argument(help: "The task's id (or the start of it).") var id: String
+        @Flag(help: "Follow the runs to their end, printing their output; non-zero if one did not succeed.") var wait = false
+        @OptionGroup var options: ClientOptions
+        func run() async throws {
+            let (created, ended) = try await options.withClient { client -> ([Components.Schemas.Run], [Components.Schemas.Run]?) in
+                let id = try await IDResolver(client: client).task(self.id)
+                let runs = try await api { try await client.runTaskNow(path: .init(id: id)).created.body.json.items }
+                guard wait else { return (runs, nil) }
+                return (runs, try await RunWatcher(client: client, printOutput: options.output == .table).follow(runs))
+            }
+            let shown = ended ?? created
+            if options.output == .json { return try Printer.json(shown) }
+            for run in shown { print("[\(RunWatcher.label(run))] \(run.status.rawValue)\(run.reason.map { ": \($0)" } ?? "")") }
+            if ended != nil && shown.contains(where: { $0.status != .succeeded }) { throw ExitCode(1) }
         }
     }
 

@@ -440,6 +440,13 @@ class Suite:
         wait_until("no fire time while paused", lambda: not shown() and self.b.q('[data-action="resume-task"]'))
         self.b.action("resume-task")
         wait_until("the fire times back after resuming", lambda: shown() == times)
+        # Run now: a run appears on the page at once; the schedule does not move.
+        self.b.action("run-now")
+        wait_until("the run started now on the page", lambda: self.b.q('[data-part="task-runs"] tr[data-run]'))
+        task = self.api("GET", f"/api/v1/tasks/{task_id}")
+        if len(task["runs"]) != 1 or task["schedule"]["nextFireTimes"] != times:
+            raise Failure(f"after run now: {len(task['runs'])} runs, fire times {task['schedule']['nextFireTimes']} (were {times})")
+        self.b.screenshot("task-run-now")
         self.b.goto("#/tasks", "tasks", shot="tasks")
         wait_until("the recurring task in the list", lambda: self.b.q(f'tr[data-task="{task_id}"][data-recurring="true"]'))
 
@@ -711,7 +718,7 @@ class Suite:
         s("more-agents", self.step_more_agents, needs=["agent-online"])
         s("agents-pages", self.step_agents_pages, needs=["agent-online"])
         s("task-live-log", self.step_task_live_log, needs=["agent-online"])
-        s("cron", self.step_cron, needs=["login"])
+        s("cron", self.step_cron, needs=["login", "agent-online"])
         s("credential-masked", self.step_credential_masked, needs=["agent-online"])
         s("webhook", self.step_webhook, needs=["login"])
         s("cancel-run", self.step_cancel_run, needs=["agent-online"])

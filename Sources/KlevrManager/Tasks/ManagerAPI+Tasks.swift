@@ -32,6 +32,13 @@ extension ManagerAPI {
         return .created(.init(body: .json(answer)))
     }
 
+    func runTaskNow(_ input: Operations.RunTaskNow.Input) async throws -> Operations.RunTaskNow.Output {
+        let runs = try await tasks.runNow(try Self.id(input.path.id), actor: try context.actor, now: Clock.nowMillis())
+        let zones = Set(runs.map(\.zoneID))
+        await manager.hub.signal(runs.map { Manager.agentKey($0.agentID) } + zones.map(Manager.zoneKey))
+        return .created(.init(body: .json(.init(items: runs.map(Self.view), nextCursor: nil))))
+    }
+
     func pauseTask(_ input: Operations.PauseTask.Input) async throws -> Operations.PauseTask.Output {
         let id = try Self.id(input.path.id)
         guard try await store.pauseTask(id: id, now: Clock.nowMillis(), actor: try context.actor) else {

@@ -92,6 +92,21 @@ struct TaskService: Sendable {
         return (record, targets)
     }
 
+    /// Runs a task now on its target as it is now (a named agent if still active, one online agent, every
+    /// active agent, the agents its selector matches), whatever its schedule (see
+    /// ``Store/runTaskNow(taskID:targets:now:actor:refuseWhileActive:)``). A recurring task whose overlap
+    /// policy is `skip` refuses while one of its runs has not ended, as its schedule would.
+    func runNow(_ taskID: String, actor: EventActor, now: Int64) async throws -> [RunRecord] {
+        guard let task = try await store.task(id: taskID) else { throw ServiceError.notFound("no task \(taskID)") }
+        guard task.canceledAt == nil else { throw ServiceError.conflict("task \(taskID) was canceled") }
+        let targets = try await targetsNow(task)
+        guard !targets.isEmpty else {
+            throw ServiceError.conflict("task \(taskID) has no agent to run on now (no active agent matches its target, or none is online)")
+        }
+        let skipWhileActive = try task.recurrence.map { try Self.schedule(of: $0, taskID: task.id).overlap == .skip } ?? false
+        return try await store.runTaskNow(taskID: taskID, targets: targets, now: now, actor: actor, refuseWhileActive: skipWhileActive)
+    }
+
     // MARK: - Recurring tasks
 
     /// The stored form of a recurrence, validated: a 422 names the field (and, for the cron expression or

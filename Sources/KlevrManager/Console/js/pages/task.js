@@ -4,7 +4,8 @@ import { h, clear, link, section, pageHeader, badge, dl, time, actionButton, err
 import { targetText, scheduleState, taskName, agentNames, runsTable, oneOffCopy, takeOver, isFinished } from '../tasks-shared.js';
 
 // One task: its definition, its runs (live), and for a recurring task its next fire times with
-// pause/resume. "Run again" creates a new one-off task with the same definition.
+// pause/resume. "Run now" runs the task again at once on its target as it is now (its schedule does not
+// move); a canceled task cannot run, and "Run again" creates a new one-off task with its definition.
 export async function render(ctx) {
   const id = ctx.params.id;
   const operator = hasRole('operator');
@@ -42,11 +43,19 @@ export async function render(ctx) {
     const unfinished = task.runs.some((r) => !isFinished(r));
     const actions = [];
     if (operator) {
-      actions.push(actionButton('Run again', async () => {
-        const copy = await api.post('/api/v1/tasks', oneOffCopy(task));
-        flash(`Created task ${taskName(copy)}: a one-off copy of this one.`);
-        ctx.navigate(`#/tasks/${enc(copy.id)}`);
-      }, { name: 'run-again', errors: actionErrors }));
+      if (task.canceledAt) {
+        actions.push(actionButton('Run again', async () => {
+          const copy = await api.post('/api/v1/tasks', oneOffCopy(task));
+          flash(`Created task ${taskName(copy)}: a one-off copy of this one.`);
+          ctx.navigate(`#/tasks/${enc(copy.id)}`);
+        }, { name: 'run-again', errors: actionErrors }));
+      } else {
+        actions.push(actionButton('Run now', async () => {
+          const created = await api.post(`/api/v1/tasks/${enc(id)}/run`);
+          flash(`${created.items.length} run(s) queued now.`);
+          await load();
+        }, { name: 'run-now', errors: actionErrors }));
+      }
       if (state === 'active') {
         actions.push(actionButton('Pause', async () => { await api.post(`/api/v1/tasks/${enc(id)}/pause`); flash('Paused: no occurrence fires until it is resumed.'); await load(); },
           { name: 'pause-task', errors: actionErrors }));
