@@ -7,19 +7,52 @@ import Glibc
 
 // Helpers shared by the test suites: waiting on a condition with a deadline, and scanning processes.
 
-/// Waits until `condition` holds, checking every 100 ms, for at most `seconds`; records an issue naming
-/// `what` and throws when the deadline passes (a test waits on conditions, never on a fixed sleep).
+/// How much longer every deadline of the tests is than on a quiet machine: `KLEVR_TEST_TIME_SCALE`
+/// (scripts/test.sh sets 3 for its loaded 2-core CI machine), 1 when unset or not a number of at least 1.
+/// A deadline only bounds how long a test waits for a condition; a larger one never lets a wrong
+/// result pass, it only lets a slow but right one arrive.
+public enum TestTime {
+    public static let scale: Double = {
+        guard let text = ProcessInfo.processInfo.environment["KLEVR_TEST_TIME_SCALE"], let value = Double(text), value >= 1 else { return 1 }
+        return value
+    }()
+
+    /// `seconds` times ``scale``.
+    public static func scaled(_ seconds: Double) -> Double { seconds * scale }
+}
+
+/// Waits until `condition` holds, for at most `seconds` (times ``TestTime/scale``); records an issue
+/// naming `what` and throws when the deadline passes (a test waits on conditions, never on a fixed
+/// sleep). It checks after 100 ms, then less and less often, at most a second apart: a condition that
+/// starts a process or asks a manager each time does not add to the load it waits through.
 public func eventually(
     _ seconds: Double, _ what: String, sourceLocation: SourceLocation = #_sourceLocation, _ condition: () async throws -> Bool
 ) async throws {
-    let deadline = ContinuousClock.now + .seconds(seconds)
+    let limit = TestTime.scaled(seconds)
+    let deadline = ContinuousClock.now + .seconds(limit)
+    var pause = Duration.milliseconds(100)
     while ContinuousClock.now < deadline {
         if (try? await condition()) == true { return }
-        try await Task.sleep(for: .milliseconds(100))
+        try await Task.sleep(for: pause)
+        pause = min(pause * 3 / 2, .seconds(1))
     }
     if try await condition() { return }
-    Issue.record("timed out after \(seconds) s waiting for: \(what)", sourceLocation: sourceLocation)
+    Issue.record("timed out after \(limit) s waiting for: \(what)", sourceLocation: sourceLocation)
     throw CancellationError()
+}
+
+/// Runs blocking work (waiting for a process to end, a blocking socket read) on a thread of its own and
+/// returns its result: Swift's cooperative pool has as many threads as cores (two on the CI machine),
+/// and one blocked there stops every other task of the test process, deadlines still running.
+public func onOwnThread<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
+    await withCheckedContinuation { continuation in
+        Thread { continuation.resume(returning: work()) }.start()
+    }
+}
+
+/// ``onOwnThread(_:)`` for work that can throw.
+public func onOwnThreadThrowing<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await onOwnThread { Result { try work() } }.get()
 }
 
 /// The processes of this machine, found by a marker in their command line (how tests find the scripts
