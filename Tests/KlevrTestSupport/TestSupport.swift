@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 
 #if canImport(Glibc)
@@ -76,4 +77,57 @@ public enum Processes {
     public static func kill(_ marker: String) {
         for pid in matching(marker) { _ = Glibc.kill(pid, SIGKILL) }
     }
+}
+
+/// Waiting, in the background, for processes a test ended from a `defer` (which cannot await, and must
+/// not block one of the cooperative pool's few threads): ``inBackground(_:)`` runs the wait on a thread
+/// of its own, and the ``WaitsForProcesses`` trait makes each test wait for its own before it counts as
+/// done, so that no process outlives its test (or the test process).
+public final class ProcessReaper: Sendable {
+    /// The reaper of the running test (set by ``WaitsForProcesses``).
+    @TaskLocal public static var current: ProcessReaper?
+
+    private let pending = Mutex(0)
+
+    public init() {}
+
+    /// Runs `work` (blocking: waiting for processes to exit) on a thread of its own and returns at once;
+    /// the running test's ``WaitsForProcesses`` scope waits for it to finish.
+    public static func inBackground(_ work: @escaping @Sendable () -> Void) {
+        let reaper = current
+        reaper?.pending.withLock { $0 += 1 }
+        Thread {
+            work()
+            reaper?.pending.withLock { $0 -= 1 }
+        }.start()
+    }
+
+    /// Returns once every background wait started under this reaper has finished.
+    public func waitForAll() async {
+        await onOwnThread { while self.pending.withLock({ $0 }) > 0 { usleep(20_000) } }
+    }
+}
+
+/// After each test of the suite (or the test) it is given to, waits until the processes that test left
+/// ending in the background (``ProcessReaper/inBackground(_:)``) are gone.
+public struct WaitsForProcesses: SuiteTrait, TestTrait, TestScoping {
+    public var isRecursive: Bool { true }
+
+    public func provideScope(
+        for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void
+    ) async throws {
+        let reaper = ProcessReaper()
+        do {
+            try await ProcessReaper.$current.withValue(reaper) { try await function() }
+        } catch {
+            await reaper.waitForAll()
+            throw error
+        }
+        await reaper.waitForAll()
+    }
+}
+
+extension Trait where Self == WaitsForProcesses {
+    /// See ``WaitsForProcesses``.
+    public static var waitsForProcesses: Self { WaitsForProcesses() }
 }
