@@ -1,10 +1,14 @@
 import Foundation
+import KlevrCore
 
 /// The API contract, `openapi.yaml`, shipped as a resource and served at `/api/v1/openapi.yaml`.
 public enum OpenAPIDocument {
-    /// The document's text, or nil when the resource is missing from the build.
+    /// The name of this target's resource folder, which holds the document.
+    public static let resourceBundle = "klevr_KlevrAPI"
+
+    /// The document's text, or nil when the resource folder is missing (see ``ResourceBundle``).
     public static func text() -> String? {
-        guard let url = Bundle.module.url(forResource: "openapi", withExtension: "yaml") else { return nil }
+        guard let url = ResourceBundle.named(resourceBundle)?.url(forResource: "openapi", withExtension: "yaml") else { return nil }
         return try? String(contentsOf: url, encoding: .utf8)
     }
 

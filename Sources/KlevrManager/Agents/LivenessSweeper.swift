@@ -26,7 +26,8 @@ struct LivenessSweeper: Service {
             } catch {
                 manager.logger.warning("liveness sweep failed", metadata: ["error": "\(DatabaseErrors.describe(error))"])
             }
-            try? await Task.sleep(for: interval)
+            // A graceful shutdown ends the wait at once, so the manager stops without waiting a heartbeat.
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
         }
     }
 

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import KlevrCore
 import NIOCore
 
 /// The web console: static HTML, CSS and JavaScript modules shipped in the `Console` resource folder
@@ -30,12 +31,15 @@ public struct ConsoleAssets: Sendable {
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; "
         + "manifest-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
+    /// The name of this target's resource folder, which holds `Console`.
+    public static let resourceBundle = "klevr_KlevrManager"
+
     /// The assets of this build (empty when the resource folder is missing: the console then says so).
     public static func bundled(environment: [String: String] = ProcessInfo.processInfo.environment) -> ConsoleAssets {
         if let folder = environment["KLEVR_CONSOLE_DIR"], !folder.isEmpty {
             return ConsoleAssets(assets: [:], developmentFolder: URL(fileURLWithPath: folder, isDirectory: true))
         }
-        guard let root = Bundle.module.resourceURL?.appendingPathComponent("Console", isDirectory: true) else {
+        guard let root = ResourceBundle.named(resourceBundle)?.resourceURL?.appendingPathComponent("Console", isDirectory: true) else {
             return ConsoleAssets(assets: [:], developmentFolder: nil)
         }
         return ConsoleAssets(assets: load(root), developmentFolder: nil)

@@ -33,12 +33,17 @@ public struct Manager: Sendable {
     /// Opens the store, applies migrations and creates the first admin if there is no user yet.
     /// - Returns: the manager, and the first admin's password when this start generated it (print it once).
     public static func bootstrap(config: ManagerConfig, logger: Logger) async throws -> (Manager, generatedAdminPassword: String?) {
-        guard let document = OpenAPIDocument.text() else { throw ManagerError("the OpenAPI document is missing from this build") }
+        guard let document = OpenAPIDocument.text() else {
+            throw ManagerError(ResourceBundle.missing(OpenAPIDocument.resourceBundle, what: "the API document (openapi.yaml)"))
+        }
         let operations = try OpenAPIDocument.operations(document)
         let store = try await Store.open(config.database, logger: logger)
         let manager = Manager(
             config: config, store: store, logger: logger, hub: store.hub, passwords: Passwords(cost: config.bcryptCost),
             throttle: LoginThrottle(), startedAt: Clock.nowMillis(), operations: operations)
+        if manager.console.isEmpty {
+            logger.warning("\(ResourceBundle.missing(ConsoleAssets.resourceBundle, what: "the web console")); the API works without it")
+        }
         if case .postgres = config.database {
             // The pool only connects once it runs as a service: `application` prepares it then.
             return (manager, nil)

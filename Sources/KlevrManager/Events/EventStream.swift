@@ -3,12 +3,14 @@ import KlevrAPI
 import KlevrCore
 import KlevrStore
 import OpenAPIRuntime
+import ServiceLifecycle
 
 /// The live event log as Server-Sent Events: the bytes of `GET /api/v1/events?follow=true`.
 ///
 /// It starts with a comment line, then sends the events after `after` (`id:` is the event id, `event:`
 /// its kind, `data:` the event as JSON with sorted keys), each batch as one chunk, and follows new ones
-/// until the client goes away; a comment line every 15 s without events keeps proxies from closing.
+/// until the client goes away or the manager stops (a graceful shutdown ends the stream); a comment line
+/// every 15 s without events keeps proxies from closing.
 /// New events are noticed through the store's wake-up hub: the hub's version is read before the store
 /// is queried and the wait is for a change after that version, so an event stored between the query
 /// and the wait is never missed.
@@ -50,10 +52,12 @@ struct EventStream: AsyncSequence, Sendable {
                 started = true
                 return Self.chunk(": following events after \(stream.after)\n\n")
             }
-            while !Task.isCancelled {
+            while !Task.isCancelled && !Task.isShuttingDownGracefully {
                 if let version = waitSince {
                     waitSince = nil
-                    if await !stream.hub.wait(Store.eventsKey, since: version, seconds: stream.keepAliveSeconds) {
+                    if await !stream.hub.waitUnlessShuttingDown(Store.eventsKey, since: version, seconds: stream.keepAliveSeconds) {
+                        // A stopping manager ends the stream; the client reconnects with Last-Event-ID.
+                        if Task.isShuttingDownGracefully { return nil }
                         return Self.chunk(": keep-alive\n\n")
                     }
                 }

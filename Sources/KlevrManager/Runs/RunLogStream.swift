@@ -3,10 +3,12 @@ import KlevrAPI
 import KlevrCore
 import KlevrStore
 import OpenAPIRuntime
+import ServiceLifecycle
 
 /// A run's log as Server-Sent Events, for `GET /api/v1/runs/{id}/logs?follow=true`: `log` events (data =
 /// a LogChunk, id = its seq), then one `end` event whose data is the finished run; a `: keep-alive`
-/// comment after 15 s without news. It follows the run live until it ends or the client goes away.
+/// comment after 15 s without news. It follows the run live until it ends, the client goes away or the
+/// manager stops (a graceful shutdown ends the stream without an `end` event).
 ///
 /// The work happens in the task that reads the stream (the server writing the response), one step per
 /// element: no task is spawned, and cancellation (the client left) ends it.
@@ -52,7 +54,14 @@ struct RunLogStream: AsyncSequence, Sendable {
                     return nil
                 case .wait(let version):
                     step = .read
-                    if await !stream.hub.wait(key, since: version, seconds: 15) { return Self.bytes(": keep-alive\n\n") }
+                    if await !stream.hub.waitUnlessShuttingDown(key, since: version, seconds: 15) {
+                        // A stopping manager ends the stream (without an `end` event: the run goes on).
+                        if Task.isShuttingDownGracefully {
+                            step = .finished
+                            return nil
+                        }
+                        return Self.bytes(": keep-alive\n\n")
+                    }
                 case .read:
                     guard !Task.isCancelled else {
                         step = .finished

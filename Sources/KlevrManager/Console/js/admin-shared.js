@@ -1,7 +1,9 @@
 // Helpers shared by the admin and operator pages (credentials, webhooks, users, tokens, events, audit).
-import { api, enc, hasRole } from './api.js';
-import { kinds } from './events.js';
-import { h, clear, table, link, timeCell, field, select, copyButton, time, errorBox } from './ui.js';
+import { api, enc, hasRole, queryString } from './api.js';
+import { kinds, kindMatches } from './events.js';
+import {
+  h, clear, table, link, timeCell, field, select, copyButton, time, ago, errorBox, pageHeader, localMillis, toLocalInput,
+} from './ui.js';
 
 // The event families (`run`, `agent` …) in the order of `kinds`, each with its kinds.
 export function kindFamilies() {
@@ -12,16 +14,6 @@ export function kindFamilies() {
     families.get(family).push(kind);
   }
   return families;
-}
-
-// Whether `kind` matches one of the comma-separated patterns (`run`, `run.*`, `run.failed`), as the API reads them.
-export function kindMatches(patterns, kind) {
-  const list = String(patterns || '').split(',').map((p) => p.trim()).filter(Boolean);
-  if (!list.length) return true;
-  return list.some((p) => {
-    const family = p.endsWith('.*') ? p.slice(0, -2) : p;
-    return family === kind || kind.startsWith(`${family}.`);
-  });
 }
 
 // A note in place of what the user's role cannot do.
@@ -56,19 +48,6 @@ export function whenBy(ms, who) {
   return h('span.when-by', timeCell(ms), who ? h('span.muted', ` by ${who}`) : null);
 }
 
-// The value of a datetime-local input as epoch milliseconds (empty: undefined).
-export function localMillis(value) {
-  if (!value) return undefined;
-  const ms = new Date(value).getTime();
-  return Number.isFinite(ms) ? ms : undefined;
-}
-export function toLocalInput(ms) {
-  if (!ms) return '';
-  const d = new Date(ms);
-  const pad = (n) => String(n).padStart(2, '0');
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
-}
-
 // ---- The event log and the audit log ----
 
 const subjectPages = { run: 'runs', task: 'tasks', agent: 'agents', webhook: 'webhooks' };
@@ -101,16 +80,25 @@ export function detailChips(detail) {
   return h('span.chips.detail', entries.map(([k, v]) => h('span.chip', `${k}=${v}`)));
 }
 
-export function eventTable(items, { showAddress, empty = 'No event matches.' } = {}) {
-  const columns = [
-    { title: 'When', cell: (e) => h('time.event-time', { datetime: new Date(e.at).toISOString(), title: `event ${e.id}` }, time(e.at)) },
-    { title: 'Event', cell: (e) => h('code.kind', e.kind) },
-    { title: 'Zone', cell: (e) => (e.zone ? link(`#/zones/${enc(e.zone)}`, e.zone) : e.zoneId ? h('code', e.zoneId.slice(0, 8)) : '—') },
-    { title: 'Actor', cell: actorCell },
-  ];
-  if (showAddress) columns.push({ title: 'Address', cell: (e) => (e.actor?.address ? h('code', e.actor.address) : '—') });
-  columns.push({ title: 'Subject', cell: subjectCell }, { title: 'Detail', cell: (e) => detailChips(e.detail) });
-  return table(columns, items.map((e) => ({ ...e, dataset: { event: String(e.id), kind: e.kind } })), { empty });
+// The columns of an event table, by name.
+const eventColumns = {
+  when: (relative) => ({ title: 'When', cell: (e) => h('time.event-time',
+    { datetime: new Date(e.at).toISOString(), title: relative ? `${time(e.at)} · event ${e.id}` : `event ${e.id}` }, relative ? ago(e.at) : time(e.at)) }),
+  event: () => ({ title: 'Event', cell: (e) => h('code.kind', e.kind) }),
+  zone: () => ({ title: 'Zone', cell: (e) => (e.zone ? link(`#/zones/${enc(e.zone)}`, e.zone) : e.zoneId ? h('code', e.zoneId.slice(0, 8)) : '—') }),
+  actor: () => ({ title: 'Actor', cell: actorCell }),
+  address: () => ({ title: 'Address', cell: (e) => (e.actor?.address ? h('code', e.actor.address) : '—') }),
+  subject: () => ({ title: 'Subject', cell: subjectCell }),
+  detail: () => ({ title: 'Detail', cell: (e) => detailChips(e.detail) }),
+};
+
+// Events as a table: every column (the client address only with `showAddress`), or those named in
+// `columns` (`when`, `event`, `zone`, `actor`, `address`, `subject`, `detail`); `relative` shows
+// "3m 5s ago" in place of the time (which stays in the tooltip).
+export function eventTable(items, { showAddress, columns, relative = false, empty = 'No event matches.' } = {}) {
+  const names = columns || ['when', 'event', 'zone', 'actor', ...(showAddress ? ['address'] : []), 'subject', 'detail'];
+  return table(names.map((name) => eventColumns[name](relative)),
+    items.map((e) => ({ ...e, dataset: { event: String(e.id), kind: e.kind } })), { empty });
 }
 
 // The event or audit log page: filters (kept in the address), pages of 50 with "Older", and a Live toggle.
@@ -141,7 +129,7 @@ export async function eventLogPage(ctx, { title, path, route, intro, live, showA
     field('Kind or family', kind), field('Zone', zone), field('Subject', subject), field('Actor', actor), field('Since', since),
     h('div.filter-buttons', h('button.primary', { type: 'submit' }, 'Filter'),
       h('button', { type: 'button', dataset: { action: 'clear-filters' }, on: { click: () => { for (const el of [kind, zone, subject, actor, since]) el.value = ''; filters.requestSubmit(); } } }, 'Clear')));
-  ctx.root.append(h('div.page-head', h('h1', title), h('div.page-actions', liveState, liveButton)),
+  ctx.root.append(pageHeader(title, liveState, liveButton),
     intro ? h('p.muted', intro) : null, filters, errors, h('section.card.log-card', list, h('div.actions.log-more', older, count)));
 
   let items = [];
@@ -155,10 +143,7 @@ export async function eventLogPage(ctx, { title, path, route, intro, live, showA
     return f;
   }
   function keepInAddress(f) {
-    const params = new URLSearchParams();
-    for (const [k, v] of Object.entries(f)) params.set(k, String(v));
-    if (stop) params.set('live', '1');
-    const text = params.toString();
+    const text = queryString({ ...f, live: stop ? '1' : undefined });
     history.replaceState(null, '', `#/${route}${text ? `?${text}` : ''}`);
   }
   function show() {
@@ -235,7 +220,8 @@ export async function eventLogPage(ctx, { title, path, route, intro, live, showA
 
 // Whether an event passes the filters (for the shared live stream, which carries every event).
 export function eventMatches(f, e) {
-  if (f.kind && !kindMatches(f.kind, e.kind)) return false;
+  const patterns = String(f.kind || '').split(',').map((p) => p.trim()).filter(Boolean);
+  if (patterns.length && !patterns.some((p) => kindMatches(p, e.kind))) return false;
   if (f.zone && e.zone !== f.zone && e.zoneId !== f.zone) return false;
   if (f.subject && e.subject !== f.subject) return false;
   if (f.actor && e.actor?.name !== f.actor && e.actor?.id !== f.actor) return false;

@@ -33,11 +33,18 @@ export function hasRole(role) {
   return !!session.user && order[session.user.role] >= order[role];
 }
 
+// `params` as a query string (no `?`), without the empty ones (undefined, null, '').
+export function queryString(params) {
+  const search = new URLSearchParams();
+  for (const [key, value] of Object.entries(params || {})) {
+    if (value !== undefined && value !== null && value !== '') search.set(key, String(value));
+  }
+  return search.toString();
+}
+
 function url(path, query) {
   const u = new URL(path, window.location.origin);
-  for (const [key, value] of Object.entries(query || {})) {
-    if (value !== undefined && value !== null && value !== '') u.searchParams.set(key, String(value));
-  }
+  u.search = queryString(query);
   return u.pathname + u.search;
 }
 

@@ -19,8 +19,11 @@ const subscribers = new Set();
 let source = null;
 let lastId = null;
 
-function matches(pattern, kind) {
-  return pattern === '*' || pattern === kind || kind.startsWith(`${pattern}.`);
+// Whether `kind` matches `pattern` as the API reads kind filters: a kind (`run.failed`), a family (`run`,
+// `run.*`), or `*` for every kind (subscriptions only: the API's filters have no `*`).
+export function kindMatches(pattern, kind) {
+  const family = pattern.endsWith('.*') ? pattern.slice(0, -2) : pattern;
+  return family === '*' || family === kind || kind.startsWith(`${family}.`);
 }
 
 function setLive(state) {
@@ -35,7 +38,7 @@ function deliver(message) {
   try { event = JSON.parse(message.data); } catch { return; }
   lastId = event.id;
   for (const s of [...subscribers]) {
-    if (s.patterns.some((p) => matches(p, event.kind))) {
+    if (s.patterns.some((p) => kindMatches(p, event.kind))) {
       try { s.handler(event); } catch (error) { console.error(error); }
     }
   }

@@ -1,4 +1,5 @@
-// Helpers shared by the task and run pages (tasks.js, task-new.js, task.js, runs.js, run.js).
+// Helpers shared by the task and run pages (tasks.js, task-new.js, task.js, runs.js, run.js), and the
+// runs tables and agent names of the overview, agent and zone list pages.
 import { api, enc } from './api.js';
 import { h, badge, link, table, timeCell } from './ui.js';
 
@@ -34,7 +35,10 @@ export async function agentNames() {
   return { agents, hostOf: new Map(agents.map((a) => [a.id, a.hostname])) };
 }
 
-export function runsTable(runs, { hostOf = new Map(), taskOf = null, empty = 'No run yet.' } = {}) {
+// Runs as a table. `compact` (the overview, an agent's page): one Since column (finished, else started,
+// else created) in place of Created, Finished and Exit, and the Reason column always; otherwise the
+// Reason column only when a run has one.
+export function runsTable(runs, { hostOf = new Map(), taskOf = null, compact = false, empty = 'No run yet.' } = {}) {
   const columns = [
     { title: 'Run', cell: (r) => link(`#/runs/${enc(r.id)}`, h('code', r.id.slice(0, 8))) },
     { title: 'Status', cell: (r) => h('span', badge(r.status), r.cancelRequested && !isFinished(r) ? ' cancel requested' : '') },
@@ -43,12 +47,17 @@ export function runsTable(runs, { hostOf = new Map(), taskOf = null, empty = 'No
   columns.push(
     { title: 'Agent', cell: (r) => link(`#/agents/${enc(r.agentId)}`, hostOf.get(r.agentId) || r.agentId.slice(0, 8)) },
     { title: 'Zone', cell: (r) => r.zone },
-    { title: 'Created', cell: (r) => timeCell(r.createdAt) },
-    { title: 'Finished', cell: (r) => (r.finishedAt ? timeCell(r.finishedAt) : r.startedAt ? h('span', 'started ', timeCell(r.startedAt)) : r.dueAt && r.dueAt > Date.now() ? h('span', 'due ', timeCell(r.dueAt)) : '—') },
-    { title: 'Exit', cell: (r) => (r.exitCode === undefined || r.exitCode === null ? '—' : String(r.exitCode)) },
   );
-  // The reason column only when a run has one.
-  if (runs.some((r) => r.reason)) columns.push({ title: 'Reason', cell: (r) => r.reason || '' });
+  if (compact) {
+    columns.push({ title: 'Since', cell: (r) => timeCell(r.finishedAt || r.startedAt || r.createdAt) });
+  } else {
+    columns.push(
+      { title: 'Created', cell: (r) => timeCell(r.createdAt) },
+      { title: 'Finished', cell: (r) => (r.finishedAt ? timeCell(r.finishedAt) : r.startedAt ? h('span', 'started ', timeCell(r.startedAt)) : r.dueAt && r.dueAt > Date.now() ? h('span', 'due ', timeCell(r.dueAt)) : '—') },
+      { title: 'Exit', cell: (r) => (r.exitCode === undefined || r.exitCode === null ? '—' : String(r.exitCode)) },
+    );
+  }
+  if (compact || runs.some((r) => r.reason)) columns.push({ title: 'Reason', cell: (r) => r.reason || '' });
   return table(columns, runs.map((r) => ({ ...r, dataset: { run: r.id, status: r.status } })), { empty });
 }
 

@@ -67,6 +67,17 @@ export function duration(seconds) {
 }
 export function timeCell(ms) { return ms ? h('time', { datetime: new Date(ms).toISOString(), title: time(ms) }, ago(ms)) : '—'; }
 
+// The value of a datetime-local input (the browser's time zone) as epoch milliseconds (empty or not a
+// date: undefined), and back (to the minute).
+export function localMillis(value) {
+  if (!value) return undefined;
+  const ms = new Date(value).getTime();
+  return Number.isFinite(ms) ? ms : undefined;
+}
+export function toLocalInput(ms) {
+  return ms ? time(ms).slice(0, 16).replace(' ', 'T') : '';
+}
+
 // A status shown by colour and by its word, so colour is never the only signal.
 const tones = {
   online: 'good', succeeded: 'good', delivered: 'good', active: 'good', enabled: 'good', primary: 'info',

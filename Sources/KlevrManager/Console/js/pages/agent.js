@@ -1,9 +1,10 @@
 import { api, enc, hasRole } from '../api.js';
 import { debounced } from '../events.js';
 import {
-  h, clear, table, link, timeCell, field, form, section, pageHeader, badge, labelChips, labelsText, dl, time, actionButton, errorBox, flash,
+  h, clear, link, field, form, section, pageHeader, badge, labelChips, labelsText, dl, time, actionButton, errorBox, flash,
 } from '../ui.js';
-import { runTable } from './overview.js';
+import { runsTable } from '../tasks-shared.js';
+import { eventTable } from '../admin-shared.js';
 
 // "a=b,c=d" as a labels object (the server validates keys and values).
 export function parseLabels(text) {
@@ -76,12 +77,8 @@ export async function render(ctx) {
         }, { name: 'clear-labels' }));
       }
     }
-    clear(runsBox).append(runTable(runs.items, new Map([[agent.id, agent.hostname]]), 'No run on this agent yet.'));
-    clear(eventsBox).append(table([
-      { title: 'When', cell: (e) => timeCell(e.at) },
-      { title: 'Event', cell: (e) => h('code', e.kind) },
-      { title: 'Detail', cell: (e) => Object.entries(e.detail || {}).map(([k, v]) => `${k}=${v}`).join(' ') },
-    ], events.items, { empty: 'No event yet.' }));
+    clear(runsBox).append(runsTable(runs.items, { hostOf: new Map([[agent.id, agent.hostname]]), compact: true, empty: 'No run on this agent yet.' }));
+    clear(eventsBox).append(eventTable(events.items, { columns: ['when', 'event', 'detail'], relative: true, empty: 'No event yet.' }));
   }
   await load();
   const refresh = debounced(() => load().catch(() => {}), 500);

@@ -1,4 +1,4 @@
-import { hasRole } from '../api.js';
+import { hasRole, queryString } from '../api.js';
 import { kinds } from '../events.js';
 import { h, pageHeader } from '../ui.js';
 import { eventLogPage, roleNote } from '../admin-shared.js';
@@ -19,9 +19,7 @@ export async function render(ctx) {
     showAddress: true,
     intro: 'Every change made by users (sessions) and their API tokens, with the client address, newest first.',
     live(filters, afterId, add, setState) {
-      const params = new URLSearchParams({ follow: 'true' });
-      for (const [k, v] of Object.entries(filters)) params.set(k, String(v));
-      if (afterId) params.set('after', String(afterId));
+      const params = queryString({ follow: 'true', ...filters, after: afterId || undefined });
       const source = new EventSource(`/api/v1/audit?${params}`, { withCredentials: true });
       const deliver = (message) => {
         try { add(JSON.parse(message.data)); } catch { /* not an event */ }

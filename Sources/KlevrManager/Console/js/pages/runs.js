@@ -1,16 +1,15 @@
 import { api } from '../api.js';
 import { debounced } from '../events.js';
 import { h, clear, field, pageHeader, select, errorBox } from '../ui.js';
-import { runStatuses, runsTable, taskName } from '../tasks-shared.js';
+import { runStatuses, runsTable, taskName, agentNames } from '../tasks-shared.js';
 
 // Runs, newest first, filtered by status, zone, agent and task (all server side); live.
 export async function render(ctx) {
   ctx.setTitle('Runs');
-  const [zones, agents, tasks] = await Promise.all([
-    api.all('/api/v1/zones'), api.all('/api/v1/agents', {}, 5000), api.all('/api/v1/tasks', {}, 1000),
+  const [zones, { agents, hostOf }, tasks] = await Promise.all([
+    api.all('/api/v1/zones'), agentNames(), api.all('/api/v1/tasks', {}, 1000),
   ]);
   if (!ctx.alive) return;
-  const hostOf = new Map(agents.map((a) => [a.id, a.hostname]));
   const taskOf = new Map(tasks.map((t) => [t.id, taskName(t)]));
   const q = ctx.query;
   const status = select([['', 'any status'], ...runStatuses.map((s) => [s, s.replace('_', ' ')])], q.status || '', { name: 'status' });

@@ -1,5 +1,5 @@
 import { api, enc, hasRole } from '../api.js';
-import { h, clear, field, form, pageHeader, select } from '../ui.js';
+import { h, clear, field, form, pageHeader, select, localMillis } from '../ui.js';
 import { handOver } from '../tasks-shared.js';
 
 // Creating a task: the whole TaskCreateRequest of the API as a form, or YAML pasted as it is (the
@@ -197,10 +197,10 @@ function number(text) {
   return Number.isFinite(n) && String(text).trim() !== '' ? n : text;
 }
 
-// A datetime-local value (the browser's zone) as epoch ms.
+// A datetime-local value (the browser's zone) as epoch ms; not a date: an error naming the field.
 function epochMillis(value, label) {
-  const ms = new Date(value).getTime();
-  if (Number.isNaN(ms)) throw new Error(`${label}: not a date and time`);
+  const ms = localMillis(value);
+  if (ms === undefined) throw new Error(`${label}: not a date and time`);
   return ms;
 }
 

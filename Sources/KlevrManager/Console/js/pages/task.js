@@ -1,7 +1,7 @@
 import { api, enc, hasRole } from '../api.js';
 import { debounced } from '../events.js';
-import { h, clear, link, section, pageHeader, badge, dl, time, timeCell, actionButton, errorBox, flash, copyButton } from '../ui.js';
-import { targetText, scheduleState, taskName, agentNames, runsTable, oneOffCopy, takeOver } from '../tasks-shared.js';
+import { h, clear, link, section, pageHeader, badge, dl, time, actionButton, errorBox, flash, copyButton } from '../ui.js';
+import { targetText, scheduleState, taskName, agentNames, runsTable, oneOffCopy, takeOver, isFinished } from '../tasks-shared.js';
 
 // One task: its definition, its runs (live), and for a recurring task its next fire times with
 // pause/resume. "Run again" creates a new one-off task with the same definition.
@@ -39,7 +39,7 @@ export async function render(ctx) {
     const { hostOf } = names;
     ctx.setTitle(`Task ${taskName(task)}`);
     const state = scheduleState(task);
-    const unfinished = task.runs.some((r) => !['succeeded', 'failed', 'failed_recover', 'timed_out', 'canceled', 'expired'].includes(r.status));
+    const unfinished = task.runs.some((r) => !isFinished(r));
     const actions = [];
     if (operator) {
       actions.push(actionButton('Run again', async () => {

@@ -4,6 +4,7 @@ import {
   h, clear, table, link, timeCell, field, form, section, pageHeader, flash, badge, actionButton, copyButton, errorBox, select,
   time, labelChips,
 } from '../ui.js';
+import { eventTable } from '../admin-shared.js';
 
 // The command that starts an agent of `zone` against this manager. The enrollment key carries the
 // manager's pin (`kle_<secret>.<pin>`), so the new agent recognises this manager and no other.
@@ -90,8 +91,9 @@ export async function render(ctx) {
     clear(summary).append(h('div.stats',
       h('div.stat', h('b', String(live.length)), 'agents'),
       h('div.stat', h('b', String(live.filter((a) => a.status === 'online').length)), 'online'),
-      h('div.stat', { dataset: { stat: 'epoch' } }, h('b', String(zone.epoch || 0)), 'election epoch')),
-      zone.description ? h('p', zone.description) : null);
+      h('div.stat', { dataset: { stat: 'epoch' } }, h('b', String(zone.epoch || 0)), 'election epoch')));
+    // Element.append prints null as the text "null": append the description only when there is one.
+    if (zone.description) summary.append(h('p', zone.description));
     clear(map).append(zoneMap(zone, live));
     clear(agentsBox).append(table([
       { title: 'Host', cell: (a) => link(`#/agents/${enc(a.id)}`, a.hostname) },
@@ -102,12 +104,7 @@ export async function render(ctx) {
       { title: 'Labels', cell: (a) => labelChips(a.labels) },
       { title: 'Version', cell: (a) => a.version },
     ], agents, { empty: 'No agent in this zone yet: create an enrollment key and start one.' }));
-    clear(eventsBox).append(table([
-      { title: 'When', cell: (e) => timeCell(e.at) },
-      { title: 'Event', cell: (e) => h('code', e.kind) },
-      { title: 'Subject', cell: (e) => (e.subject ? e.subject.slice(0, 8) : '') },
-      { title: 'Detail', cell: (e) => Object.entries(e.detail || {}).map(([k, v]) => `${k}=${v}`).join(' ') },
-    ], events.items, { empty: 'No event yet.' }));
+    clear(eventsBox).append(eventTable(events.items, { columns: ['when', 'event', 'subject', 'detail'], relative: true, empty: 'No event yet.' }));
   }
 
   await load();

@@ -1,6 +1,7 @@
 import { api, enc, hasRole } from '../api.js';
 import { debounced } from '../events.js';
 import { h, clear, table, link, timeCell, field, form, section, pageHeader, flash, badge } from '../ui.js';
+import { agentNames } from '../tasks-shared.js';
 
 export async function render(ctx) {
   ctx.setTitle('Zones');
@@ -20,9 +21,8 @@ export async function render(ctx) {
   ctx.root.append(section('All zones', list));
 
   async function load() {
-    const [zones, agents] = await Promise.all([api.all('/api/v1/zones'), api.all('/api/v1/agents', {}, 5000)]);
+    const [zones, { agents, hostOf }] = await Promise.all([api.all('/api/v1/zones'), agentNames()]);
     if (!ctx.alive) return;
-    const hostOf = new Map(agents.map((a) => [a.id, a.hostname]));
     const online = (zone) => agents.filter((a) => a.zone === zone && a.status === 'online').length;
     clear(list).append(table([
       { title: 'Name', cell: (z) => link(`#/zones/${enc(z.name)}`, z.name) },
