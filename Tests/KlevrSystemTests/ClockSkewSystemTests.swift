@@ -84,7 +84,7 @@ struct ClockSkewSystemTests {
         compiler.standardOutput = handle
         compiler.standardError = handle
         try compiler.run()
-        await onOwnThread { compiler.waitUntilExit() }
+        await onOwnThread { compiler.waitForExit() }
         let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
         try #require(compiler.terminationStatus == 0, "cc failed: \(output)")
         return library

@@ -40,7 +40,7 @@ final class KlevrProcess: @unchecked Sendable {
     /// SIGKILLs the process and waits until it is gone (on a thread of its own, see ``onOwnThread(_:)``).
     func kill9() async {
         kill(pid, SIGKILL)
-        await onOwnThread { self.process.waitUntilExit() }
+        await onOwnThread { self.process.waitForExit() }
     }
 
     /// SIGTERMs the process and waits until it is gone, SIGKILLing it after 10 s (on a thread of its own).
@@ -66,7 +66,7 @@ final class KlevrProcess: @unchecked Sendable {
     func waitForStop(deadline: Date) {
         while process.isRunning && Date() < deadline { usleep(20_000) }
         if process.isRunning { kill(pid, SIGKILL) }
-        process.waitUntilExit()
+        process.waitForExit()
     }
 }
 

@@ -101,7 +101,7 @@ struct InstallSystemTests {
         defer {
             // Waited for off the cooperative pool; the test waits for that at its end (waitsForProcesses).
             process.terminate()
-            ProcessReaper.inBackground { process.waitUntilExit() }
+            ProcessReaper.inBackground { process.waitForExit() }
         }
         var health: RawHTTP.Answer?
         try await eventually(60, "the API answers") {

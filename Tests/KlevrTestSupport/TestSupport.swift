@@ -131,3 +131,12 @@ extension Trait where Self == WaitsForProcesses {
     /// See ``WaitsForProcesses``.
     public static var waitsForProcesses: Self { WaitsForProcesses() }
 }
+
+extension Process {
+    /// Blocks until the process has ended, looking every 20 ms (for a thread of its own, never the
+    /// cooperative pool). Not `waitUntilExit()`: on a thread without run loop sources that can spin,
+    /// taking a core from the processes under test.
+    public func waitForExit() {
+        while isRunning { usleep(20_000) }
+    }
+}
