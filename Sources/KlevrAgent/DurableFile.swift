@@ -20,14 +20,28 @@ enum DurableFile {
         }
     }
 
+    /// Writes the agent's own file at `path` (its temporary twin is `path.tmp`).
     static func write(_ data: Data, to path: String, mode: mode_t = 0o600) throws {
-        let temporary = path + ".tmp"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, mode)
+        try write(data, to: path, mode: mode, temporary: path + ".tmp", flags: O_WRONLY | O_CREAT | O_TRUNC, removeOnFailure: false)
+    }
+
+    /// Writes a file at a path chosen by someone else (`file.put`): the temporary file gets a fresh name next
+    /// to the target, created exclusively without following links (never an existing file or a link planted
+    /// there), and is removed when the write fails. Readers see the old file or the new one, never a part.
+    static func writeFresh(_ data: Data, to path: String, mode: mode_t) throws {
+        try write(
+            data, to: path, mode: mode, temporary: path + ".klevr-\(UUID().uuidString.prefix(8)).tmp",
+            flags: O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, removeOnFailure: true)
+    }
+
+    private static func write(_ data: Data, to path: String, mode: mode_t, temporary: String, flags: Int32, removeOnFailure: Bool) throws {
+        let fd = open(temporary, flags | O_CLOEXEC, mode_t(0o600))
         guard fd >= 0 else { throw Failure.io("open \(temporary)", errno) }
         // A temporary file left by a crash keeps its old mode through O_TRUNC: set the mode explicitly.
         guard fchmod(fd, mode) == 0 else {
             let code = errno
             close(fd)
+            if removeOnFailure { unlink(temporary) }
             throw Failure.io("chmod \(temporary)", code)
         }
         var failure: Failure?
@@ -46,8 +60,11 @@ enum DurableFile {
         }
         if failure == nil && fsync(fd) != 0 { failure = .io("fsync \(temporary)", errno) }
         close(fd)
-        if let failure { throw failure }
-        guard rename(temporary, path) == 0 else { throw Failure.io("rename \(temporary)", errno) }
+        if failure == nil && rename(temporary, path) != 0 { failure = .io("rename \(temporary) to \(path)", errno) }
+        if let failure {
+            if removeOnFailure { unlink(temporary) }
+            throw failure
+        }
         syncDirectory(of: path)
     }
 

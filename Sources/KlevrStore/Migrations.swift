@@ -226,6 +226,11 @@ enum Migrations {
             // Recover steps: run when a step fails (JSON, as `steps`).
             "ALTER TABLE tasks ADD COLUMN recover TEXT NOT NULL DEFAULT '[]'",
         ]),
+        (15, [
+            // Retention (Store+Retention.swift): old events and finished webhook deliveries are found by time.
+            "CREATE INDEX event_log_at ON event_log(at)",
+            "CREATE INDEX webhook_deliveries_created ON webhook_deliveries(created_at)",
+        ]),
     ]
 
     /// Applies the migrations this database has not seen yet, each in its own transaction.

@@ -40,12 +40,18 @@ extension ManagerCommand {
         var insecureHTTP = false
         @Option(help: "At most this many connections at once (agents outside zones hold one each); more wait in the listen backlog.")
         var maxConnections = 512
+        @Option(help: "Remove finished runs (with their output) and finished webhook deliveries this many days after they ended; 0 keeps them.")
+        var keepRunsDays = 90
+        @Option(help: "Remove events (the event and audit logs) this many days after they happened; 0 keeps them.")
+        var keepEventsDays = 365
 
         func run() async throws {
             LogSetup.bootstrap(level: logLevel)
             let (host, port) = try parseListen(listen)
             guard (1...300).contains(heartbeat) else { throw ValidationError("--heartbeat must be 1 to 300 seconds") }
-        guard (16...100_000).contains(maxConnections) else { throw ValidationError("--max-connections must be 16 to 100000") }
+            guard (16...100_000).contains(maxConnections) else { throw ValidationError("--max-connections must be 16 to 100000") }
+            guard (0...36_500).contains(keepRunsDays) else { throw ValidationError("--keep-runs-days must be 0 (keep) to 36500") }
+            guard (0...36_500).contains(keepEventsDays) else { throw ValidationError("--keep-events-days must be 0 (keep) to 36500") }
             // Checked before anything is created, so that a refused start leaves nothing behind.
             let tls: ManagerTLS?
             switch (tlsCert, tlsKey) {
@@ -75,6 +81,8 @@ extension ManagerCommand {
                 signingKey: try SigningKeyFile.loadOrCreate(dataDir: dataDir), secretBox: try MasterKeyFiles.load(dataDir: dataDir), tls: tls,
                 behindTLSProxy: insecureHTTP)
             config.maxConnections = maxConnections
+            config.runRetentionDays = keepRunsDays
+            config.eventRetentionDays = keepEventsDays
             let (manager, generated) = try await Manager.bootstrap(config: config, logger: logger)
             if let generated { printAdminPassword(generated) }
             let app = manager.application(

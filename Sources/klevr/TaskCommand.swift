@@ -9,6 +9,19 @@ struct TaskCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "task", abstract: "Run tasks and look at them.", subcommands: [RunTask.self, Create.self, List.self, Show.self, Cancel.self, Pause.self, Resume.self])
 
+    /// Prints a callback URL's signing secret, which is in the creation answer only (docs/webhooks.md): with
+    /// the table output; on standard error when JSON output follows the runs (the JSON is the runs then);
+    /// with JSON output that prints the task, the secret is in it.
+    static func showCallbackSecret(_ task: Components.Schemas.Task, output: OutputFormat, followed: Bool) {
+        guard let secret = task.callbackSecret else { return }
+        let line = "callback \(task.callbackUrl ?? "") signing secret (shown once): \(secret)\n"
+        if output == .table {
+            print(line, terminator: "")
+        } else if followed {
+            FileHandle.standardError.write(Data(line.utf8))
+        }
+    }
+
     struct RunTask: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "run",
@@ -47,6 +60,8 @@ struct TaskCommand: AsyncParsableCommand {
         @Option(help: "The built-in command's arguments, a JSON object (with --command).") var args: String?
         @Option(name: .customLong("credential"), help: "A credential the runs receive (repeatable); the script reads $KLEVR_CRED_<NAME>.")
         var credentials: [String] = []
+        @Option(help: "Deliver the task's run events to this URL, signed like a webhook (its secret is printed once; docs/webhooks.md).")
+        var callbackUrl: String?
         @OptionGroup var options: ClientOptions
         @Argument(help: "The script, after --.") var script: [String] = []
 
@@ -103,9 +118,10 @@ struct TaskCommand: AsyncParsableCommand {
                 params: parameters.isEmpty ? nil : .init(additionalProperties: parameters), timeoutSeconds: timeout,
                 runAt: try at.map { try TimeArgument.millis($0, option: "--at") }, deliverWithinSeconds: deliverWithin, schedule: try schedule(),
                 rollout: maxConcurrency == nil && maxErrors == nil ? nil : .init(maxConcurrency: maxConcurrency, maxErrors: maxErrors),
-                credentials: credentials.isEmpty ? nil : credentials)
+                credentials: credentials.isEmpty ? nil : credentials, callbackUrl: callbackUrl)
             let runs = try await options.withClient { client -> [Components.Schemas.Run]? in
                 let task = try await api { try await client.createTask(body: .json(request)).created.body.json }
+                TaskCommand.showCallbackSecret(task, output: options.output, followed: !detach && task.schedule == nil)
                 // A recurring task has no run yet: it is shown with its next fire times.
                 if detach || task.schedule != nil {
                     if options.output == .json {
@@ -150,15 +166,7 @@ struct TaskCommand: AsyncParsableCommand {
             let request = try TaskFile.load(file)
             let runs = try await options.withClient { client -> [Components.Schemas.Run]? in
                 let task = try await api { try await client.createTask(body: .json(request)).created.body.json }
-                // A callbackUrl's signing secret is in this answer only (docs/webhooks.md).
-                if let secret = task.callbackSecret {
-                    let line = "callback \(task.callbackUrl ?? "") signing secret (shown once): \(secret)\n"
-                    if options.output == .table {
-                        print(line, terminator: "")
-                    } else if wait && task.schedule == nil {
-                        FileHandle.standardError.write(Data(line.utf8))
-                    }
-                }
+                TaskCommand.showCallbackSecret(task, output: options.output, followed: wait && task.schedule == nil)
                 if !wait || task.schedule != nil {
                     if options.output == .json {
                         try Printer.json(task)

@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import Crypto
 import KlevrAPI
+import KlevrAgent
 import KlevrCore
 import KlevrManager
 import KlevrStore
@@ -66,11 +67,11 @@ struct UpCommand: AsyncParsableCommand {
         _ = try await manager.store.createEnrollKey(
             zoneName: "local", keyHash: Secrets.hash(enrollKey), prefix: String(enrollKey.prefix(10)), now: now, expiresAt: now + 10 * 60 * 1000, actor: .system)
 
-        let url = "http://\(host == "0.0.0.0" ? "127.0.0.1" : host):\(port)"
         let children = AgentProcesses(
-            count: agents, managerURL: url, stateRoot: dataDir + "/agents", enrollKey: enrollKey, logLevel: logLevel == "notice" ? "warning" : logLevel,
-            firstPeerPort: port + 11)
-        let app = manager.application(onServerRunning: { _ in
+            count: agents, stateRoot: dataDir + "/agents", enrollKey: enrollKey, logLevel: logLevel == "notice" ? "warning" : logLevel)
+        let app = manager.application(onServerRunning: { port in
+            // The port the manager got (`--listen …:0` picks one).
+            let url = "http://\(host == "0.0.0.0" ? "127.0.0.1" : host.contains(":") ? "[\(host)]" : host):\(port)"
             say(
                 """
 
@@ -89,7 +90,7 @@ struct UpCommand: AsyncParsableCommand {
 
                 Ctrl-C stops the manager and the agents.
                 """)
-            await children.start()
+            await children.start(managerURL: url, preferredPeerPort: port + 11)
         })
         let group = ServiceGroup(
             configuration: .init(
@@ -103,25 +104,39 @@ struct UpCommand: AsyncParsableCommand {
 /// SIGKILL after 10 s) when the group shuts down, before the manager stops.
 actor AgentProcesses: Service {
     let count: Int
-    let managerURL: String
     let stateRoot: String
     let enrollKey: String
     let logLevel: String
-    let firstPeerPort: Int
     private var processes: [Process] = []
 
-    init(count: Int, managerURL: String, stateRoot: String, enrollKey: String, logLevel: String, firstPeerPort: Int) {
+    init(count: Int, stateRoot: String, enrollKey: String, logLevel: String) {
         self.count = count
-        self.managerURL = managerURL
         self.stateRoot = stateRoot
         self.enrollKey = enrollKey
         self.logLevel = logLevel
-        self.firstPeerPort = firstPeerPort
     }
 
-    func start() {
+    /// The agents' peer ports: consecutive ones from `preferred` (the manager's port + 11) where they are
+    /// free, so that they stay the same from one `up` to the next; any free port instead of one in use.
+    func peerPorts(preferred: Int) -> [Int] {
+        var ports: [Int] = []
+        for index in 0..<count {
+            let wanted = preferred + index
+            if wanted > 1024 && LoopbackPort.isFree(wanted) && !ports.contains(wanted) {
+                ports.append(wanted)
+            } else if let any = try? LoopbackPort.free(), !ports.contains(any) {
+                ports.append(any)
+            } else {
+                ports.append(wanted)
+            }
+        }
+        return ports
+    }
+
+    func start(managerURL: String, preferredPeerPort: Int) {
         guard processes.isEmpty else { return }
         let executable = Bundle.main.executableURL ?? URL(fileURLWithPath: CommandLine.arguments[0])
+        let peerPorts = peerPorts(preferred: preferredPeerPort)
         for index in 1...max(count, 1) where count > 0 {
             let process = Process()
             process.executableURL = executable
@@ -129,10 +144,10 @@ actor AgentProcesses: Service {
             // URL and reaches the manager through the primary.
             var arguments = [
                 "agent", "run", "--zone", "local", "--state-dir", "\(stateRoot)/agent-\(index)", "--log-level", logLevel,
-                "--listen", "127.0.0.1:\(firstPeerPort + index - 1)",
+                "--listen", "127.0.0.1:\(peerPorts[index - 1])",
             ]
             if index == count && count >= 3 {
-                for peer in 1..<index { arguments += ["--peer", "127.0.0.1:\(firstPeerPort + peer - 1)"] }
+                for peer in 1..<index { arguments += ["--peer", "127.0.0.1:\(peerPorts[peer - 1])"] }
             } else {
                 arguments += ["--manager", managerURL]
             }

@@ -213,28 +213,30 @@ struct CommandSystemTests {
         #expect(longRun.reason?.contains("shut down") == true, "\(longRun.reason ?? "")")
     }
 
-    /// Whether nothing holds the loopback port now (bound as a server would, with SO_REUSEADDR).
-    static func bindable(_ port: Int) -> Bool {
+    /// A socket listening on the loopback port (nil when it is taken already: it is held either way).
+    static func listening(_ port: Int) -> Int32? {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0, port < 65536 else { return false }
-        defer { close(fd) }
-        var one: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        guard fd >= 0, port < 65536 else { return nil }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         address.sin_port = in_port_t(UInt16(port).bigEndian)
-        return withUnsafePointer(to: &address) { pointer in
+        let bound = withUnsafePointer(to: &address) { pointer in
             pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
         }
+        guard bound, listen(fd, 1) == 0 else {
+            close(fd)
+            return nil
+        }
+        return fd
     }
 
     @Test func klevrUpStartsAnAgentAgainAfterAgentRestart() async throws {
-        // klevr up gives its agent the peer port listen port + 11: pick a port where that one is free too.
-        var candidate = try Cluster()
-        for _ in 0..<50 where !Self.bindable(candidate.port + 11) { candidate = try Cluster() }
-        let cluster = candidate
+        let cluster = try Cluster()
         defer { cluster.shutdown() }
+        // klevr up prefers the peer port listen port + 11: held by someone else, its agent takes another.
+        let holder = Self.listening(cluster.port + 11)
+        defer { if let holder { close(holder) } }
         let data = cluster.directory + "/up"
         cluster.manager = try KlevrProcess(
             ["up", "--data-dir", data, "--listen", "127.0.0.1:\(cluster.port)", "--agents", "1", "--log-level", "info"],
@@ -251,11 +253,14 @@ struct CommandSystemTests {
         struct SavedLogin: Decodable { var token: String }
         cluster.token = try JSONDecoder().decode(SavedLogin.self, from: Data(contentsOf: URL(fileURLWithPath: cluster.directory + "/cli.json"))).token
         var agentID = ""
+        var peerAddress = ""
         try await eventually(60, "the local agent is online") {
             guard let agent = try await cluster.agents(zone: "local").first, agent.status == .online else { return false }
             agentID = agent.id
+            peerAddress = agent.peerAddress ?? ""
             return true
         }
+        #expect(!peerAddress.isEmpty && peerAddress != "127.0.0.1:\(cluster.port + 11)", "\(peerAddress)")
         func pid() async throws -> Int64? {
             let task = try await cluster.createTask(.init(zone: "local", target: .agent(agentID), steps: [.init(command: "agent.info")]))
             let runID = try #require(task.runs.first?.id)

@@ -76,5 +76,20 @@ struct TaskFileSystemTests {
         #expect(invalid.status != 0)
         #expect(invalid.output.contains("timeoutSeconds"), "\(invalid.output)")
         #expect(try await cluster.api.listTasks(query: .init(zone: "z")).ok.body.json.items.count == before)
+
+        // `task run --callback-url`: the signing secret is printed once, the task carries the URL.
+        let withCallback = try await cluster.runCLI(
+            ["task", "run", "--zone", "z", "--agent", agent, "--callback-url", "http://127.0.0.1:9/callback", "--", "echo called-back"])
+        #expect(withCallback.status == 0, "\(withCallback.output)")
+        #expect(withCallback.output.contains("callback http://127.0.0.1:9/callback signing secret (shown once): whsec_"), "\(withCallback.output)")
+        #expect(withCallback.output.contains("called-back"), "\(withCallback.output)")
+        let callbackTask = try #require(
+            try await cluster.api.listTasks(query: .init(zone: "z")).ok.body.json.items.first { $0.steps.first?.script == "echo called-back" })
+        let shown = try await cluster.api.getTask(path: .init(id: callbackTask.id)).ok.body.json
+        #expect(shown.callbackUrl == "http://127.0.0.1:9/callback")
+        #expect(shown.callbackSecret == nil, "the secret is shown once, at creation")
+        let refusedCallback = try await cluster.runCLI(["task", "run", "--zone", "z", "--agent", agent, "--callback-url", "ftp://x/", "--", "true"])
+        #expect(refusedCallback.status != 0)
+        #expect(refusedCallback.output.contains("callbackUrl"), "\(refusedCallback.output)")
     }
 }

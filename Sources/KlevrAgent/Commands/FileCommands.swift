@@ -36,34 +36,11 @@ struct FileCommands {
         let modeText = arguments["mode"]?.stringValue ?? "0644"
         guard let mode = BuiltinCommand.fileMode(modeText) else { return .failed("mode: octal digits like 0644") }
         if let refusal = refusal(path) { return .failed(refusal) }
-        // A fresh temporary name next to the target (O_EXCL: never an existing file or a planted link),
-        // then fsync and rename over the target: readers see the old file or the new one, never a part.
-        let temporary = path + ".klevr-\(UUID().uuidString.prefix(8)).tmp"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode_t(0o600))
-        guard fd >= 0 else { return .failed("cannot create \(temporary): \(String(cString: strerror(errno)))") }
-        var failure: String?
-        data.withUnsafeBytes { raw in
-            guard let base = raw.baseAddress else { return }
-            var offset = 0
-            while offset < raw.count {
-                let written = systemWrite(fd, base + offset, raw.count - offset)
-                if written < 0 {
-                    if errno == EINTR { continue }
-                    failure = "write: \(String(cString: strerror(errno)))"
-                    return
-                }
-                offset += written
-            }
+        do {
+            try DurableFile.writeFresh(data, to: path, mode: mode_t(mode))
+        } catch {
+            return .failed("\(error)")
         }
-        if failure == nil && fchmod(fd, mode_t(mode)) != 0 { failure = "chmod: \(String(cString: strerror(errno)))" }
-        if failure == nil && fsync(fd) != 0 { failure = "fsync: \(String(cString: strerror(errno)))" }
-        close(fd)
-        if failure == nil && rename(temporary, path) != 0 { failure = "rename to \(path): \(String(cString: strerror(errno)))" }
-        if let failure {
-            unlink(temporary)
-            return .failed(failure)
-        }
-        DurableFile.syncDirectory(of: path)
         return .succeeded([
             "path": .string(path), "size": .integer(Int64(data.count)), "sha256": .string(Self.sha256(data)),
             "mode": .string(String(format: "%04o", Int(mode))),
@@ -110,15 +87,5 @@ struct FileCommands {
         guard let resolved = realpath(path, nil) else { return nil }
         defer { free(resolved) }
         return String(cString: resolved)
-    }
-
-    private func systemWrite(_ fd: Int32, _ pointer: UnsafeRawPointer, _ count: Int) -> Int {
-        #if canImport(Glibc)
-        Glibc.write(fd, pointer, count)
-        #elseif canImport(Musl)
-        Musl.write(fd, pointer, count)
-        #else
-        Darwin.write(fd, pointer, count)
-        #endif
     }
 }

@@ -121,11 +121,13 @@ public struct Manager: Sendable {
     /// manager`, `klevr up`, the tests and the benchmarks (all of which run ``application(onGeneratedPassword:onServerRunning:)``):
     /// the database (the PostgreSQL pool, or closing SQLite), the stall watch and the liveness sweeper
     /// (which also retires agents that never confirmed their runs stopped) and the run scheduler (due
-    /// runs queued, overdue ones expired) and the webhook dispatcher (deliveries queued from the event log,
-    /// sent and retried). The scheduler is left out when ``ManagerConfig/runsScheduler`` is off (tests).
+    /// runs queued, overdue ones expired), the webhook dispatcher (deliveries queued from the event log,
+    /// sent and retried) and the retention sweeper (old history removed). The scheduler is left out when
+    /// ``ManagerConfig/runsScheduler`` is off (tests that take its passes by hand).
     public func services() -> [any Service] {
         let scheduler: [any Service] = config.runsScheduler ? [RunScheduler(manager: self)] : []
-        return [store.database, StallWatch(clock: stalls, logger: logger), LivenessSweeper(manager: self)] + scheduler + [WebhookDispatcher(manager: self)]
+        return [store.database, StallWatch(clock: stalls, logger: logger), LivenessSweeper(manager: self)] + scheduler
+            + [WebhookDispatcher(manager: self), RetentionSweeper(manager: self)]
     }
 
     /// All routes of the manager. `operations` (default: the document's) decide who may call what.

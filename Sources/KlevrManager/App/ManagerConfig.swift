@@ -62,6 +62,22 @@ public struct ManagerConfig: Sendable {
     /// overdue ones expired). Always on in `klevr manager`; tests that take the scheduler's passes by hand
     /// at chosen instants turn it off, so that it cannot fire an occurrence on the real clock meanwhile.
     public var runsScheduler: Bool = true
+    /// Finished runs (with their output) and finished webhook deliveries are removed this many days after
+    /// they ended or were queued, and one-off tasks left without runs with them; 0 keeps them all (see
+    /// ``RetentionSweeper``).
+    public var runRetentionDays: Int = 90
+    /// Events (the event and audit logs) are removed this many days after they happened; 0 keeps them all.
+    public var eventRetentionDays: Int = 365
+    /// How often the retention sweep runs.
+    public var retentionIntervalSeconds: Double = 3600
+
+    /// What the retention sweep removes at `now`.
+    public func retentionPolicy(now: Int64) -> RetentionPolicy {
+        let day: Int64 = 86_400_000
+        return RetentionPolicy(
+            runsBefore: runRetentionDays > 0 ? now - Int64(runRetentionDays) * day : nil,
+            eventsBefore: eventRetentionDays > 0 ? now - Int64(eventRetentionDays) * day : nil)
+    }
 
     public init(
         host: String = "127.0.0.1", port: Int = 8090, database: DatabaseURL, adminPassword: String? = nil,
