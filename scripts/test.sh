@@ -50,6 +50,9 @@ if ! swift build --build-tests >"$PGDIR/build.log" 2>&1; then
   exit 1
 fi
 export KLEVR_BIN="$PWD/.build/debug/klevr"
+# Every test deadline three times as long (KlevrTestSupport's TestTime): this runs ~80 suites at once,
+# system suites starting debug-build processes, on a 2-core CI machine.
+export KLEVR_TEST_TIME_SCALE="${KLEVR_TEST_TIME_SCALE:-3}"
 log "running every suite (SQLite and PostgreSQL store suites, HTTP, agent, system tests)"
 set +e
 swift test --skip-build 2>&1 | tee "$PGDIR/test.log"

@@ -42,9 +42,10 @@ struct ExecutorTests {
     /// Whether any process has `marker` in its command line.
     static func processExists(_ marker: String) -> Bool { Processes.exist(marker) }
 
-    /// Waits, with a deadline, until no process carries the marker.
-    static func waitUntilGone(_ marker: String, within seconds: Double = 5) async -> Bool {
-        let deadline = ContinuousClock.now + .seconds(seconds)
+    /// Waits, with a deadline, until no process carries the marker (generous: a killed process group
+    /// is reaped slowly on a loaded machine).
+    static func waitUntilGone(_ marker: String, within seconds: Double = 30) async -> Bool {
+        let deadline = ContinuousClock.now + .seconds(TestTime.scaled(seconds))
         while ContinuousClock.now < deadline {
             if !processExists(marker) { return true }
             try? await Task.sleep(for: .milliseconds(50))

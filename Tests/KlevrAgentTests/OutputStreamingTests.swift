@@ -33,7 +33,9 @@ struct OutputStreamingTests {
         // At most one flush per 100 ms (plus size flushes and the last one), however slow the machine.
         let bound = Int(elapsed / .milliseconds(100)) + expected.utf8.count / (64 * 1024) + 2
         #expect(chunks.count <= bound, "\(chunks.count) chunks in \(elapsed)")
-        #expect(chunks.count < 3000 / 10)
+        // Fewer chunks than writes, whatever the speed (a fixed tenth failed when the script itself ran
+        // slowly on a loaded machine: the bound above, from the elapsed time, is the one that scales).
+        #expect(chunks.count < 3000, "\(chunks.count) chunks: one per write")
     }
 
     @Test func largeOutputIsCutIntoBoundedChunks() async throws {

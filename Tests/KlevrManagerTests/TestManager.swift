@@ -51,14 +51,18 @@ struct TestManager {
     /// The lease lasts a minute here: these tests take their steps by hand, and on a loaded machine more
     /// than the default 2.5 s can pass between electing a primary and its next sync. Lease expiry is
     /// tested in the store suites with a clock, not here.
-    static func make(longPollSeconds: Double = 2, leaseMillis: Int64 = 60_000) async throws -> TestManager {
+    /// - Parameter runsScheduler: false for tests that take the scheduler's passes by hand
+    ///   (`RunScheduler.pass(now:)`): the manager's own scheduler, on the real clock, could otherwise fire
+    ///   an occurrence before the test's pass when a slow set-up crosses its time.
+    static func make(longPollSeconds: Double = 2, leaseMillis: Int64 = 60_000, runsScheduler: Bool = true) async throws -> TestManager {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("klevr-manager-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let logs = LogCapture()
-        let config = ManagerConfig(
+        var config = ManagerConfig(
             host: "127.0.0.1", port: 0, database: .sqlite(path: directory.appendingPathComponent("klevr.db").path),
             adminPassword: adminPassword, heartbeatSeconds: 5, longPollSeconds: longPollSeconds, redeliverAfterSeconds: 10, bcryptCost: 4,
             leaseMillis: leaseMillis)
+        config.runsScheduler = runsScheduler
         let (manager, generated) = try await Manager.bootstrap(config: config, logger: logs.logger())
         #expect(generated == nil)
         return TestManager(manager: manager, logs: logs)

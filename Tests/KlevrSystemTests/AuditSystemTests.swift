@@ -5,7 +5,7 @@ import Testing
 
 /// The audit log through the CLI: what users did, with the actor (session or token) and the client
 /// address, and nothing the system or agents did.
-@Suite(.serialized, .timeLimit(.minutes(5)))
+@Suite(.serialized, .timeLimit(.minutes(5)), .waitsForProcesses)
 struct AuditSystemTests {
     @Test func theAuditLogShowsWhatUsersDidWithTheirAddress() async throws {
         let cluster = try Cluster()

@@ -19,7 +19,7 @@ import Glibc
 /// `KLEVR_TEST_CLOCK_SHIFT` seconds and leaves the monotonic clocks alone (libfaketime is not an
 /// option: it hangs the binary's timers). Foundation's `Date()` reads `clock_gettime(CLOCK_REALTIME)`,
 /// so the agent's `Clock.nowMillis()` and its log timestamps move with it.
-@Suite(.serialized, .timeLimit(.minutes(5)))
+@Suite(.serialized, .timeLimit(.minutes(5)), .waitsForProcesses)
 struct ClockSkewSystemTests {
     static let shift = 7_200
     /// How far a measured skew may be from the shift (ms).
@@ -67,8 +67,9 @@ struct ClockSkewSystemTests {
         }
         """#
 
-    /// Compiles the wall-clock shifting library into `directory` and returns its path.
-    static func shiftLibrary(in directory: String) throws -> String {
+    /// Compiles the wall-clock shifting library into `directory` and returns its path (the compiler
+    /// waited for on a thread of its own).
+    static func shiftLibrary(in directory: String) async throws -> String {
         let source = directory + "/shift.c"
         let library = directory + "/libshift.so"
         try shiftSource.write(toFile: source, atomically: true, encoding: .utf8)
@@ -76,13 +77,14 @@ struct ClockSkewSystemTests {
         _ = FileManager.default.createFile(atPath: log, contents: nil)
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         defer { try? handle.close() }
-        let compiler = Process()
+        // Only touched here and, once it runs, by the thread that waits for it.
+        nonisolated(unsafe) let compiler = Process()
         compiler.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         compiler.arguments = ["cc", "-shared", "-fPIC", "-o", library, source, "-ldl"]
         compiler.standardOutput = handle
         compiler.standardError = handle
         try compiler.run()
-        compiler.waitUntilExit()
+        await onOwnThread { compiler.waitForExit() }
         let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
         try #require(compiler.terminationStatus == 0, "cc failed: \(output)")
         return library
@@ -152,7 +154,7 @@ struct ClockSkewSystemTests {
     /// Every agent eventually shows a measured skew within the tolerance of its shift.
     static func expectSkews(_ cluster: Cluster, _ expected: [String: Int], names: [String: String]) async throws {
         var last: [String: Int64?] = [:]
-        let deadline = ContinuousClock.now + .seconds(60)
+        let deadline = ContinuousClock.now + .seconds(TestTime.scaled(60))
         while ContinuousClock.now < deadline {
             guard let agents = try? await cluster.agents() else {
                 try await Task.sleep(for: .milliseconds(200))
@@ -210,7 +212,7 @@ struct ClockSkewSystemTests {
     @Test func skewedSecondariesWorkUnderAPrimaryWithTheRightClock() async throws {
         let cluster = try Cluster()
         defer { cluster.shutdown() }
-        let library = try Self.shiftLibrary(in: cluster.directory)
+        let library = try await Self.shiftLibrary(in: cluster.directory)
         let ids = try await Self.zone(
             cluster, library: library, primary: ("right", 0),
             members: [("ahead", Self.shift, nil, 10), ("behind", -Self.shift, ["right", "ahead"], 0)])
@@ -221,7 +223,7 @@ struct ClockSkewSystemTests {
 
         // Restarted, the member 2 h behind without a manager route (its identity stored, the manager's time
         // not yet heard) finds the primary again and works.
-        cluster.agents["behind"]?.stop()
+        await cluster.agents["behind"]?.stop()
         try await cluster.startAgent(
             "behind", zone: "z", viaPeers: ["right", "ahead"], environment: Self.shifted(-Self.shift, library: library))
         try await Self.runAndCheck(
@@ -231,7 +233,7 @@ struct ClockSkewSystemTests {
     @Test func aSkewedPrimaryLeadsMembersWithTheRightClockAndTheOppositeSkewAndFailsOverToAnother() async throws {
         let cluster = try Cluster()
         defer { cluster.shutdown() }
-        let library = try Self.shiftLibrary(in: cluster.directory)
+        let library = try await Self.shiftLibrary(in: cluster.directory)
         // `behind` is the only other member with a manager route: it takes over when `ahead` dies.
         let ids = try await Self.zone(
             cluster, library: library, primary: ("ahead", Self.shift),
@@ -243,7 +245,7 @@ struct ClockSkewSystemTests {
 
         // The primary 2 h ahead dies; the member 2 h behind takes the lease and leads.
         let old = try await Self.zone(cluster)
-        cluster.agents["ahead"]?.kill9()
+        await cluster.agents["ahead"]?.kill9()
         try await eventually(30, "behind takes the lease") {
             let zone = try await Self.zone(cluster)
             return zone.primary == ids["behind"] && zone.leaseEpoch > old.leaseEpoch

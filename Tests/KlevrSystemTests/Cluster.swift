@@ -37,23 +37,40 @@ final class KlevrProcess: @unchecked Sendable {
     var pid: Int32 { process.processIdentifier }
     var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
 
-    func kill9() {
+    /// SIGKILLs the process and waits until it is gone (on a thread of its own, see ``onOwnThread(_:)``).
+    func kill9() async {
         kill(pid, SIGKILL)
-        process.waitUntilExit()
+        await onOwnThread { self.process.waitForExit() }
     }
 
-    func stop() {
-        if process.isRunning {
-            process.terminate()
-            let deadline = Date().addingTimeInterval(10)
-            while process.isRunning && Date() < deadline { usleep(20_000) }
-            if process.isRunning { kill(pid, SIGKILL) }
-        }
-        process.waitUntilExit()
+    /// SIGTERMs the process and waits until it is gone, SIGKILLing it after 10 s (on a thread of its own).
+    func stop() async {
+        signalStop()
+        await onOwnThread { self.waitForStop(deadline: Date().addingTimeInterval(10)) }
+    }
+
+    /// ``stop()`` for a `defer`, which cannot await: SIGTERM now, the waiting (and a SIGKILL after 10 s)
+    /// on a thread of its own, the caller not blocked; the test waits for it at its end (``WaitsForProcesses``).
+    func stopInBackground() {
+        signalStop()
+        let deadline = Date().addingTimeInterval(10)
+        ProcessReaper.inBackground { self.waitForStop(deadline: deadline) }
+    }
+
+    /// SIGTERM, if it still runs.
+    func signalStop() {
+        if process.isRunning { process.terminate() }
+    }
+
+    /// Blocks until the process ended, SIGKILLing it at `deadline`: never on the cooperative pool.
+    func waitForStop(deadline: Date) {
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        if process.isRunning { kill(pid, SIGKILL) }
+        process.waitForExit()
     }
 }
 
-/// A manager and agents as real processes on loopback, in a temporary directory. `shutdown()` kills
+/// A manager and agents as real processes on loopback, in a temporary directory. `shutdown()` ends
 /// everything, and the tests call it on every path.
 final class Cluster: @unchecked Sendable {
     static var binary: String {
@@ -124,7 +141,8 @@ final class Cluster: @unchecked Sendable {
                 + managerArguments,
             logPath: directory + "/manager.log")
         let probe = try client(credential: nil, timeout: .seconds(2))
-        try await eventually(30, "the manager answers /readyz") {
+        // Generous: a debug build starting next to a dozen other suites' processes on two cores.
+        try await eventually(90, "the manager answers /readyz") {
             (try? await probe.ready().ok) != nil
         }
     }
@@ -164,7 +182,7 @@ final class Cluster: @unchecked Sendable {
         agents[name] = try KlevrProcess(
             arguments, environment: ["KLEVR_ENROLL_KEY": enrollKey].merging(extraEnvironment) { _, new in new }, logPath: directory + "/agent-\(name).log")
         var id = ""
-        try await eventually(30, "agent \(name) enrolled") {
+        try await eventually(90, "agent \(name) enrolled") {
             guard let data = FileManager.default.contents(atPath: state + "/identity.json"),
                 let identity = try? JSONDecoder().decode(AgentIdentity.self, from: data)
             else { return false }
@@ -178,10 +196,9 @@ final class Cluster: @unchecked Sendable {
     func runCLI(_ arguments: [String]) async throws -> (status: Int32, output: String) {
         let log = directory + "/cli-\(UUID().uuidString).log"
         let process = try KlevrProcess(arguments, environment: cliEnvironment, logPath: log)
-        let deadline = ContinuousClock.now + .seconds(120)
+        let deadline = ContinuousClock.now + .seconds(TestTime.scaled(120))
         while process.process.isRunning && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
-        if process.process.isRunning { process.kill9() }
-        process.process.waitUntilExit()
+        if process.process.isRunning { await process.kill9() }
         return (process.process.terminationStatus, process.log)
     }
 
@@ -223,11 +240,28 @@ final class Cluster: @unchecked Sendable {
             .ok.body.json.items
     }
 
+    /// Ends every process and the HTTP client without blocking the caller: the tests call this from
+    /// `defer`, which cannot await, on one of the cooperative pool's few threads (two on the CI machine),
+    /// where waiting for a dozen processes to exit would stall every other task of the test process.
+    /// Every agent gets SIGTERM at once, the manager once they are gone (as before, agents stop with their
+    /// manager still there); a thread of its own does the waiting (SIGKILL after 10 s) and then shuts the
+    /// HTTP client down, and the test waits for that at its end (the system suites have the
+    /// ``WaitsForProcesses`` trait): no process outlives its test.
     func shutdown() {
-        for agent in agents.values { agent.stop() }
-        manager?.stop()
-        // A sync shutdown: the tests call this from `defer`.
-        if let http = httpClient.withLock({ client in defer { client = nil }; return client }) { try? http.syncShutdown() }
+        let members = Array(agents.values)
+        let manager = self.manager
+        for agent in members { agent.signalStop() }
+        let deadline = Date().addingTimeInterval(10)
+        let http = httpClient.withLock { client in
+            defer { client = nil }
+            return client
+        }
+        ProcessReaper.inBackground {
+            for agent in members { agent.waitForStop(deadline: deadline) }
+            manager?.signalStop()
+            manager?.waitForStop(deadline: Date().addingTimeInterval(10))
+            try? http?.syncShutdown()
+        }
     }
 }
 

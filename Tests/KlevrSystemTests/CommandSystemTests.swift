@@ -12,7 +12,7 @@ import Glibc
 
 /// Every built-in command through real agent processes: one with a manager route, one behind the
 /// zone's primary (relay), and the agent's own stop (restart, graceful and forced shutdown).
-@Suite(.serialized, .timeLimit(.minutes(5)))
+@Suite(.serialized, .timeLimit(.minutes(5)), .waitsForProcesses)
 struct CommandSystemTests {
     static func args(_ json: String) throws -> OpenAPIObjectContainer {
         try JSONDecoder().decode(OpenAPIObjectContainer.self, from: Data(json.utf8))

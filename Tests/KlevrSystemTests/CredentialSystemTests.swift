@@ -11,7 +11,7 @@ import Testing
 
 /// Credentials with a real manager and real agents, one of them behind the zone's relay: the script gets
 /// the value, and the value appears nowhere else.
-@Suite(.serialized, .timeLimit(.minutes(6)))
+@Suite(.serialized, .timeLimit(.minutes(6)), .waitsForProcesses)
 struct CredentialSystemTests {
     /// Every file under `directory` (database and its WAL, logs, agents' state dirs and outboxes) that holds `needle`.
     static func files(under directory: String, containing needle: String) -> [String] {

@@ -11,7 +11,7 @@ import Testing
 
 /// The event log end to end: a real manager and agent, the SSE stream, resuming from the last id, the
 /// CLI, and retiring an agent that is running a script.
-@Suite(.serialized, .timeLimit(.minutes(5)))
+@Suite(.serialized, .timeLimit(.minutes(5)), .waitsForProcesses)
 struct EventSystemTests {
     /// Reads the event stream from `path` until `stop` says so or `seconds` pass; returns what it read.
     ///

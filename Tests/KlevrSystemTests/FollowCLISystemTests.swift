@@ -1,30 +1,32 @@
 import Foundation
 import KlevrAPI
 import KlevrClient
+import KlevrTestSupport
 import Testing
 
 /// The CLI's live follows (Server-Sent Events through the generated client): `klevr run logs -f` prints
 /// a run's output until it ends, `klevr events -f` prints events as they are made.
-@Suite(.serialized, .timeLimit(.minutes(5)))
+@Suite(.serialized, .timeLimit(.minutes(5)), .waitsForProcesses)
 struct FollowCLISystemTests {
     @Test func runLogsAndEventsAreFollowedLive() async throws {
         let cluster = try Cluster()
         defer { cluster.shutdown() }
         try await cluster.startManager()
         try await cluster.bootstrap(zone: "local")
-        try await cluster.startAgent("a", zone: "local")
+        let agent = try await cluster.startAgent("a", zone: "local")
 
         // Only the live stream prints in JSON mode (the listing before it is not printed), one event a line.
         let follower = try KlevrProcess(
             ["events", "-f", "--kind", "run", "--output", "json"], environment: cluster.cliEnvironment,
             logPath: cluster.directory + "/events-follow.log")
-        defer { follower.stop() }
+        defer { follower.stopInBackground() }
 
         // The follower may connect after the first task ended; a later task's events then arrive live.
         var followed: String?
         for attempt in 1...5 where followed == nil {
             let task = try await cluster.createTask(
-                .init(zone: "local", target: .anyOnlineAgent, steps: [.init(script: "echo first-\(attempt); sleep 1; echo second-\(attempt)")]))
+                // Named: an agent that just enrolled may not count as online yet on a loaded machine.
+                .init(zone: "local", target: .agent(agent), steps: [.init(script: "echo first-\(attempt); sleep 1; echo second-\(attempt)")]))
             let runID = try #require(task.runs.first).id
             let logs = try await cluster.runCLI(["run", "logs", "-f", String(runID.prefix(8))])
             #expect(logs.status == 0, "\(logs.output)")

@@ -13,7 +13,7 @@ import Glibc
 
 /// The hardened front door with real processes: log lines cannot be forged, state files are private in
 /// an open directory, a paused manager blames no agent, the CLI takes the short ids it prints.
-@Suite(.serialized, .timeLimit(.minutes(5)))
+@Suite(.serialized, .timeLimit(.minutes(5)), .waitsForProcesses)
 struct FrontDoorSystemTests {
     @Test func requestValuesCannotForgeLogLinesAndStateFilesArePrivate() async throws {
         let cluster = try Cluster()

@@ -9,6 +9,8 @@ import NIOSSL
 /// Raw HTTP for what the generated client cannot (or must not) send: forged or malformed bodies, the
 /// agent protocol's requests (whose hand-written types stay), requests to a peer port, plain HTTP to a
 /// TLS port, and answers whose raw headers are checked. Any status comes back as is, never as an error.
+/// The default deadline is generous (30 s): an answer only has to come, and a manager or agent next to a
+/// dozen other suites' processes on two cores may be slow to give it.
 enum RawHTTP {
     struct Answer: Sendable {
         var status: Int
@@ -23,7 +25,7 @@ enum RawHTTP {
     /// Sends `body` as is (with the headers given) and returns the answer, whatever its status.
     static func send(
         _ method: HTTPMethod, _ url: String, body: Data? = nil, headers: [(String, String)] = [], tls: TLSConfiguration? = nil,
-        timeout: TimeAmount = .seconds(10)
+        timeout: TimeAmount = .seconds(30)
     ) async throws -> Answer {
         var request = HTTPClientRequest(url: url)
         request.method = method
@@ -37,7 +39,7 @@ enum RawHTTP {
 
     /// Sends `value` encoded as JSON (`Content-Type: application/json`), optionally with a bearer token.
     static func sendJSON(
-        _ method: HTTPMethod, _ url: String, _ value: some Encodable, bearer: String? = nil, timeout: TimeAmount = .seconds(10)
+        _ method: HTTPMethod, _ url: String, _ value: some Encodable, bearer: String? = nil, timeout: TimeAmount = .seconds(30)
     ) async throws -> Answer {
         var headers = [("Content-Type", "application/json")]
         if let bearer { headers.append(("Authorization", "Bearer \(bearer)")) }

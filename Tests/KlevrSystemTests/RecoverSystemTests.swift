@@ -7,7 +7,7 @@ import Testing
 
 /// Recover steps with a real manager and agent: a failed step runs them, the run shows `recovering`, and
 /// it ends `failed` (recovered) or `failed_recover`.
-@Suite(.serialized, .timeLimit(.minutes(5)))
+@Suite(.serialized, .timeLimit(.minutes(5)), .waitsForProcesses)
 struct RecoverSystemTests {
     @Test func aFailedStepRunsTheRecoverStepsAndTheRunSaysHowRecoveryWent() async throws {
         let cluster = try Cluster()

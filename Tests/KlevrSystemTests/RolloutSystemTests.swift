@@ -7,7 +7,7 @@ import Testing
 
 /// A fan-out over ten real agent processes, targeted by the labels they were started with: `maxConcurrency`
 /// bounds the runs executing at once, `maxErrors` stops the rollout.
-@Suite(.serialized, .timeLimit(.minutes(10)))
+@Suite(.serialized, .timeLimit(.minutes(10)), .waitsForProcesses)
 struct RolloutSystemTests {
     /// The largest number of intervals open at one instant; an interval that ends when another starts does
     /// not overlap it.

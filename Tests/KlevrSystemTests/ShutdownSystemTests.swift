@@ -7,7 +7,7 @@ import NIOHTTP1
 import Testing
 
 /// A manager asked to stop (SIGTERM, as systemd and `klevr up` do) stops, whoever follows it live.
-@Suite(.serialized, .timeLimit(.minutes(5)))
+@Suite(.serialized, .timeLimit(.minutes(5)), .waitsForProcesses)
 struct ShutdownSystemTests {
     @Test func openFollowStreamsDoNotKeepAStoppingManagerRunning() async throws {
         let cluster = try Cluster()
@@ -20,9 +20,9 @@ struct ShutdownSystemTests {
 
         // Two open streams: the event log and the running run's log, as a browser and `run logs -f` hold them.
         let events = try KlevrProcess(["events", "-f"], environment: cluster.cliEnvironment, logPath: cluster.directory + "/events-follow.log")
-        defer { events.stop() }
+        defer { events.stopInBackground() }
         let logs = try KlevrProcess(["run", "logs", "-f", runID], environment: cluster.cliEnvironment, logPath: cluster.directory + "/logs-follow.log")
-        defer { logs.stop() }
+        defer { logs.stopInBackground() }
         try await eventually(60, "the run's output reaches its follower") { logs.log.contains("started") }
         // The follower prints what it receives live: a zone created after it connected shows it follows.
         var attempt = 0
@@ -45,7 +45,7 @@ struct ShutdownSystemTests {
 }
 
 /// The manager installed without the resource folders it needs says so, and never crashes.
-@Suite(.serialized, .timeLimit(.minutes(5)))
+@Suite(.serialized, .timeLimit(.minutes(5)), .waitsForProcesses)
 struct InstallSystemTests {
     /// The binary alone in a fresh folder (a hard link, or a copy across file systems), with the named
     /// resource folders of the build copied beside it.
@@ -66,7 +66,8 @@ struct InstallSystemTests {
         let folder = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("klevr-install-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: folder) }
         let binary = try Self.install(in: folder, resources: [])
-        let process = Process()
+        // Touched here and by the thread that reads its output (the read blocks: not on the cooperative pool).
+        nonisolated(unsafe) let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = ["manager", "--data-dir", folder.path + "/data", "--listen", "127.0.0.1:\(try LoopbackPort.free())",
             "--admin-password", "install-test-password-1"]
@@ -74,7 +75,8 @@ struct InstallSystemTests {
         process.standardOutput = output
         process.standardError = output
         try process.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        nonisolated(unsafe) let reading = output.fileHandleForReading
+        let text = await onOwnThread { String(decoding: reading.readDataToEndOfFile(), as: UTF8.self) }
         try await eventually(60, "the manager exits") { !process.isRunning }
         // An exit with a status and the reason, not SwiftPM's fatalError (a trap, SIGILL).
         #expect(process.terminationReason == .exit && process.terminationStatus == 1, "\(process.terminationReason) \(text)")
@@ -86,7 +88,8 @@ struct InstallSystemTests {
         defer { try? FileManager.default.removeItem(at: folder) }
         let binary = try Self.install(in: folder, resources: ["klevr_KlevrAPI.resources"])
         let port = try LoopbackPort.free()
-        let process = Process()
+        // Touched here and by the thread that waits for its end.
+        nonisolated(unsafe) let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = ["manager", "--data-dir", folder.path + "/data", "--listen", "127.0.0.1:\(port)", "--admin-password", "install-test-password-1"]
         let log = folder.appendingPathComponent("manager.log")
@@ -96,8 +99,9 @@ struct InstallSystemTests {
         process.standardError = handle
         try process.run()
         defer {
+            // Waited for off the cooperative pool; the test waits for that at its end (waitsForProcesses).
             process.terminate()
-            process.waitUntilExit()
+            ProcessReaper.inBackground { process.waitForExit() }
         }
         var health: RawHTTP.Answer?
         try await eventually(60, "the API answers") {

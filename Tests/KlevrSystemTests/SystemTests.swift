@@ -11,7 +11,7 @@ import Glibc
 #endif
 
 /// Real `klevr` processes: a manager and agents on loopback, killed and restarted.
-@Suite(.serialized, .timeLimit(.minutes(5)))
+@Suite(.serialized, .timeLimit(.minutes(5)), .waitsForProcesses)
 struct SystemTests {
     /// Kills leftover processes whose command line carries the marker (what a SIGKILLed agent orphaned).
     static func killProcesses(with marker: String) { Processes.kill(marker) }
@@ -95,7 +95,7 @@ struct SystemTests {
         try await eventually(60, "the long run started and its first line is stored") {
             try await cluster.output(runID) == "begin\n"
         }
-        cluster.agents["victim"]?.kill9()
+        await cluster.agents["victim"]?.kill9()
         try await cluster.startAgent("victim", zone: "z")
         try await eventually(30, "the interrupted run ends with a definite status") { try await cluster.run(runID).status.isTerminal }
         let run = try await cluster.run(runID)
@@ -120,12 +120,20 @@ struct SystemTests {
         try await cluster.bootstrap(zone: "z")
         try await cluster.startAgent("a", zone: "z")
         try await cluster.startAgent("b", zone: "z")
+        // Each script leaves a file named after its run here as its last act.
+        let ended = cluster.directory + "/ended"
+        try FileManager.default.createDirectory(atPath: ended, withIntermediateDirectories: true)
         var runs: [String] = []
         for index in 0..<4 {
             let task = try await cluster.createTask(
                 .init(
                     zone: "z", target: .everyAgent,
-                    steps: [.init(script: "for i in 1 2 3 4 5 6; do echo task\(index)-line$i; sleep 0.4; done; echo done > \"$KLEVR_RESULT_FILE\"")]))
+                    steps: [
+                        .init(
+                            script:
+                                "for i in 1 2 3 4 5 6; do echo task\(index)-line$i; sleep 0.4; done; echo done > \"$KLEVR_RESULT_FILE\"; touch '\(ended)'/$KLEVR_RUN_ID"
+                        )
+                    ]))
             runs += task.runs.map(\.id)
         }
         #expect(runs.count == 8)
@@ -133,9 +141,11 @@ struct SystemTests {
             for id in runs where try await cluster.run(id).startedAt == nil { return false }
             return true
         }
-        cluster.manager?.kill9()
+        await cluster.manager?.kill9()
         // The runs finish while the manager is down; the agents keep everything in their outboxes.
-        try await Task.sleep(for: .seconds(3))
+        try await eventually(60, "every run's script ended while the manager is down") {
+            Set((try? FileManager.default.contentsOfDirectory(atPath: ended)) ?? []) == Set(runs)
+        }
         try await cluster.startManager()
         for id in runs {
             try await eventually(60, "run \(id) stored as succeeded after the restart") { try await cluster.run(id).status == .succeeded }

@@ -8,25 +8,31 @@ import KlevrTestSupport
 import Testing
 
 /// HTTPS between the manager, the CLI and agents, with a certificate the test makes with `openssl`.
-@Suite(.serialized, .timeLimit(.minutes(5)))
+@Suite(.serialized, .timeLimit(.minutes(5)), .waitsForProcesses)
 struct TLSSystemTests {
     /// A self-signed certificate for 127.0.0.1 and its key, in `directory`, with its pin as `openssl`
     /// computes it (SHA-256 of the DER SubjectPublicKeyInfo), independently of the code under test.
-    static func makeCertificate(in directory: String, name: String = "manager") throws -> (certificate: String, key: String, pin: String) {
+    static func makeCertificate(in directory: String, name: String = "manager") async throws -> (certificate: String, key: String, pin: String) {
         let certificate = directory + "/\(name)-cert.pem"
         let key = directory + "/\(name)-key.pem"
-        let created = try shell(
+        let created = try await shell(
             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=klevr-test "
                 + "-addext subjectAltName=IP:127.0.0.1 -keyout '\(key)' -out '\(certificate)'")
         try #require(created.status == 0, "openssl req: \(created.output)")
-        let digest = try shell("openssl x509 -in '\(certificate)' -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -r")
+        let digest = try await shell("openssl x509 -in '\(certificate)' -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -r")
         try #require(digest.status == 0, "openssl dgst: \(digest.output)")
         let hex = String(digest.output.prefix { $0.isHexDigit })
         try #require(hex.count == 64, "openssl dgst printed \(digest.output)")
         return (certificate, key, "sha256:" + hex)
     }
 
-    static func shell(_ command: String) throws -> (status: Int32, output: String) {
+    /// Runs `command` with `/bin/sh` to its end, on a thread of its own (reading its output and waiting
+    /// for it block).
+    static func shell(_ command: String) async throws -> (status: Int32, output: String) {
+        try await onOwnThreadThrowing { try blockingShell(command) }
+    }
+
+    static func blockingShell(_ command: String) throws -> (status: Int32, output: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/sh")
         process.arguments = ["-c", command]
@@ -35,16 +41,16 @@ struct TLSSystemTests {
         process.standardError = pipe
         try process.run()
         let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
+        process.waitForExit()
         return (process.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 
     /// Waits for a process to end by itself, at most `seconds`; kills it otherwise.
     static func exitStatus(of process: KlevrProcess, within seconds: Double) async throws -> Int32? {
-        let deadline = ContinuousClock.now + .seconds(seconds)
+        let deadline = ContinuousClock.now + .seconds(TestTime.scaled(seconds))
         while process.process.isRunning && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
         if process.process.isRunning {
-            process.kill9()
+            await process.kill9()
             return nil
         }
         return process.process.terminationStatus
@@ -53,7 +59,7 @@ struct TLSSystemTests {
     @Test func anAgentThatPinsTheManagersCertificateWorksOverHTTPSAndAWrongPinIsRefused() async throws {
         let cluster = try Cluster()
         defer { cluster.shutdown() }
-        let tls = try Self.makeCertificate(in: cluster.directory)
+        let tls = try await Self.makeCertificate(in: cluster.directory)
         cluster.scheme = "https"
         cluster.managerArguments = ["--tls-cert", tls.certificate, "--tls-key", tls.key]
         // The test's own client trusts the certificate as a CA (it names 127.0.0.1).
@@ -83,16 +89,17 @@ struct TLSSystemTests {
         #expect(created.status == 0, "\(created.output)")
         #expect(created.output.contains("--manager \(cluster.url) --ca-pin \(tls.pin)"), "\(created.output)")
 
-        // An agent that pins the certificate enrolls and runs a task through the CLI over HTTPS.
-        try await cluster.startAgent("a", zone: "tls", extraArguments: ["--ca-pin", tls.pin])
-        let ran = try await cluster.runCLI(["task", "run", "--zone", "tls", "--any", "--", "echo over-$((20 + 22))-tls"])
+        // An agent that pins the certificate enrolls and runs a task through the CLI over HTTPS (named, not
+        // --any: an agent that just enrolled may not count as online yet on a loaded machine).
+        let pinned = try await cluster.startAgent("a", zone: "tls", extraArguments: ["--ca-pin", tls.pin])
+        let ran = try await cluster.runCLI(["task", "run", "--zone", "tls", "--agent", pinned, "--", "echo over-$((20 + 22))-tls"])
         #expect(ran.status == 0, "\(ran.output)")
         #expect(ran.output.contains("over-42-tls"), "\(ran.output)")
         let pinnedLine = "verifying the manager's TLS certificate"
         #expect(cluster.agents["a"]?.log.contains(pinnedLine) == true)
 
         // Restarted without --ca-pin, it keeps verifying with the pin saved in its state dir.
-        cluster.agents["a"]?.stop()
+        await cluster.agents["a"]?.stop()
         let restarted = try await cluster.startAgent("a", zone: "tls")
         // (Its log file starts anew with the process.)
         try await eventually(60, "the restarted agent checks the pinned certificate again") {
@@ -114,7 +121,7 @@ struct TLSSystemTests {
             ["agent", "run", "--zone", "tls", "--state-dir", state, "--listen", "127.0.0.1:\(try LoopbackPort.free())", "--manager", cluster.url,
              "--ca-pin", wrongPin],
             environment: ["KLEVR_ENROLL_KEY": cluster.enrollKey], logPath: cluster.directory + "/agent-wrong.log")
-        let status = try await Self.exitStatus(of: wrong, within: 30)
+        let status = try await Self.exitStatus(of: wrong, within: 90)
         #expect(status != nil && status != 0, "the agent with a wrong pin did not stop by itself: \(wrong.log)")
         #expect(wrong.log.contains("refusing to talk to \(cluster.url)"), "\(wrong.log)")
         #expect(wrong.log.contains("pin \(tls.pin), not the expected \(wrongPin)"), "\(wrong.log)")
@@ -133,7 +140,7 @@ struct TLSSystemTests {
         defer { cluster.shutdown() }
         let dir = cluster.directory
         try "subjectAltName=IP:127.0.0.1\n".write(toFile: dir + "/leaf.ext", atomically: true, encoding: .utf8)
-        let made = try Self.shell(
+        let made = try await Self.shell(
             """
             set -e; cd '\(dir)'
             openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=klevr-test-ca -keyout ca-key.pem -out ca.pem
@@ -175,7 +182,7 @@ struct TLSSystemTests {
             let manager = try KlevrProcess(
                 ["manager", "--data-dir", dataDir, "--listen", listen, "--admin-password", Cluster.password],
                 logPath: cluster.directory + "/refused.log")
-            let status = try await Self.exitStatus(of: manager, within: 30)
+            let status = try await Self.exitStatus(of: manager, within: 90)
             #expect(status != nil && status != 0, "\(manager.log)")
             #expect(manager.log.contains("refusing to serve plain HTTP on"), "\(manager.log)")
             #expect(manager.log.contains("--insecure-http"), "\(manager.log)")
@@ -186,7 +193,7 @@ struct TLSSystemTests {
         let half = try KlevrProcess(
             ["manager", "--data-dir", dataDir, "--listen", "127.0.0.1:\(cluster.port)", "--tls-cert", cluster.directory + "/missing.pem"],
             logPath: cluster.directory + "/half.log")
-        let halfStatus = try await Self.exitStatus(of: half, within: 30)
+        let halfStatus = try await Self.exitStatus(of: half, within: 90)
         #expect(halfStatus != nil && halfStatus != 0)
         #expect(half.log.contains("--tls-cert and --tls-key go together"), "\(half.log)")
 

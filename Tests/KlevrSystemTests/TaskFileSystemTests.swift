@@ -6,7 +6,7 @@ import KlevrTestSupport
 import Testing
 
 /// `klevr task create -f`: the full task model from a YAML file, against a real manager and agent.
-@Suite(.serialized, .timeLimit(.minutes(5)))
+@Suite(.serialized, .timeLimit(.minutes(5)), .waitsForProcesses)
 struct TaskFileSystemTests {
     @Test func aYAMLTaskFileCreatesTheTaskItDescribesAndAMisspeltFieldIsRefused() async throws {
         let cluster = try Cluster()

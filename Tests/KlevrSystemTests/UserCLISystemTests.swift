@@ -5,7 +5,7 @@ import Testing
 
 /// `klevr login`, `klevr user …` and `klevr token …` against a real manager whose first admin got a
 /// generated password.
-@Suite(.serialized, .timeLimit(.minutes(5)))
+@Suite(.serialized, .timeLimit(.minutes(5)), .waitsForProcesses)
 struct UserCLISystemTests {
     /// Runs the CLI with a config file and extra environment (passwords) and returns its status and output.
     static func cli(
@@ -15,10 +15,9 @@ struct UserCLISystemTests {
         var env = ["KLEVR_CONFIG": cluster.directory + "/" + config]
         for (key, value) in environment { env[key] = value }
         let process = try KlevrProcess(arguments, environment: env, logPath: log)
-        let deadline = ContinuousClock.now + .seconds(60)
+        let deadline = ContinuousClock.now + .seconds(TestTime.scaled(60))
         while process.process.isRunning && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
-        if process.process.isRunning { process.kill9() }
-        process.process.waitUntilExit()
+        if process.process.isRunning { await process.kill9() }
         return (process.process.terminationStatus, process.log)
     }
 

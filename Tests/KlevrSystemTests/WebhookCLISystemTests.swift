@@ -6,7 +6,7 @@ import Testing
 /// `klevr webhook …` against a real manager: create (the secret shown once), list, show, deliveries with their
 /// attempts, redeliver, delete. The webhook points at a loopback port where nothing listens, so every attempt
 /// fails and is recorded (receivers and signatures are tested in WebhookDeliveryTests).
-@Suite(.serialized, .timeLimit(.minutes(5)))
+@Suite(.serialized, .timeLimit(.minutes(5)), .waitsForProcesses)
 struct WebhookCLISystemTests {
     @Test func webhooksThroughTheCLI() async throws {
         let cluster = try Cluster()
@@ -15,10 +15,14 @@ struct WebhookCLISystemTests {
         cluster.manager = try KlevrProcess(
             ["manager", "--data-dir", cluster.directory + "/manager", "--listen", "127.0.0.1:\(cluster.port)", "--log-level", "info"],
             environment: ["KLEVR_ADMIN_PASSWORD": password], logPath: cluster.directory + "/manager.log")
-        try await eventually(30, "the manager listens") {
-            try await UserCLISystemTests.cli(cluster, ["login", "--server", cluster.url, "--username", "admin"], environment: ["KLEVR_PASSWORD": password])
-                .status == 0
-        }
+        // Polled through the API, not with a debug CLI process a poll; then the CLI logs in once.
+        let probe = try cluster.client(credential: nil, timeout: .seconds(2))
+        try await eventually(90, "the manager answers /readyz") { (try? await probe.ready().ok) != nil }
+        let login = try await UserCLISystemTests.cli(
+            cluster, ["login", "--server", cluster.url, "--username", "admin"], environment: ["KLEVR_PASSWORD": password])
+        #expect(login.status == 0, "login: \(login.output)")
+        // The test's own API client uses the token the CLI saved.
+        cluster.token = try #require(try UserCLISystemTests.savedLogin(cluster)["token"])
         func cli(_ arguments: [String]) async throws -> (status: Int32, output: String) {
             try await UserCLISystemTests.cli(cluster, arguments)
         }
@@ -40,12 +44,14 @@ struct WebhookCLISystemTests {
         let table = try await cli(["webhook", "list"])
         #expect(table.output.contains("http://127.0.0.1:9/hook"), "\(table.output)")
 
-        var deliveries: [Components.Schemas.WebhookDelivery] = []
+        // Waited for through the API; the CLI shows it once it is there.
         try await eventually(60, "the zone's event was attempted and the failure recorded") {
-            let answer = try await cli(["webhook", "deliveries", created.webhook.id, "--output", "json"])
-            deliveries = try UserCLISystemTests.json([Components.Schemas.WebhookDelivery].self, answer.output)
-            return deliveries.first?.attempts.isEmpty == false
+            let page = try await cluster.api.listWebhookDeliveries(path: .init(id: created.webhook.id)).ok.body.json
+            return page.items.first?.attempts.isEmpty == false
         }
+        let listed = try await cli(["webhook", "deliveries", created.webhook.id, "--output", "json"])
+        #expect(listed.status == 0, "\(listed.output)")
+        let deliveries = try UserCLISystemTests.json([Components.Schemas.WebhookDelivery].self, listed.output)
         let delivery = try #require(deliveries.first)
         #expect(delivery.eventKind == "zone.created")
         #expect(delivery.status == .pending)

@@ -17,7 +17,7 @@ import Glibc
 
 /// The zone channel attacked as a member, a fake peer and an outsider would, against real agent
 /// processes (docs/security.md).
-@Suite(.serialized, .timeLimit(.minutes(6)))
+@Suite(.serialized, .timeLimit(.minutes(6)), .waitsForProcesses)
 struct ZoneSecuritySystemTests {
     /// A manager and agents a (preferred primary), b (manager URL), c (only `--peer`, given `seeds`).
     static func zone(cSeeds: [String]? = nil, cExtra: [String] = []) async throws -> (Cluster, [String: String]) {
@@ -140,18 +140,20 @@ struct ZoneSecuritySystemTests {
         let port = try #require(cluster.peerPorts["a"])
         // Headers announcing 16 MiB, and not one byte of body: the answer must come anyway.
         for stamp in ["", "\(PeerStamp.header): v2.\(Secrets.newID()).\(Secrets.newID()).1.\(String(repeating: "n", count: 22)).\(String(repeating: "d", count: 43)).sig\r\n"] {
-            let answer = try Self.rawExchange(
+            let answer = try await Self.rawExchange(
                 port: port,
                 head: "POST /peer/v1/sync HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: \(16 << 20)\r\n\(stamp)\r\n")
             #expect(answer.hasPrefix("HTTP/1.1 401"), "\(answer.prefix(200))")
         }
         // A member's body larger than the limit is refused by its declared length.
         let b = try Self.identity(cluster, "b")
-        let stamp = try PeerStamp.sign(
-            method: "POST", path: "/peer/v1/sync", body: Data(), sender: b.agentId, zone: try #require(b.zoneId), time: Clock.nowMillis(),
-            key: try b.keys().signing)
+        let zoneID = try #require(b.zoneId)
+        let key = try b.keys().signing
         try await eventually(60, "b is in the primary's membership") {
-            let answer = try Self.rawExchange(
+            // Signed afresh each time: one stamp resent for a minute would go stale (the freshness window).
+            let stamp = try PeerStamp.sign(
+                method: "POST", path: "/peer/v1/sync", body: Data(), sender: b.agentId, zone: zoneID, time: Clock.nowMillis(), key: key)
+            let answer = try await Self.rawExchange(
                 port: port,
                 head: "POST /peer/v1/sync HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: \(16 << 20)\r\n\(PeerStamp.header): \(stamp.headerValue)\r\n\r\n")
             return answer.hasPrefix("HTTP/1.1 413")
@@ -167,6 +169,7 @@ struct ZoneSecuritySystemTests {
         try await eventually(60, "a is elected") { try await Self.primary(cluster) == a }
         let fake = try FakePeer(directory: cluster.directory, managerURL: cluster.url)
         defer { fake.stop() }
+        try await eventually(30, "the fake peer started") { FileManager.default.fileExists(atPath: fake.logPath) }
 
         // A new agent whose only peer is the fake: it seals its enrollment to the manager's key, so the
         // fake sees no enrollment key, and the fake cannot answer it: the agent does not enroll.
@@ -223,8 +226,13 @@ struct ZoneSecuritySystemTests {
         }
     }
 
-    /// Sends raw request headers and reads the beginning of the answer (within 10 s).
-    static func rawExchange(port: Int, head: String) throws -> String {
+    /// Sends raw request headers and reads the beginning of the answer (within 30 s), on a thread of its
+    /// own (the socket calls block).
+    static func rawExchange(port: Int, head: String) async throws -> String {
+        try await onOwnThreadThrowing { try blockingExchange(port: port, head: head) }
+    }
+
+    static func blockingExchange(port: Int, head: String) throws -> String {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw POSIXError(.EIO) }
         defer { close(fd) }
@@ -232,7 +240,7 @@ struct ZoneSecuritySystemTests {
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        var timeout = timeval(tv_sec: 30, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
@@ -270,9 +278,8 @@ final class FakePeer: @unchecked Sendable {
         process.arguments = ["python3", script, String(port), logPath, managerURL]
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
+        // Its log file exists once it runs: the test waits for that (not here: an initializer cannot await).
         try process.run()
-        let deadline = Date().addingTimeInterval(20)
-        while Date() < deadline && !FileManager.default.fileExists(atPath: logPath) { usleep(50_000) }
     }
 
     var rawLog: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
@@ -281,10 +288,9 @@ final class FakePeer: @unchecked Sendable {
         rawLog.split(separator: "\n").compactMap { try? JSONDecoder().decode(Recorded.self, from: Data($0.utf8)) }
     }
 
+    /// SIGKILLs it (no waiting: nothing of it is read afterwards, and a `defer` must not block).
     func stop() {
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        let deadline = Date().addingTimeInterval(10)
-        while process.isRunning && Date() < deadline { usleep(20_000) }
     }
 
     static let source = #"""

@@ -122,12 +122,12 @@ public struct Manager: Sendable {
     /// the database (the PostgreSQL pool, or closing SQLite), the stall watch and the liveness sweeper
     /// (which also retires agents that never confirmed their runs stopped) and the run scheduler (due
     /// runs queued, overdue ones expired), the webhook dispatcher (deliveries queued from the event log,
-    /// sent and retried) and the retention sweeper (old history removed).
+    /// sent and retried) and the retention sweeper (old history removed). The scheduler is left out when
+    /// ``ManagerConfig/runsScheduler`` is off (tests that take its passes by hand).
     public func services() -> [any Service] {
-        [
-            store.database, StallWatch(clock: stalls, logger: logger), LivenessSweeper(manager: self), RunScheduler(manager: self),
-            WebhookDispatcher(manager: self), RetentionSweeper(manager: self),
-        ]
+        let scheduler: [any Service] = config.runsScheduler ? [RunScheduler(manager: self)] : []
+        return [store.database, StallWatch(clock: stalls, logger: logger), LivenessSweeper(manager: self)] + scheduler
+            + [WebhookDispatcher(manager: self), RetentionSweeper(manager: self)]
     }
 
     /// All routes of the manager. `operations` (default: the document's) decide who may call what.

@@ -58,6 +58,10 @@ public struct ManagerConfig: Sendable {
     public var webhookTimeoutSeconds: Double = 10
     /// At most this many webhook deliveries are in flight at once.
     public var webhookConcurrency: Int = 8
+    /// Whether the manager runs its scheduler (``RunScheduler``: recurring tasks fired, due runs queued,
+    /// overdue ones expired). Always on in `klevr manager`; tests that take the scheduler's passes by hand
+    /// at chosen instants turn it off, so that it cannot fire an occurrence on the real clock meanwhile.
+    public var runsScheduler: Bool = true
     /// Finished runs (with their output) and finished webhook deliveries are removed this many days after
     /// they ended or were queued, and one-off tasks left without runs with them; 0 keeps them all (see
     /// ``RetentionSweeper``).
