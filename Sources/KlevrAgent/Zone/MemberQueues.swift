@@ -1,4 +1,5 @@
 import KlevrAPI
+import ServiceLifecycle
 
 /// On a primary: the runs and cancels received from the manager for each secondary, until the
 /// secondary's next poll picks them up (a lost answer is healed by the manager's redelivery), and which
@@ -64,11 +65,15 @@ actor MemberQueues {
                 if holding[member] == 0 { holding[member] = nil }
                 lastHeard[member] = .now
             }
-            await withTaskGroup(of: Void.self) { race in
-                race.addTask { try? await Task.sleep(for: .milliseconds(Int(seconds * 1000))) }
-                race.addTask { await self.waitForWork(member) }
-                _ = await race.next()
-                race.cancelAll()
+            // A graceful shutdown of this agent answers the held poll at once (with what waits, maybe
+            // nothing), so that no member's poll keeps the peer server from stopping.
+            _ = try? await cancelWhenGracefulShutdown {
+                await withTaskGroup(of: Void.self) { race in
+                    race.addTask { try? await Task.sleep(for: .milliseconds(Int(seconds * 1000))) }
+                    race.addTask { await self.waitForWork(member) }
+                    _ = await race.next()
+                    race.cancelAll()
+                }
             }
             wake(member)
         }
