@@ -224,13 +224,19 @@ extension Store {
     }
 
     /// Runs a task now, on `targets` (its target as it is now), whatever its schedule: one-off or recurring,
-    /// paused or not. The runs are queued at once as an occurrence of their own (`now`: a rollout counts them
-    /// apart from earlier ones), with the task's deadline counted from now; a recurring task's schedule and
-    /// its count of occurrences do not move. Recorded as a `task.fired` event by `actor` (`manual`).
+    /// paused or not. The runs are queued at once as an occurrence of their own (`now`, or just after the
+    /// task's latest occurrence if that is not earlier: a rollout counts them apart from any other), with the
+    /// task's deadline counted from now; a recurring task's schedule and its count of occurrences do not
+    /// move. Recorded as a `task.fired` event by `actor` (`manual`). On PostgreSQL the task's row is locked
+    /// first (as the scheduler's cursor update and the retention sweep lock it), so that two of these, or
+    /// one and a firing, do not both find no active run.
     /// - Throws: ``StoreError/notFound(_:)`` for no such task; ``StoreError/conflict(_:)`` for a canceled
     ///   task, or with `refuseWhileActive` one whose earlier run has not ended (checked in the same transaction).
     public func runTaskNow(taskID: String, targets: [RunTarget], now: Int64, actor: EventActor, refuseWhileActive: Bool) async throws -> [RunRecord] {
         try await change { db, events in
+            if db.dialect.name == "postgresql" {
+                _ = try await db.raw("SELECT id FROM tasks WHERE id = \(bind: taskID) FOR UPDATE").all()
+            }
             guard let task = try await db.raw(SQLQueryString(Self.taskSelect) + " WHERE t.id = \(bind: taskID)").first().map(Self.task(from:))
             else { throw StoreError.notFound("no task \(taskID)") }
             guard task.canceledAt == nil else { throw StoreError.conflict("task \(taskID) was canceled") }
@@ -242,10 +248,14 @@ extension Store {
                     throw StoreError.conflict("a run of task \(taskID) has not ended yet, and its overlap policy is skip")
                 }
             }
+            let latest = try await db.raw("SELECT MAX(occurrence) AS o FROM runs WHERE task_id = \(bind: taskID)").first()?
+                .decode(column: "o", as: Int64?.self)
+            let occurrence = max(now, (latest ?? now - 1) + 1)
             let runIDs = try await Self.insertRuns(
-                db, task: task, targets: targets, status: .queued, dueAt: now, occurrence: now, actor: actor, now: now, events: events)
+                db, task: task, targets: targets, status: .queued, dueAt: now, occurrence: occurrence, actor: actor, now: now, events: events)
             events.append(
-                .taskFired, actor: actor, zoneID: task.zoneID, subject: taskID, detail: ["manual": "true", "runs": String(runIDs.count)], at: now)
+                .taskFired, actor: actor, zoneID: task.zoneID, subject: taskID,
+                detail: ["manual": "true", "occurrences": String(occurrence), "runs": String(runIDs.count)], at: now)
             guard !runIDs.isEmpty else { return [] }
             return try await db.raw(SQLQueryString(Self.runSelect) + " WHERE r.id IN (\(binds: runIDs))").all().map(Self.run(from:))
         }

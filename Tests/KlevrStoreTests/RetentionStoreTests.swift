@@ -127,4 +127,51 @@ import Testing
             #expect(try await store.prune(RetentionPolicy(runsBefore: nil, eventsBefore: nil), now: recent + 60_000).total == 0)
         }
     }
+
+    /// Ids continue from the newest event: it stays however old, so that the webhook cursor and followers
+    /// (`after`, `Last-Event-ID`) never see an id again.
+    @Test(arguments: Engine.available)
+    func theNewestEventStaysSoIdsNeverRepeat(engine: Engine) async throws {
+        try await withStore(engine) { store in
+            _ = try await store.createZone(name: "z-a", description: "", now: Self.now, actor: .system)
+            _ = try await store.createZone(name: "z-b", description: "", now: Self.now + 1, actor: .system)
+            let newest = try await store.lastEventID()
+            // The webhook queue has passed every event.
+            #expect(try await store.enqueueWebhookDeliveries([], from: try await store.webhookCursor(), to: newest, now: Self.now))
+            let counts = try await store.prune(RetentionPolicy(runsBefore: nil, eventsBefore: Self.now + 86_400_000), now: Self.now + 86_400_000)
+            #expect(counts.events == Int(newest) - 1)
+            #expect(try await store.events(EventFilter(), limit: 10).map(\.id) == [newest])
+            _ = try await store.createZone(name: "z-c", description: "", now: Self.now + 86_400_000, actor: .system)
+            #expect(try await store.lastEventID() == newest + 1)
+        }
+    }
+
+    /// A stuck run keeps its own fan-out (one occurrence of the task), not the task's whole history.
+    @Test(arguments: Engine.available)
+    func aStuckRunKeepsItsFanOutOnly(engine: Engine) async throws {
+        try await withStore(engine) { store in
+            let fixture = try await StoreConformanceTests.fixture(store)
+            // The fixture's task ends long ago (canceled); another task has two fan-outs.
+            _ = try await store.cancelTask(id: fixture.task.id, now: Self.now + 1_000, actor: .system)
+            let task = Self.task(fixture.zone, at: Self.now)
+            let first = try await store.createTask(task, agentIDs: fixture.agents, actor: .system)
+            for id in first { _ = try await store.cancelRun(id: id, now: Self.now + 1_000, actor: .system) }
+            // A second fan-out (run now) whose run never ends.
+            let second = try await store.runTaskNow(
+                taskID: task.id, targets: [RunTarget(agentID: fixture.agents[0], zoneID: fixture.zone.id)], now: Self.now + 2_000, actor: .system,
+                refuseWhileActive: false)
+            #expect(second.count == 1 && second[0].occurrence == Self.now + 2_000)
+            let counts = try await store.prune(RetentionPolicy(runsBefore: Self.now + 10_000, eventsBefore: nil), now: Self.now + 10_000, batch: 1)
+            // The first fan-outs of both tasks go; the stuck one and its task stay.
+            #expect(counts.runs == fixture.runs.count + first.count)
+            for id in first + fixture.runs { #expect(try await store.run(id: id) == nil) }
+            #expect(try await store.run(id: second[0].id)?.status == .queued)
+            #expect(try await store.task(id: task.id) != nil)
+            // A second run now on the same millisecond is a fan-out of its own.
+            let third = try await store.runTaskNow(
+                taskID: task.id, targets: [RunTarget(agentID: fixture.agents[1], zoneID: fixture.zone.id)], now: Self.now + 2_000, actor: .system,
+                refuseWhileActive: false)
+            #expect(third.first?.occurrence == Self.now + 2_001)
+        }
+    }
 }

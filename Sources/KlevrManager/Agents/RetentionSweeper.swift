@@ -24,7 +24,9 @@ struct RetentionSweeper: Service {
     @discardableResult
     func sweep(now: Int64 = Clock.nowMillis()) async -> RetentionCounts? {
         do {
-            let counts = try await manager.store.prune(manager.config.retentionPolicy(now: now), now: now)
+            let counts = try await manager.store.prune(manager.config.retentionPolicy(now: now), now: now) {
+                !Task.isShuttingDownGracefully && !Task.isCancelled
+            }
             if counts.total > counts.sessions {
                 manager.logger.info(
                     "retention: removed old history",

@@ -103,6 +103,11 @@ struct TaskService: Sendable {
         guard !targets.isEmpty else {
             throw ServiceError.conflict("task \(taskID) has no agent to run on now (no active agent matches its target, or none is online)")
         }
+        // A credential it names may have been deleted since (allowed once no unfinished task used it).
+        let known = try await store.credentialNames(task.credentials, zoneID: task.zoneID)
+        if let missing = task.credentials.first(where: { !known.contains($0) }) {
+            throw ServiceError.conflict("task \(taskID) names the credential '\(missing)', which no longer exists")
+        }
         let skipWhileActive = try task.recurrence.map { try Self.schedule(of: $0, taskID: task.id).overlap == .skip } ?? false
         return try await store.runTaskNow(taskID: taskID, targets: targets, now: now, actor: actor, refuseWhileActive: skipWhileActive)
     }
