@@ -67,6 +67,15 @@ let package = Package(
             plugins: [.plugin(name: "OpenAPIGenerator", package: "swift-openapi-generator")]
         ),
         .target(
+            name: "KlevrServerGuard",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "KlevrStore",
             dependencies: [
                 "KlevrCore",
@@ -83,7 +92,7 @@ let package = Package(
         .target(
             name: "KlevrManager",
             dependencies: [
-                "KlevrCore", "KlevrStore", "KlevrAPI",
+                "KlevrCore", "KlevrStore", "KlevrAPI", "KlevrServerGuard",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -122,7 +131,7 @@ let package = Package(
         .target(
             name: "KlevrAgent",
             dependencies: [
-                "KlevrCore", "KlevrAPI", "KlevrPeerAPI", "KlevrClient",
+                "KlevrCore", "KlevrAPI", "KlevrPeerAPI", "KlevrClient", "KlevrServerGuard",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
                 .product(name: "OpenAPIHummingbird", package: "swift-openapi-hummingbird"),
@@ -187,7 +196,7 @@ let package = Package(
         .testTarget(
             name: "KlevrManagerTests",
             dependencies: [
-                "KlevrTestSupport", "KlevrCore", "KlevrStore", "KlevrManager", "KlevrAPI", .product(name: "SQLKit", package: "sql-kit"),
+                "KlevrTestSupport", "KlevrCore", "KlevrStore", "KlevrManager", "KlevrAPI", "KlevrServerGuard", .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

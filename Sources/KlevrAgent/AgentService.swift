@@ -9,6 +9,8 @@ import NIOCore
 import NIOHTTP1
 import NIOSSL
 import Hummingbird
+import HummingbirdCore
+import KlevrServerGuard
 import ServiceLifecycle
 
 /// The agent daemon: enrolls once, then long-polls the manager for runs, executes them and reports
@@ -18,6 +20,10 @@ import ServiceLifecycle
 /// at once; the **push** loop sends what the outbox holds as soon as it holds something, and a
 /// heartbeat at least every heartbeat interval.
 public struct AgentService: Service {
+    /// At most this many connections on the peer port at once: a primary holds one poll of each member
+    /// (zones of a few thousand members fit), and an outsider cannot take every file descriptor.
+    public static let peerConnectionLimit = 4096
+
     let config: AgentConfig
     let logger: Logger
     /// The process's changeable log level and recent lines (`agent.set-log-level`, `agent.collect-logs`).
@@ -110,9 +116,16 @@ public struct AgentService: Service {
         let peerServer = PeerServer(
             link: link, managerURL: config.managerURL, heartbeatSeconds: identity.heartbeatSeconds,
             batcher: ReportBatcher(send: { blobs in await link.relay(blobs) }))
+        // The peer port faces the zone's network: a client that is slow to send a request, or holds a
+        // connection without using it, is disconnected (members' polls held by the primary are answered,
+        // not waited on), and past `peerConnectionLimit` connections new ones wait in the listen backlog, so
+        // that nobody on the LAN can take the file descriptors the agent needs to reach the manager.
         let peerApp = Application(
             router: peerServer.router(),
-            configuration: .init(address: .hostname(config.listenHost, port: config.listenPort), serverName: "klevr-agent"),
+            server: .http1(configuration: HTTP1Channel.Configuration(additionalChannelHandlers: [SlowClientGuard(limits: .init())])),
+            configuration: .init(
+                address: .hostname(config.listenHost, port: config.listenPort), serverName: "klevr-agent",
+                availableConnectionsDelegate: ConnectionCap(limit: AgentService.peerConnectionLimit)),
             logger: logger)
         let election = ElectionLoop(link: link, peerAddress: config.peerAddress, priority: config.priority, logger: logger)
 

@@ -4,6 +4,7 @@ import Hummingbird
 import HummingbirdTesting
 import KlevrCore
 @testable import KlevrManager
+import KlevrServerGuard
 import KlevrStore
 import NIOCore
 import Testing

@@ -3,6 +3,7 @@ import Hummingbird
 import HummingbirdCore
 import KlevrAPI
 import KlevrCore
+import KlevrServerGuard
 import KlevrStore
 import Logging
 import ServiceLifecycle

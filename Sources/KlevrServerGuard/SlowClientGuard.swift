@@ -1,5 +1,4 @@
 import HummingbirdCore
-import Logging
 import NIOCore
 import NIOHTTPTypes
 import Synchronization
@@ -8,23 +7,25 @@ import Synchronization
 /// complete within ``Limits/head`` of the connection opening, a request body not complete within
 /// ``Limits/body`` of its head, and a kept-alive connection that starts no new request within
 /// ``Limits/idle`` of its last response. A request being answered (a long-poll held open by the
-/// manager) is not the client's delay and has no limit here.
+/// manager, or a member's poll held by its primary) is not the client's delay and has no limit here.
+///
+/// Used by the manager's server and by every agent's peer server (zone members' polls, relays, whois).
 ///
 /// It sits in each connection's pipeline after the HTTP decoder, so a head that arrives one byte at a
 /// time is simply a head that has not arrived yet.
-final class SlowClientGuard: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPRequestPart
-    typealias InboundOut = HTTPRequestPart
-    typealias OutboundIn = HTTPResponsePart
-    typealias OutboundOut = HTTPResponsePart
+public final class SlowClientGuard: ChannelDuplexHandler, RemovableChannelHandler {
+    public typealias InboundIn = HTTPRequestPart
+    public typealias InboundOut = HTTPRequestPart
+    public typealias OutboundIn = HTTPResponsePart
+    public typealias OutboundOut = HTTPResponsePart
 
     /// How long a client may take for each part of its request.
-    struct Limits: Sendable {
-        var head: TimeAmount
-        var body: TimeAmount
-        var idle: TimeAmount
+    public struct Limits: Sendable {
+        public var head: TimeAmount
+        public var body: TimeAmount
+        public var idle: TimeAmount
 
-        init(head: TimeAmount = .seconds(10), body: TimeAmount = .seconds(60), idle: TimeAmount = .seconds(30)) {
+        public init(head: TimeAmount = .seconds(10), body: TimeAmount = .seconds(60), idle: TimeAmount = .seconds(30)) {
             self.head = head
             self.body = body
             self.idle = idle
@@ -39,25 +40,25 @@ final class SlowClientGuard: ChannelDuplexHandler, RemovableChannelHandler {
     /// Whether a request's body is still arriving (its head came, its end did not).
     private var readingBody = false
 
-    init(limits: Limits, closed: ConnectionCounter? = nil) {
+    public init(limits: Limits, closed: ConnectionCounter? = nil) {
         self.limits = limits
         self.closed = closed
     }
 
-    func handlerAdded(context: ChannelHandlerContext) {
+    public func handlerAdded(context: ChannelHandlerContext) {
         arm(limits.head, context: context)
     }
 
-    func handlerRemoved(context: ChannelHandlerContext) {
+    public func handlerRemoved(context: ChannelHandlerContext) {
         disarm()
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
+    public func channelInactive(context: ChannelHandlerContext) {
         disarm()
         context.fireChannelInactive()
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head:
             awaitingResponse += 1
@@ -74,7 +75,7 @@ final class SlowClientGuard: ChannelDuplexHandler, RemovableChannelHandler {
         context.fireChannelRead(data)
     }
 
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+    public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         if case .end = unwrapOutboundIn(data) {
             awaitingResponse = max(0, awaitingResponse - 1)
             // While a body is still arriving its own limit keeps running.
@@ -102,35 +103,37 @@ final class SlowClientGuard: ChannelDuplexHandler, RemovableChannelHandler {
 /// Counts connections for the cap (Hummingbird's `AvailableConnectionsDelegate`: past the cap the server
 /// stops accepting, so new clients wait in the listen backlog), and the connections closed for slowness.
 /// The counters are shared by copies, so tests and logs can read them.
-struct ConnectionCap: AvailableConnectionsDelegate {
-    let limit: Int
-    let counter: ConnectionCounter
+public struct ConnectionCap: AvailableConnectionsDelegate {
+    public let limit: Int
+    public let counter: ConnectionCounter
 
-    init(limit: Int, counter: ConnectionCounter = ConnectionCounter()) {
+    public init(limit: Int, counter: ConnectionCounter = ConnectionCounter()) {
         self.limit = max(1, limit)
         self.counter = counter
     }
 
-    mutating func connectionOpened() { counter.opened() }
-    mutating func connectionClosed() { counter.closed() }
-    func isAcceptingNewConnections() -> Bool { counter.open < limit }
+    public mutating func connectionOpened() { counter.opened() }
+    public mutating func connectionClosed() { counter.closed() }
+    public func isAcceptingNewConnections() -> Bool { counter.open < limit }
 }
 
 /// Open connections, their peak, and connections closed by ``SlowClientGuard``.
-final class ConnectionCounter: Sendable {
+public final class ConnectionCounter: Sendable {
     private let state = Mutex<(open: Int, peak: Int, timedOut: Int)>((0, 0, 0))
 
-    var open: Int { state.withLock { $0.open } }
-    var peak: Int { state.withLock { $0.peak } }
-    var timedOut: Int { state.withLock { $0.timedOut } }
+    public var open: Int { state.withLock { $0.open } }
+    public var peak: Int { state.withLock { $0.peak } }
+    public var timedOut: Int { state.withLock { $0.timedOut } }
 
-    func opened() {
+    public init() {}
+
+    public func opened() {
         state.withLock {
             $0.open += 1
             $0.peak = max($0.peak, $0.open)
         }
     }
 
-    func closed() { state.withLock { $0.open = max(0, $0.open - 1) } }
-    func countTimeout() { state.withLock { $0.timedOut += 1 } }
+    public func closed() { state.withLock { $0.open = max(0, $0.open - 1) } }
+    public func countTimeout() { state.withLock { $0.timedOut += 1 } }
 }
