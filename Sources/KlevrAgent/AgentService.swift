@@ -41,6 +41,9 @@ public struct AgentService: Service {
     static func makeHTTPClient(tls: TLSConfiguration? = nil) -> HTTPClient {
         var configuration = HTTPClient.Configuration()
         configuration.connectionPool.retryConnectionEstablishment = false
+        // Dropped after 20 s idle, before the manager's or a peer's server closes them at 30 s (a request
+        // sent on a connection the server is closing at that moment would fail).
+        configuration.connectionPool.idleTimeout = .seconds(20)
         configuration.timeout.connect = .seconds(3)
         configuration.tlsConfiguration = tls
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)

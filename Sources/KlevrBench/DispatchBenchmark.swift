@@ -194,7 +194,7 @@ enum BenchManager {
         let portBox = PortBox()
         let app = manager.application(onServerRunning: { port in portBox.set(port) })
         var httpConfig = HTTPClient.Configuration()
-        httpConfig.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: poolSize)
+        httpConfig.connectionPool = .init(idleTimeout: .seconds(20), concurrentHTTP1ConnectionsPerHostSoftLimit: poolSize)
         httpConfig.timeout = .init(connect: .seconds(10), read: .seconds(120))
         let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: httpConfig)
         var failure: (any Error)?

@@ -106,7 +106,7 @@ public struct RelayBenchmark: Sendable {
         }
 
         var memberHTTPConfig = HTTPClient.Configuration()
-        memberHTTPConfig.connectionPool = .init(idleTimeout: .seconds(120), concurrentHTTP1ConnectionsPerHostSoftLimit: members * 2 + 16)
+        memberHTTPConfig.connectionPool = .init(idleTimeout: .seconds(20), concurrentHTTP1ConnectionsPerHostSoftLimit: members * 2 + 16)
         memberHTTPConfig.timeout = .init(connect: .seconds(10), read: .seconds(60))
         let memberHTTP = HTTPClient(eventLoopGroupProvider: .singleton, configuration: memberHTTPConfig)
         let book = ReceiptBook()

@@ -39,7 +39,9 @@ public enum ManagerClient {
         // No read timeout: a followed event stream is quiet for up to 15 s between keep-alive comments,
         // and a long poll for longer; each request's deadline (`timeout`) bounds the wait for its answer.
         configuration.timeout = .init(connect: .init(config.connectTimeout))
-        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: config.maxConnections)
+        // Idle connections are dropped after 20 s, before the manager closes them at 30 s: a request sent on
+        // one the manager is closing at that moment fails (remoteConnectionClosed) instead of being sent.
+        configuration.connectionPool = .init(idleTimeout: .seconds(20), concurrentHTTP1ConnectionsPerHostSoftLimit: config.maxConnections)
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 
